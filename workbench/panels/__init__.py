@@ -1,0 +1,1 @@
+"""One ipywidgets panel per notebook: each wires widgets to the computing layers and to ``plots``."""

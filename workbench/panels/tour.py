@@ -1,0 +1,65 @@
+"""The tour panel: width, depth and activation widgets driving random-network draws on a sphere slice."""
+
+from __future__ import annotations
+
+import ipywidgets as W
+import jax
+import numpy as np
+import plotly.graph_objects as go
+
+from workbench import config
+from workbench.data import great_circle
+from workbench.nets import ACTIVATIONS, MLP, sample_functions
+from workbench.plots.tour import function_draws
+
+WIDTHS = (4, 16, 64, 256, 1024, 4096)
+
+
+def tour_draws(width: int, depth: int, activation: str, num_draws: int, *, dim: int = 3,
+               num_points: int = 200, w_std: float = 2 ** 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Angles (num_points,) and outputs (num_draws, num_points) of random NTK-parametrized MLPs on a great circle."""
+    net = MLP(depth=depth, width=width, activation=activation, w_std=w_std, b_std=0.0)
+    t, x = great_circle(num_points, dim)
+    out = sample_functions(net, jax.random.PRNGKey(seed), x, num_draws)[..., 0]
+    return np.asarray(t), np.asarray(out)
+
+
+class TourPanel:
+    """Sliders for width and depth, a dropdown for the activation; the figure shows several random draws.
+
+    As the width grows the draws stay O(1) and become smoother samples of the NNGP.
+    """
+
+    def __init__(self) -> None:
+        self.width = W.SelectionSlider(options=config.pick(WIDTHS[:4], WIDTHS), value=64, description="width")
+        self.depth = W.IntSlider(value=2, min=1, max=6, description="depth")
+        self.activation = W.Dropdown(options=sorted(ACTIVATIONS), value="relu", description="activation")
+        self.draws = W.IntSlider(value=config.pick(3, 5), min=1, max=10, description="draws")
+        self.status = W.HTML()
+        t, out = self.compute()
+        self.figure = go.FigureWidget(function_draws(t, out, title=self._title()))
+        for w in (self.width, self.depth, self.activation, self.draws):
+            w.observe(self._update, names="value")
+        controls = W.HBox([W.VBox([self.width, self.depth]), W.VBox([self.activation, self.draws])])
+        self.widget = W.VBox([controls, self.figure, self.status])
+        self.status.value = f"<small>{config.device_report()}</small>"
+
+    def _title(self) -> str:
+        return f"{self.draws.value} random {self.activation.value} nets, depth {self.depth.value}, width {self.width.value}"
+
+    def compute(self) -> tuple[np.ndarray, np.ndarray]:
+        return tour_draws(self.width.value, self.depth.value, self.activation.value, self.draws.value,
+                          num_points=config.pick(100, 200))
+
+    def _update(self, _change: object = None) -> None:
+        t, out = self.compute()
+        new = function_draws(t, out, title=self._title())
+        with self.figure.batch_update():
+            self.figure.data = ()
+            self.figure.add_traces(list(new.data))
+            self.figure.layout.title = new.layout.title
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
