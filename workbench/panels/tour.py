@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from workbench import config
 from workbench.data import great_circle
 from workbench.nets import ACTIVATIONS, MLP, sample_functions
+from workbench.panels.base import Panel
 from workbench.plots.tour import function_draws
 
 WIDTHS = (4, 16, 64, 256, 1024, 4096)
@@ -24,24 +25,23 @@ def tour_draws(width: int, depth: int, activation: str, num_draws: int, *, dim: 
     return np.asarray(t), np.asarray(out)
 
 
-class TourPanel:
+class TourPanel(Panel):
     """Sliders for width and depth, a dropdown for the activation; the figure shows several random draws.
 
     As the width grows the draws stay O(1) and become smoother samples of the NNGP.
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.width = W.SelectionSlider(options=config.pick(WIDTHS[:4], WIDTHS), value=64, description="width")
         self.depth = W.IntSlider(value=2, min=1, max=6, description="depth")
         self.activation = W.Dropdown(options=sorted(ACTIVATIONS), value="relu", description="activation")
         self.draws = W.IntSlider(value=config.pick(3, 5), min=1, max=10, description="draws")
-        self.status = W.HTML()
         t, out = self.compute()
-        self.figure = go.FigureWidget(function_draws(t, out, title=self._title()))
-        for w in (self.width, self.depth, self.activation, self.draws):
-            w.observe(self._update, names="value")
+        self.figures["draws"] = go.FigureWidget(function_draws(t, out, title=self._title()))
         controls = W.HBox([W.VBox([self.width, self.depth]), W.VBox([self.activation, self.draws])])
-        self.widget = W.VBox([controls, self.figure, self.status])
+        self.layout([controls], [self.figures["draws"]])
+        self.watch([self.width, self.depth, self.activation, self.draws])
         self.status.value = f"<small>{config.device_report()}</small>"
 
     def _title(self) -> str:
@@ -51,15 +51,11 @@ class TourPanel:
         return tour_draws(self.width.value, self.depth.value, self.activation.value, self.draws.value,
                           num_points=config.pick(100, 200))
 
-    def _update(self, _change: object = None) -> None:
+    def update(self) -> None:
         t, out = self.compute()
         new = function_draws(t, out, title=self._title())
-        with self.figure.batch_update():
-            self.figure.data = ()
-            self.figure.add_traces(list(new.data))
-            self.figure.layout.title = new.layout.title
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        fig = self.figures["draws"]
+        with fig.batch_update():
+            fig.data = ()
+            fig.add_traces(list(new.data))
+            fig.layout.title = new.layout.title
