@@ -206,6 +206,22 @@ def per_example_grads(loss_fn: Callable, params: Any, batch: Any) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------- operator
+@dataclasses.dataclass(frozen=True)
+class CurvatureProduct:
+    """The pure product ``(v, params, batch) -> A v`` (A the Hessian or GGN of ``loss_fn``).
+
+    Hashable by value (``kind`` and ``loss_fn``), so algorithms jitted with it as a static
+    argument compile once per loss and reuse the compiled code for new parameters and batches.
+    """
+
+    kind: str
+    loss_fn: Callable
+
+    def __call__(self, v: jax.Array, params: Any, batch: Batch) -> jax.Array:
+        fn = hvp if self.kind == "hessian" else ggn_vp
+        return fn(self.loss_fn, params, batch, v)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class CurvatureOperator:
     """A symmetric P x P curvature matrix (Hessian or GGN) of ``loss_fn`` at ``params`` and ``batch``.
@@ -228,8 +244,8 @@ class CurvatureOperator:
         return (self.params, self.batch)
 
     @property
-    def pure_matvec(self) -> Callable[..., jax.Array]:
-        return functools.partial(hvp if self.kind == "hessian" else ggn_vp, self.loss_fn)
+    def pure_matvec(self) -> CurvatureProduct:
+        return CurvatureProduct(self.kind, self.loss_fn)
 
     @property
     def dtype(self) -> jnp.dtype:
@@ -245,7 +261,7 @@ class CurvatureOperator:
     def matvec(self, v: jax.Array) -> jax.Array:
         """The product with a flat vector ``v`` of length ``dim``."""
         v = self._check_vector(v, matrix=False)
-        return self.pure_matvec(self.params, self.batch, v)
+        return self.pure_matvec(v, self.params, self.batch)
 
     def matmat(self, vs: jax.Array) -> jax.Array:
         """Products with the rows of ``vs`` (m, dim), returned as rows (m, dim) (vmapped)."""
