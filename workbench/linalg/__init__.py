@@ -3,3 +3,8 @@
 ``linalg.dense``: symmetric eigendecomposition with input checks and kernel diagnostics.
 ``linalg.krylov``: matrix-free Lanczos eigenpairs, trace estimators, spectral densities.
 """
+
+from workbench.linalg.krylov import bottom_eigenvalues as bottom_eigenvalues
+from workbench.linalg.krylov import hutchinson_trace as hutchinson_trace
+from workbench.linalg.krylov import slq_density as slq_density
+from workbench.linalg.krylov import top_eigenvalues as top_eigenvalues
