@@ -22,6 +22,7 @@ the whole loop inside one ``jax.jit``. Each result carries its error estimate:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -72,6 +73,37 @@ def as_operator(operator: Any) -> _Op:
         "operator must have .matvec(v) and .dim, or be a pair (matvec, dim); "
         f"got {type(operator).__name__}"
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _DifferenceProduct:
+    fa: Callable[..., jax.Array]
+    fb: Callable[..., jax.Array]
+    num_a: int
+
+    def __call__(self, v: jax.Array, *args: Any) -> jax.Array:
+        return self.fa(v, *args[: self.num_a]) - self.fb(v, *args[self.num_a:])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LinearOperator:
+    """A symmetric operator given by a pure product ``pure_matvec(v, *operands)`` and its data."""
+
+    pure_matvec: Callable[..., jax.Array]
+    operands: tuple
+    dim: int
+    dtype: Any
+
+    def matvec(self, v: jax.Array) -> jax.Array:
+        return self.pure_matvec(v, *self.operands)
+
+
+def difference(a: Any, b: Any) -> LinearOperator:
+    """The operator A - B (same dimension), keeping both operands as jit arguments."""
+    oa, ob = as_operator(a), as_operator(b)
+    if oa.dim != ob.dim:
+        raise ValueError(f"operators must have the same dimension, got {oa.dim} and {ob.dim}")
+    return LinearOperator(_DifferenceProduct(oa.fn, ob.fn, len(oa.args)), oa.args + ob.args, oa.dim, oa.dtype)
 
 
 def _key(key: jax.Array | None) -> jax.Array:
@@ -322,6 +354,28 @@ def hutchinson_trace(operator: Any, num_samples: int, key: jax.Array | None = No
         mean, sem = _xtrace_jit(op.fn, half, batch_size, key, marker, *op.args)
         _check_finite_samples(np.array([float(mean), float(sem)]), method)
         return TraceEstimate(float(mean), float(sem), 2 * half, method)
+
+
+def _squared_norms_core(fn, num_probes, batch_size, key, marker, *args):
+    z = _rademacher(key, (num_probes, marker.shape[0]), marker.dtype)
+    az = _map_matvec(fn, z, args, batch_size)
+    return jnp.sum(az * az, axis=1)
+
+
+_squared_norms_jit = jax.jit(_squared_norms_core, static_argnums=(0, 1, 2))
+
+
+def squared_norms(operator: Any, num_probes: int, key: jax.Array | None = None, *, batch_size: int = 16) -> np.ndarray:
+    """|A z_i|^2 for Rademacher probes z_i, shape (num_probes,): each an unbiased estimate of ||A||_F^2
+    = tr(A^T A) (Hutchinson applied to A^2)."""
+    op = as_operator(operator)
+    num_probes = check_positive_int("num_probes", num_probes, minimum=2)
+    batch_size = check_positive_int("batch_size", batch_size)
+    marker = jnp.zeros((op.dim,), op.dtype)
+    with config.matmul_precision("highest"):
+        vals = np.asarray(_squared_norms_jit(op.fn, num_probes, batch_size, _key(key), marker, *op.args))
+    _check_finite_samples(vals, "squared_norms")
+    return vals
 
 
 def _check_finite_samples(vals: np.ndarray, method: str) -> None:
