@@ -160,7 +160,20 @@ def _lanczos(op: _Op, num_steps: int, key: jax.Array, what: str):
             f"non-finite matrix-vector product (NaN or inf) in {what} at Lanczos step {bad + 1} of {num_steps}: "
             "the operator returned NaN/inf (check the loss, the parameters and the data)"
         )
+    # Near-breakdown: a tiny beta_j means span(q_0..q_j) is invariant to rounding; the vectors after it
+    # are normalized rounding noise that is not orthogonal to the basis. Keep the steps up to j.
+    off = np.abs(np.diag(t, 1))
+    scale = float(np.max(np.abs(t))) if t.size else 0.0
+    small = off <= _breakdown_tol(t.dtype, op.dim) * max(scale, np.finfo(t.dtype).tiny)
+    if small.any():
+        j = int(np.argmax(small))
+        return q[: j + 1], t[: j + 1, : j + 1], 0.0
     return q, t, float(beta)
+
+
+def _breakdown_tol(dtype: Any, dim: int) -> float:
+    """beta_j below this times max|T| is a Lanczos breakdown: rounding level, 10 eps sqrt(dim)."""
+    return 10.0 * float(np.finfo(dtype).eps) * math.sqrt(dim)
 
 
 def _ritz(q: jax.Array, t: np.ndarray, beta: float, k: int, which: str):
@@ -253,6 +266,10 @@ def top_eigenvalues(operator: Any, k: int = 1, *, key: jax.Array | None = None, 
     the depth reaches ``dim`` (exact). Each reported eigenvalue is within its residual of an exact one.
     ``method="power"``: power iteration stopped when the Rayleigh quotient changes by < tol
     (PyHessian's rule; converges slowly and stops early when top eigenvalues cluster; k = 1 only).
+
+    A single-vector Krylov space holds each *distinct* eigenvalue once: a repeated eigenvalue
+    (e.g. the null space of a low-rank GGN) is reported once, and asking for more eigenvalues than
+    the Krylov space holds raises a ValueError.
     """
     return _extremal(operator, k, key, num_iters, tol, method, "top")
 

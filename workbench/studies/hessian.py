@@ -1,0 +1,266 @@
+"""Batch-Hessian spectra across batch sizes against the random-matrix model (THEORY.md section 8).
+
+:func:`batch_hessian_study` takes a net, a data set (x, y), a loss and a list of batch sizes; it draws
+``num_batches`` batches per B (without replacement within a batch), and measures for each:
+
+* the top-k eigenvalues of the batch curvature H_B (Hessian or GGN; Lanczos, Ritz residuals kept);
+* its SLQ spectral density (nodes and weights; densities on a common grid at the end);
+* the noise E_B = H_B - H: ||E_B||_F^2 by Hutchinson on E_B^2 and its top eigenvalue by Lanczos;
+
+and for the full data: the top-k eigenvalues and the SLQ density of H. It fits sigma^2 in
+s^2 = ||E_B||_F^2/P^2 = sigma^2 (1/B - 1/N) N/(N - 1), and returns the random-matrix prediction
+(:func:`workbench.rmt.batch_hessian_top`) beside the measurements.
+
+Implementation: the batch loss is the full-data loss with weights w_i = 1/B on the batch and 0 elsewhere
+(:class:`WeightedOutputLoss`), so H_B and E_B (weights 1/B - 1/N) share one compiled product with H for
+every batch size: moving a batch-size slider recompiles nothing. Each product then costs a pass over
+all N points, which is what one wants for N up to a few thousand.
+
+GGN model: for ``kind="ggn"`` the per-example GGN terms are modelled as the sample second-moment matrix
+of a population sigma_b^2 (I + spikes); its off-diagonal entries have variance sigma_b^4 (1/B - 1/N) N/(N - 1),
+so the fitted Frobenius sigma^2 gives the bulk level sigma_b^2 = sqrt(sigma^2) for the Marchenko-Pastur
+prediction (a reconstruction, see :func:`workbench.rmt.batch_hessian_top`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from workbench import config, rmt
+from workbench.hessian import KINDS, OUTPUT_LOSSES, ComposedLoss, hessian_operator, mlp_loss, num_params
+from workbench.linalg.krylov import gaussian_broadening, slq_density, squared_norms, top_eigenvalues
+from workbench.validation import check_choice, check_finite, check_positive_int, check_real
+
+
+# ----------------------------------------------------------------------------- weighted loss
+def _per_example(loss: str, f: jax.Array, y: jax.Array) -> jax.Array:
+    if loss == "mse":
+        return 0.5 * jnp.sum((f - y) ** 2, axis=-1)
+    return -jnp.sum(y * jax.nn.log_softmax(f, axis=-1), axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightedOutputLoss:
+    """sum_i w_i l(f_i, y_i) with ``yw = concat(y, w[:, None])``: l the per-example ``"mse"``
+    (1/2 |f - y|^2) or ``"cross_entropy"`` loss. Weights 1/N give the mean loss of :mod:`workbench.hessian`."""
+
+    loss: str
+
+    def __call__(self, f: jax.Array, yw: jax.Array) -> jax.Array:
+        return jnp.sum(yw[:, -1] * _per_example(self.loss, f, yw[:, :-1]))
+
+
+@functools.lru_cache(maxsize=64)
+def weighted_mlp_loss(net: Any, loss: str) -> ComposedLoss:
+    """The cached :class:`ComposedLoss` of ``net.apply`` and :class:`WeightedOutputLoss` (one compile per net)."""
+    check_choice("loss", loss, OUTPUT_LOSSES)
+    return ComposedLoss(net.apply, WeightedOutputLoss(loss))
+
+
+def with_weights(y: jax.Array, w: jax.Array) -> jax.Array:
+    """Targets with the weight column appended, shape (n, out_dim + 1)."""
+    return jnp.concatenate([y, w[:, None].astype(y.dtype)], axis=1)
+
+
+# ----------------------------------------------------------------------------- training
+class TrainedParams(NamedTuple):
+    params: Any
+    steps_done: int
+    diverged_at: int | None
+    losses: np.ndarray
+
+
+@functools.partial(jax.jit, static_argnames=("loss_fn", "num_steps"))
+def _gd(loss_fn, params, batch, lr, num_steps):
+    opt = optax.sgd(1.0)
+
+    def step(carry, _):
+        p, s = carry
+        val, g = jax.value_and_grad(loss_fn)(p, batch)
+        upd, s = opt.update(g, s, p)
+        p_new = optax.apply_updates(p, jax.tree_util.tree_map(lambda u: lr * u, upd))
+        return (p_new, s), (val, p_new)
+
+    (_, _), (vals, traj) = jax.lax.scan(step, (params, opt.init(params)), None, length=num_steps)
+    return vals, traj
+
+
+def train_full_batch(net: Any, params: Any, x: jax.Array, y: jax.Array, loss: str, num_steps: int,
+                     lr: float) -> TrainedParams:
+    """``num_steps`` of full-batch gradient descent on the mean loss; stops at the last finite parameters.
+
+    Divergence (a non-finite loss or parameter at step k) is a result: ``diverged_at = k`` and the
+    parameters are those before step k.
+    """
+    num_steps = check_positive_int("num_steps", num_steps, minimum=0)
+    lr = check_real("lr", lr, positive=True)
+    if num_steps == 0:
+        return TrainedParams(params, 0, None, np.zeros(0))
+    lf = mlp_loss(net, loss)
+    vals, traj = _gd(lf, params, (x, y), lr, num_steps)
+    vals = np.asarray(vals)
+    leaves = jax.tree_util.tree_leaves(traj)
+    finite_p = np.all(np.stack([np.asarray(jnp.all(jnp.isfinite(a.reshape(num_steps, -1)), axis=1))
+                                for a in leaves]), axis=0)
+    ok = np.isfinite(vals) & finite_p
+    if ok.all():
+        last = jax.tree_util.tree_map(lambda a: a[-1], traj)
+        return TrainedParams(last, num_steps, None, vals)
+    k = int(np.argmin(ok))
+    last = params if k == 0 else jax.tree_util.tree_map(lambda a: a[k - 1], traj)
+    return TrainedParams(last, k, k, vals[:k])
+
+
+# ----------------------------------------------------------------------------- study
+class BatchHessianStudy(NamedTuple):
+    """Everything the notebook plots. Shapes: nB = len(batch_sizes), J = num_batches, k = top_k.
+
+    ``batch_top`` (nB, J, k), ``full_top`` (k,), ``frob_sq`` (nB, J) estimates of ||H_B - H||_F^2 with
+    ``frob_sq_stderr``; ``noise_var`` (nB,) = mean frob_sq / P^2; ``noise_top`` (nB, J) top eigenvalue
+    of H_B - H; ``wigner_edge`` (nB,) = 2 sqrt(noise_var P) (the edge the Wigner model predicts from the
+    measured noise); ``fit`` (:class:`workbench.rmt.NoiseFit`), ``prediction``
+    (:class:`workbench.rmt.BatchTopPrediction` from ``full_top`` and the fitted sigma^2);
+    ``grid``, ``full_density`` (G,), ``batch_density`` (nB, G): SLQ densities (pooled over batches);
+    ``moments`` (nB + 1, 2) SLQ first two moments (batch sizes, then full data).
+    """
+
+    batch_sizes: np.ndarray
+    num_params: int
+    num_data: int
+    kind: str
+    loss: str
+    full_top: np.ndarray
+    full_residuals: np.ndarray
+    batch_top: np.ndarray
+    frob_sq: np.ndarray
+    frob_sq_stderr: np.ndarray
+    noise_var: np.ndarray
+    noise_top: np.ndarray
+    wigner_edge: np.ndarray
+    fit: rmt.NoiseFit
+    prediction: rmt.BatchTopPrediction
+    grid: np.ndarray
+    full_density: np.ndarray
+    batch_density: np.ndarray
+    sigma: float
+    moments: np.ndarray
+    train_steps: int
+    diverged_at: int | None
+    device: str
+    elapsed_s: float
+
+
+def _batch_weights(key: jax.Array, n: int, b: int, dtype: Any) -> jax.Array:
+    idx = jax.random.choice(key, n, (b,), replace=False)
+    return jnp.zeros((n,), dtype).at[idx].set(1.0 / b)
+
+
+def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Sequence[int], *, loss: str = "mse",
+                        kind: str = "hessian", num_batches: int = 3, top_k: int = 3, params: Any = None,
+                        key: jax.Array | None = None, train_steps: int = 0, lr: float = 0.1,
+                        slq_steps: int = 40, slq_probes: int = 4, noise_probes: int = 8,
+                        grid_size: int = 400, progress: bool = True) -> BatchHessianStudy:
+    """Measure batch-curvature spectra at each batch size and compare with the random-matrix model.
+
+    Args:
+      net: an MLP (anything hashable with ``init(key, in_dim)`` and ``apply(params, x)``).
+      x, y: the data set, shapes (N, d) and (N, out_dim) (one-hot rows for cross-entropy).
+      batch_sizes: batch sizes B in [1, N].
+      loss: ``"mse"`` or ``"cross_entropy"`` (mean over the batch, :mod:`workbench.hessian`).
+      kind: ``"hessian"`` or ``"ggn"``.
+      num_batches: batches drawn per B; top_k: eigenvalues kept per batch.
+      params: parameters to look at (default ``net.init(key)``), then ``train_steps`` of full-batch GD at ``lr``.
+      slq_steps, slq_probes: Lanczos depth and probes per batch for the densities.
+      noise_probes: Hutchinson probes for ||H_B - H||_F^2.
+    """
+    check_choice("loss", loss, OUTPUT_LOSSES)
+    check_choice("kind", kind, KINDS)
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y must be 2-d with equal leading sizes, got shapes {x.shape} and {y.shape}")
+    check_finite("x", x)
+    check_finite("y", y)
+    n = int(x.shape[0])
+    bs = np.asarray([check_positive_int("batch_sizes[i]", int(b)) for b in batch_sizes])
+    if bs.size == 0 or np.any(bs > n):
+        raise ValueError(f"batch_sizes must be a non-empty list of integers in [1, N={n}], got {list(bs)}")
+    num_batches = check_positive_int("num_batches", num_batches, minimum=1)
+    top_k = check_positive_int("top_k", top_k)
+    key = jax.random.PRNGKey(0) if key is None else key
+    k_init, k_data, k_probe = jax.random.split(key, 3)
+    if params is None:
+        params = net.init(k_init, int(x.shape[1]), dtype=x.dtype)
+    trained = train_full_batch(net, params, x, y, loss, train_steps, lr)
+    params = trained.params
+
+    start = time.perf_counter()
+    lf = weighted_mlp_loss(net, loss)
+    p = num_params(params)
+    dtype = x.dtype
+    uniform = jnp.full((n,), 1.0 / n, dtype)
+    full_op = hessian_operator(lf, params, (x, with_weights(y, uniform)), kind=kind)
+    full = top_eigenvalues(full_op, top_k, key=k_probe, tol=1e-6)
+    full_slq = slq_density(full_op, min(slq_steps, p), max(slq_probes, 2), key=k_probe, grid=2)
+
+    nb = len(bs)
+    batch_top = np.zeros((nb, num_batches, top_k))
+    frob = np.zeros((nb, num_batches))
+    frob_se = np.zeros((nb, num_batches))
+    noise_top = np.zeros((nb, num_batches))
+    nodes: list[list[np.ndarray]] = [[] for _ in bs]
+    weights: list[list[np.ndarray]] = [[] for _ in bs]
+    moments = np.zeros((nb + 1, 2))
+    with config.matmul_precision("highest"):
+        bar = tqdm(total=nb * num_batches, desc="batch Hessians", disable=not progress, leave=False)
+        for i, b in enumerate(bs):
+            for j in range(num_batches):
+                kb, kt, ks, kn = jax.random.split(jax.random.fold_in(k_data, i * 1000 + j), 4)
+                w = _batch_weights(kb, n, int(b), dtype)
+                op_b = hessian_operator(lf, params, (x, with_weights(y, w)), kind=kind)
+                op_e = hessian_operator(lf, params, (x, with_weights(y, w - uniform)), kind=kind)
+                batch_top[i, j] = top_eigenvalues(op_b, top_k, key=kt, tol=1e-6).eigenvalues
+                d = slq_density(op_b, min(slq_steps, p), max(slq_probes, 2), key=ks, grid=2)
+                nodes[i].append(d.nodes)
+                weights[i].append(d.weights)
+                vals = squared_norms(op_e, max(noise_probes, 2), key=kn)
+                frob[i, j] = vals.mean()
+                frob_se[i, j] = vals.std(ddof=1) / math.sqrt(len(vals))
+                noise_top[i, j] = top_eigenvalues(op_e, 1, key=kn, tol=1e-4).eigenvalues[0]
+                bar.update(1)
+        bar.close()
+
+    noise_var = frob.mean(axis=1) / p ** 2
+    fit = rmt.fit_noise_variance(bs, frob.mean(axis=1), p, n)
+    if kind == "hessian":
+        pred = rmt.batch_hessian_top(np.maximum(full.eigenvalues, 1e-300), p, fit.sigma2, bs, n, kind="hessian")
+    else:
+        pred = rmt.batch_hessian_top(np.maximum(full.eigenvalues, 1e-300), p, math.sqrt(max(fit.sigma2, 1e-300)),
+                                     bs, n, kind="ggn")
+    wigner_edge = 2 * np.sqrt(noise_var * p)
+
+    all_nodes = np.concatenate([full_slq.nodes.ravel()] + [np.concatenate(v).ravel() for v in nodes])
+    lo, hi = float(all_nodes.min()), float(all_nodes.max())
+    sigma = 0.01 * (hi - lo) if hi > lo else 1e-3
+    grid = np.linspace(lo - 5 * sigma, hi + 5 * sigma, grid_size)
+    full_density = gaussian_broadening(grid, full_slq.nodes, full_slq.weights, sigma)
+    batch_density = np.stack([gaussian_broadening(grid, np.concatenate(nodes[i]), np.concatenate(weights[i]), sigma)
+                              for i in range(nb)])
+    for i in range(nb):
+        nn, ww = np.concatenate(nodes[i]), np.concatenate(weights[i])
+        moments[i] = [np.mean(np.sum(ww * nn, axis=1)), np.mean(np.sum(ww * nn ** 2, axis=1))]
+    moments[nb] = full_slq.moments
+    return BatchHessianStudy(
+        bs, p, n, kind, loss, full.eigenvalues, full.residuals, batch_top, frob, frob_se, noise_var, noise_top,
+        wigner_edge, fit, pred, grid, full_density, batch_density, sigma, moments, trained.steps_done,
+        trained.diverged_at, config.device_report(), time.perf_counter() - start)
