@@ -201,11 +201,11 @@ class MLP:
         if self.parametrization == "ntk":
             h = (self.w_std / math.sqrt(fan_in)) * (a @ p["W"])
             if self.has_bias:
-                h = h + self.b_std * p["b"]
+                h = h + self.b_std * p["b"][None, :]
         else:
             h = a @ p["W"]
             if self.has_bias:
-                h = h + p["b"]
+                h = h + p["b"][None, :]
         return h
 
     def preactivations(self, params: Params, x: jax.Array) -> list[jax.Array]:
