@@ -1,0 +1,11 @@
+"""Kernels of neural networks: empirical (finite-width) NTK, infinite-width NNGP/NTK, sphere eigenvalues.
+
+``kernels.empirical``: :func:`empirical_ntk` of any ``apply_fn(params, x)`` (Jacobian contraction,
+NTK-vector products, structured MLP method), blocked and sharded.
+``kernels.analytic``: :func:`infinite_kernels` of an :class:`~workbench.nets.MLP` (THEORY.md section 1).
+``kernels.sphere``: Mercer eigenvalues of dot-product kernels on the sphere (Funk-Hecke).
+"""
+
+from workbench.kernels.analytic import Kernels as Kernels
+from workbench.kernels.analytic import infinite_kernels as infinite_kernels
+from workbench.kernels.empirical import empirical_ntk as empirical_ntk

@@ -1,0 +1,330 @@
+"""Infinite-width NNGP and NTK of a fully connected :class:`~workbench.nets.MLP` (THEORY.md section 1).
+
+Network (NTK parametrization, neural-tangents' ``Dense(W_std, b_std, parameterization="ntk")``):
+h^1 = (w_std/sqrt(d)) W^1 x + b_std b^1, h^{l+1} = (w_std/sqrt(n)) W^{l+1} phi(h^l) + b_std b^{l+1},
+W, b ~ N(0, 1); ``depth`` hidden layers, output h^{depth+1}. Per output unit:
+
+* K^1(x, x') = w_std^2 x.x'/d + b_std^2,  Theta^1 = K^1;
+* K^{l+1} = b_std^2 + w_std^2 E[phi(u) phi(v)],  Theta^{l+1} = K^{l+1} + w_std^2 E[phi'(u) phi'(v)] Theta^l,
+  (u, v) ~ N(0, [[K11, K12], [K12, K22]]) from layer l (Jacot et al. 2018; Lee et al. 2018).
+
+``b_std=None`` (no bias parameters) counts as b_std = 0. The returned kernels are those of one
+output unit: the NTK of a net with ``out_dim = k`` outputs is ``Theta (x) I_k``, so the empirical
+``output="trace"`` kernel tends to ``k * Theta``.
+
+Expectations: relu by the arc-cosine kernels (Cho & Saul 2009) with the angle computed stably as
+``arctan2(sqrt(K11 K22 - K12^2), K12)`` (and exact on the diagonal); erf by Williams (1997);
+any other activation (tanh, gelu, user functions) by tensor Gauss-Hermite quadrature over the
+2-d Gaussian, with its order chosen adaptively (growing by 1.5x until two orders agree to 1e-10
+relative on a probe of the entries).
+
+Standard parametrization (neural-tangents' ``parameterization="standard"``; W ~ N(0, w_std^2/fan_in),
+b ~ N(0, b_std^2), all parameters trained at the same rate): the NNGP is the same; the NTK
+picks up the fan-in: Theta_out = fan_in K_in + [1 if bias] + w_std^2 E[phi' phi'] Theta_in with
+K_in the layer's input kernel per feature (x.x'/d for the first layer, E[phi(u) phi(v)] after),
+so it depends on the finite width (it grows like width).
+
+muP: there is no fixed infinite-width NTK: the output variance at initialization vanishes like
+1/width (so the NNGP limit is 0) and, with the muP learning rates, the kernel moves by O(1)
+during training (feature learning, Yang & Hu 2021). :func:`infinite_kernels` raises a clear
+error; measure finite-width kernels with :func:`workbench.kernels.empirical.empirical_ntk`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.special
+
+from workbench.nets import MLP, activation_name
+from workbench.validation import check_choice, check_finite, check_matrix_rank2, check_positive_int
+
+#: activations with closed-form Gaussian expectations
+CLOSED_FORMS = ("relu", "erf", "identity")
+#: relative agreement between two Gauss-Hermite orders that ends the adaptive doubling
+QUADRATURE_RTOL = 1e-10
+
+
+class Kernels(NamedTuple):
+    """Infinite-width kernels of one output unit: ``nngp`` K and ``ntk`` Theta, each (n1, n2)."""
+
+    nngp: jax.Array
+    ntk: jax.Array
+
+
+# ----------------------------------------------------------------------------- Gaussian expectations
+def relu_expectations(k11: jax.Array, k22: jax.Array, k12: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """E[relu(u) relu(v)] and E[relu'(u) relu'(v)] for (u, v) ~ N(0, [[k11, k12], [k12, k22]]).
+
+    Arc-cosine kernels (Cho & Saul 2009): with th the angle, cos th = k12/sqrt(k11 k22),
+    E[phi phi] = sqrt(k11 k22)/(2 pi) (sin th + (pi - th) cos th), E[phi' phi'] = (pi - th)/(2 pi).
+    th = arctan2(sqrt(k11 k22 - k12^2), k12) is accurate near th = 0, where the derivative kernel
+    behaves like sqrt(1 - cos th); when k12^2 = k11 k22 exactly, th = 0 and E[phi phi] = k11/2.
+    """
+    prod = k11 * k22
+    sin_scaled = jnp.sqrt(jnp.maximum(prod - k12 * k12, 0.0))  # sqrt(k11 k22) sin th
+    th = jnp.arctan2(sin_scaled, k12)
+    e_phi = (sin_scaled + (jnp.pi - th) * k12) / (2 * jnp.pi)
+    e_dphi = (jnp.pi - th) / (2 * jnp.pi)
+    return e_phi, e_dphi
+
+
+def erf_expectations(k11: jax.Array, k22: jax.Array, k12: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """E[erf(u) erf(v)] and E[erf'(u) erf'(v)] (Williams 1997).
+
+    E[erf erf] = (2/pi) arcsin(2 k12 / sqrt((1 + 2 k11)(1 + 2 k22))),
+    E[erf' erf'] = (4/pi) / sqrt((1 + 2 k11)(1 + 2 k22) - 4 k12^2).
+    """
+    d = (1 + 2 * k11) * (1 + 2 * k22)
+    e_phi = (2 / jnp.pi) * jnp.arcsin(jnp.clip(2 * k12 / jnp.sqrt(d), -1.0, 1.0))
+    e_dphi = (4 / jnp.pi) / jnp.sqrt(d - 4 * k12 * k12)
+    return e_phi, e_dphi
+
+
+def identity_expectations(k11: jax.Array, k22: jax.Array, k12: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """E[u v] = k12 and E[1 * 1] = 1 (linear network)."""
+    return k12, jnp.ones_like(k12)
+
+
+def _derivative(phi: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], jax.Array]:
+    """phi' of an elementwise phi, elementwise (forward-mode derivative with a unit tangent)."""
+    return lambda x: jax.jvp(phi, (x,), (jnp.ones_like(x),))[1]
+
+
+def gauss_hermite_expectations(phi: Callable[[jax.Array], jax.Array], k11: jax.Array, k22: jax.Array,
+                               k12: jax.Array, order: int) -> tuple[jax.Array, jax.Array]:
+    """E[phi(u) phi(v)] and E[phi'(u) phi'(v)] by ``order`` x ``order`` Gauss-Hermite quadrature.
+
+    With z1, z2 iid N(0, 1): u = sqrt(k11) z1, v = sqrt(k22) (c z1 + sqrt(1 - c^2) z2),
+    c = k12/sqrt(k11 k22); nodes and weights are the probabilists' Hermite ones (numpy's
+    ``scipy.special.roots_hermitenorm``, weights divided by sqrt(2 pi)). Inputs broadcast; zero variances are allowed.
+    """
+    order = check_positive_int("order", order)
+    z, w = scipy.special.roots_hermitenorm(order)
+    dt = jnp.result_type(k11, k22, k12)
+    z = jnp.asarray(z, dt)
+    w = jnp.asarray(w / math.sqrt(2 * math.pi), dt)
+    dphi = _derivative(phi)
+    k11, k22, k12 = jnp.broadcast_arrays(k11, k22, k12)
+    shape = k11.shape
+    a = jnp.sqrt(k11).reshape(-1)
+    b = jnp.sqrt(k22).reshape(-1)
+    denom = a * b
+    c = jnp.where(denom > 0, k12.reshape(-1) / jnp.where(denom > 0, denom, 1.0), 0.0)
+    c = jnp.clip(c, -1.0, 1.0)
+    s = jnp.sqrt(1 - c * c)
+
+    def one(args):
+        ai, bi, ci, si = args
+        u = ai * z[:, None]  # (q, 1)
+        v = bi * (ci * z[:, None] + si * z[None, :])  # (q, q)
+        ww = w[:, None] * w[None, :]
+        return jnp.sum(ww * phi(u) * phi(v)), jnp.sum(ww * dphi(u) * dphi(v))
+
+    e_phi, e_dphi = jax.lax.map(one, (a, b, c, s), batch_size=min(256, max(a.shape[0], 1)))
+    return e_phi.reshape(shape), e_dphi.reshape(shape)
+
+
+def _expectations(net: MLP, k11, k22, k12, order: int):
+    name = net.activation if isinstance(net.activation, str) else None
+    if name == "relu":
+        return relu_expectations(k11, k22, k12)
+    if name == "erf":
+        return erf_expectations(k11, k22, k12)
+    if name == "identity":
+        return identity_expectations(k11, k22, k12)
+    return gauss_hermite_expectations(net.phi, k11, k22, k12, order)
+
+
+def has_closed_form(net: MLP) -> bool:
+    """True if ``net``'s activation has closed-form Gaussian expectations (no quadrature)."""
+    return isinstance(net.activation, str) and net.activation in CLOSED_FORMS
+
+
+# ----------------------------------------------------------------------------- recursion
+def _check_net(net: MLP) -> None:
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be a workbench.nets.MLP, got {type(net).__name__}")
+    if net.parametrization == "mup":
+        raise ValueError(
+            "the infinite-width NTK of a muP network is degenerate: its output variance at initialization "
+            "vanishes like 1/width (the NNGP limit is 0) and with muP learning rates the kernel moves by O(1) "
+            "during training (feature learning, Yang & Hu 2021), so no fixed kernel describes it; use "
+            "parametrization='ntk' or 'standard' here, or measure finite widths with kernels.empirical.empirical_ntk"
+        )
+
+
+def _diagonal_expectations(net: MLP, k: jax.Array, order: int) -> tuple[jax.Array, jax.Array]:
+    """E[phi(u)^2] and E[phi'(u)^2] for u ~ N(0, k): closed form, or 1-d Gauss-Hermite of ``order``."""
+    if has_closed_form(net):
+        return _expectations(net, k, k, k, order)
+    z, w = scipy.special.roots_hermitenorm(order)
+    z = jnp.asarray(z, k.dtype)
+    w = jnp.asarray(w / math.sqrt(2 * math.pi), k.dtype)
+    u = jnp.sqrt(k)[..., None] * z
+    return jnp.sum(w * net.phi(u) ** 2, axis=-1), jnp.sum(w * _derivative(net.phi)(u) ** 2, axis=-1)
+
+
+@partial(jax.jit, static_argnames=("net", "in_dim", "order", "diagonal"))
+def _recursion(net: MLP, dot11, dot22, dot12, in_dim: int, order: int, diagonal: bool) -> Kernels:
+    w2 = float(net.w_std) ** 2
+    b2 = float(net.b_std) ** 2 if net.b_std is not None else 0.0
+    bias_ntk = 1.0 if net.has_bias else 0.0
+    standard = net.parametrization == "standard"
+    dot11, dot22, dot12 = jnp.broadcast_arrays(dot11, dot22, dot12)
+    # layer 1: per-feature input kernels x.x'/d
+    kin11, kin22, kin12 = dot11 / in_dim, dot22 / in_dim, dot12 / in_dim
+    k11, k22, k12 = w2 * kin11 + b2, w2 * kin22 + b2, w2 * kin12 + b2
+    theta = in_dim * kin12 + bias_ntk if standard else k12
+
+    def hidden_to_next(_, state):
+        # nonlinearity phi(h^l), then the affine layer of fan_in = width
+        k11, k22, k12, theta = state
+        kin11, _ = _diagonal_expectations(net, k11, order)
+        kin22 = kin11 if diagonal else _diagonal_expectations(net, k22, order)[0]
+        if diagonal:
+            kin12, e_dphi = _diagonal_expectations(net, k11, order)
+        else:
+            kin12, e_dphi = _expectations(net, k11, k22, k12, order)
+        n11, n22, n12 = w2 * kin11 + b2, w2 * kin22 + b2, w2 * kin12 + b2
+        direct = net.width * kin12 + bias_ntk if standard else n12
+        return n11, n22, n12, direct + w2 * e_dphi * theta
+
+    _, _, k12, theta = jax.lax.fori_loop(0, net.depth, hidden_to_next, (k11, k22, k12, theta))
+    return Kernels(k12, theta)
+
+
+#: Gauss-Hermite orders tried for activations without closed form (about x1.5 apart)
+QUADRATURE_ORDERS = (24, 36, 54, 80, 120, 180, 270, 400)
+
+
+def _variances(net: MLP, sq: np.ndarray, in_dim: int) -> np.ndarray:
+    """Pre-activation variances K^l(x, x) of all layers for squared norms ``sq`` (1-d quadrature, order 400)."""
+    z, w = scipy.special.roots_hermitenorm(QUADRATURE_ORDERS[-1])
+    w = w / math.sqrt(2 * math.pi)
+    w2 = float(net.w_std) ** 2
+    b2 = float(net.b_std) ** 2 if net.b_std is not None else 0.0
+    k = w2 * np.asarray(sq, float) / in_dim + b2
+    out = [k]
+    for _ in range(net.depth):
+        k = b2 + w2 * np.sum(w * np.asarray(net.phi(jnp.asarray(np.sqrt(k)[:, None] * z))) ** 2, axis=1)
+        out.append(k)
+    return np.concatenate(out)
+
+
+def _choose_order(net: MLP, sq: np.ndarray, in_dim: int) -> int:
+    """The Gauss-Hermite order for ``net``'s activation on inputs with squared norms ``sq``.
+
+    The largest pre-activation variance s^2 over layers and inputs sets the scale: the order is the
+    first of :data:`QUADRATURE_ORDERS` at which the 1-d expectations E[phi(u)^2], E[phi'(u)^2] and
+    E[phi(u)] E[phi(u)] at u ~ N(0, 2 s^2) (the product phi(u) phi(v) varies on a scale up to twice
+    that of phi) agree with the next order's to QUADRATURE_RTOL / 10 relative. A heuristic checked
+    in the tests against adaptive 2-d quadrature (scipy) to 1e-8.
+    """
+    s = float(np.sqrt(2 * np.max(_variances(net, sq, in_dim))))
+    dphi = _derivative(net.phi)
+    nodes = [scipy.special.roots_hermitenorm(q) for q in QUADRATURE_ORDERS]
+    allz = jnp.asarray(np.concatenate([z for z, _ in nodes]) * s)
+    f, df = np.asarray(net.phi(allz)), np.asarray(dphi(allz))
+    if not (np.all(np.isfinite(f)) and np.all(np.isfinite(df))):
+        raise ValueError(f"activation {activation_name(net.activation)!r} is not finite on Gaussian nodes up to "
+                         f"|u| = {float(np.max(np.abs(allz))):.3g}")
+    vals, start = [], 0
+    for z, w in nodes:
+        w = w / math.sqrt(2 * math.pi)
+        fz, dz = f[start:start + len(z)], df[start:start + len(z)]
+        start += len(z)
+        vals.append(np.array([w @ fz**2, w @ dz**2, (w @ fz) ** 2 + (w @ (z * fz)) ** 2]))
+    for q, a, b in zip(QUADRATURE_ORDERS, vals[:-1], vals[1:]):
+        if np.max(np.abs(a - b)) <= 0.1 * QUADRATURE_RTOL * max(float(np.max(np.abs(b))), 1e-300):
+            return q
+    warnings.warn(
+        f"Gauss-Hermite quadrature for activation {activation_name(net.activation)!r} did not converge to "
+        f"{QUADRATURE_RTOL:g} by order {QUADRATURE_ORDERS[-1]} (is it smooth?); using that order",
+        RuntimeWarning, stacklevel=3)
+    return QUADRATURE_ORDERS[-1]
+
+
+def kernel_recursion(net: MLP, dot11: jax.Array, dot22: jax.Array, dot12: jax.Array, in_dim: int, *,
+                     quadrature_order: int | None = None, diagonal: bool = False) -> Kernels:
+    """Run the layer recursion from unnormalized input inner products dotIJ = x_I . x_J (broadcast together).
+
+    ``dot11`` and ``dot22`` are squared norms, ``dot12`` the cross inner products; ``in_dim`` is d
+    (K^1 = w_std^2 dot/d + b_std^2). ``diagonal=True`` declares that the entries are the pairs
+    (x, x), so the exact diagonal expectations are used. Returns the kernels of the output
+    h^{depth+1} (one output unit), shaped like the broadcast inputs. The whole recursion is jitted;
+    for activations without closed form the Gauss-Hermite order is ``quadrature_order`` or, if
+    None, chosen by :func:`_choose_order` (which needs concrete inputs).
+    """
+    _check_net(net)
+    in_dim = check_positive_int("in_dim", in_dim)
+    if has_closed_form(net):
+        order = 0
+    elif quadrature_order is not None:
+        order = check_positive_int("quadrature_order", quadrature_order)
+    else:
+        sq = np.concatenate([np.ravel(np.asarray(dot11)), np.ravel(np.asarray(dot22))])
+        order = _choose_order(net, sq, in_dim)
+    return _recursion(net, dot11, dot22, dot12, in_dim, order, bool(diagonal))
+
+
+def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
+                     quadrature_order: int | None = None) -> Kernels:
+    """Infinite-width NNGP K(x1, x2) and NTK Theta(x1, x2) of ``net``'s output, each (n1, n2).
+
+    Follows THEORY.md section 1 (neural-tangents' conventions for ``"ntk"`` and ``"standard"``).
+    With ``x2=None`` the kernel of ``x1`` with itself, with an exact diagonal. ``quadrature_order``
+    fixes the Gauss-Hermite order for activations without closed form (default: adaptive).
+    Raises ``ValueError`` for a muP ``net`` (no fixed infinite-width NTK; see the module docstring).
+
+    Example (worked value of THEORY.md):
+      >>> import jax.numpy as jnp
+      >>> from workbench.nets import MLP
+      >>> net = MLP(depth=3, width=1, activation="relu", w_std=2**0.5, b_std=0.1**0.5)
+      >>> k = infinite_kernels(net, jnp.array([[1.0, 0.0], [0.6, 0.8]]))
+      >>> round(float(k.ntk[0, 1]), 6)
+      2.799274
+    """
+    _check_net(net)
+    check_matrix_rank2("x1", x1)
+    check_finite("x1", x1)
+    x1 = jnp.asarray(x1, dtype=jnp.result_type(x1, float))
+    d = x1.shape[1]
+    if quadrature_order is not None:
+        check_positive_int("quadrature_order", quadrature_order)
+    sq1 = jnp.sum(x1 * x1, axis=1)
+    if x2 is None:
+        cross = kernel_recursion(net, sq1[:, None], sq1[None, :], x1 @ x1.T, d, quadrature_order=quadrature_order)
+        diag = kernel_recursion(net, sq1, sq1, sq1, d, quadrature_order=quadrature_order, diagonal=True)
+        eye = jnp.eye(x1.shape[0], dtype=bool)
+        return Kernels(jnp.where(eye, diag.nngp[:, None], cross.nngp), jnp.where(eye, diag.ntk[:, None], cross.ntk))
+    check_matrix_rank2("x2", x2, features=d)
+    check_finite("x2", x2)
+    x2 = jnp.asarray(x2, dtype=x1.dtype)
+    sq2 = jnp.sum(x2 * x2, axis=1)
+    return kernel_recursion(net, sq1[:, None], sq2[None, :], x1 @ x2.T, d, quadrature_order=quadrature_order)
+
+
+def dot_product_kernel(net: MLP, t: jax.Array, dim: int, *, which: str = "ntk",
+                       quadrature_order: int | None = None) -> jax.Array:
+    """``net``'s infinite-width kernel between unit vectors of R^dim with cosine ``t`` (any shape).
+
+    On the sphere S^{dim-1} the NNGP/NTK depend only on t = x.x' (the first layer sees
+    w_std^2 t/dim + b_std^2): this is the function kappa(t) whose Mercer eigenvalues
+    :mod:`workbench.kernels.sphere` computes. ``which`` is ``"ntk"`` or ``"nngp"``.
+    """
+    _check_net(net)
+    check_choice("which", which, ("ntk", "nngp"))
+    dim = check_positive_int("dim", dim, minimum=2)
+    t = jnp.asarray(t, dtype=jnp.result_type(t, float))
+    check_finite("t", t)
+    ones = jnp.ones_like(t)
+    k = kernel_recursion(net, ones, ones, t, dim, quadrature_order=quadrature_order)
+    return k.ntk if which == "ntk" else k.nngp
