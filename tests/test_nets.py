@@ -145,16 +145,19 @@ def test_mup_lr_multipliers():
     assert all(float(m) == 1.0 for m in jax.tree_util.tree_leaves(MLP(2, 64).lr_multipliers(5)))
 
 
-def _feature_update_rms(parametrization: str, width: int, key: jax.Array, lr: float = 0.05) -> float:
-    """RMS change of the second hidden layer's pre-activation after one SGD step (with muP lr multipliers)."""
+def _feature_update_rms(parametrization: str, width: int, key: jax.Array, lr: float = 0.01) -> float:
+    """RMS change of the second hidden layer's pre-activation after one SGD step (with muP lr multipliers).
+
+    The step descends the output itself (loss = f(x), a unit residual), so the seed-to-seed spread of the
+    initial residual f - y does not enter; lr is small enough that tanh stays in its linear range in SP.
+    """
     net = MLP(depth=2, width=width, activation="tanh", w_std=1.0, b_std=None, parametrization=parametrization)
     d = 4
     kx, kp = jax.random.split(key)
     x = jax.random.normal(kx, (1, d))
-    y = jnp.ones((1, 1))
     params = net.init(kp, d)
     mult = net.lr_multipliers(d, "sgd")
-    loss = lambda p: 0.5 * jnp.sum((net.apply(p, x) - y) ** 2)  # noqa: E731
+    loss = lambda p: jnp.sum(net.apply(p, x))  # noqa: E731
     grads = jax.grad(loss)(params)
     new = jax.tree_util.tree_map(lambda p, g, m: p - lr * m * g, params, grads, mult)
     dh = net.preactivations(new, x)[1] - net.preactivations(params, x)[1]
