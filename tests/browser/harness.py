@@ -1,0 +1,492 @@
+"""Real-browser harness: start JupyterLab / Voila servers, drive headless Chromium with Playwright.
+
+Used by the browser tests (``tests/browser/test_*.py``) and nothing else. The pieces:
+
+* :func:`find_chromium` / :func:`launch_browser`: Debian's Chromium through Playwright, headless, with the
+  flags this machine needs (no sandbox as root, no GPU, no background networking on a closed network).
+* :class:`Server`: a JupyterLab or Voila process on 127.0.0.1 with a free port and no token, started in its
+  own process group and always stopped by its own process id (then any kernel it left behind, by id).
+* :func:`check_lab_notebook` / :func:`check_voila_notebook`: open a notebook, run it, wait for the widgets and
+  plotly figures, change one widget, and assert that some figure's data changed and that no error shows.
+  Failures raise :class:`NotebookCheckFailed` with what was seen, and the screenshot is always written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-quic"]
+
+#: how long one notebook may take to run all its cells in fast mode (kernel start and jax import included)
+RUN_TIMEOUT_S = float(os.environ.get("WORKBENCH_BROWSER_RUN_TIMEOUT", "150"))
+#: how long a figure may take to change after a widget changed (debounce + recomputation in fast mode)
+CHANGE_TIMEOUT_S = float(os.environ.get("WORKBENCH_BROWSER_CHANGE_TIMEOUT", "45"))
+#: how many controls to try, in page order, before deciding that no widget changes any figure
+MAX_CONTROLS = 3
+
+
+class NotebookCheckFailed(AssertionError):
+    """A notebook did not behave as a person expects in the browser (error shown, no figure, no change)."""
+
+
+# ----------------------------------------------------------------------------------------------- browser
+def find_chromium() -> str | None:
+    """Path of a Chromium executable: ``$WORKBENCH_CHROMIUM``, else Debian's ``/usr/bin/chromium``, else None."""
+    env = os.environ.get("WORKBENCH_CHROMIUM")
+    if env:
+        return env if Path(env).exists() else None
+    for path in CHROMIUM_CANDIDATES:
+        if Path(path).exists():
+            return path
+    return shutil.which("chromium")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ----------------------------------------------------------------------------------------------- servers
+@dataclass
+class Server:
+    """A Jupyter server process (JupyterLab or Voila) in its own process group, with its log file."""
+
+    name: str
+    proc: subprocess.Popen
+    url: str
+    log: Path
+    children: set[int] = field(default_factory=set)
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def remember_children(self) -> None:
+        """Record the process ids of the server's descendants (kernels), to stop them by id later."""
+        try:
+            import psutil
+
+            self.children |= {p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)}
+        except Exception:  # the server may be gone already; nothing to remember
+            pass
+
+    def stop(self) -> None:
+        """Stop the server by its own process id (SIGTERM, then SIGKILL), then any kernel it left behind."""
+        self.remember_children()
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        for pid in sorted(self.children):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def server_env(tmp: Path) -> dict[str, str]:
+    """Environment of a test server: fast mode (kernels inherit it), Jupyter dirs in ``tmp``, no browser."""
+    env = dict(os.environ)
+    env["WORKBENCH_FAST"] = "1"
+    env["JUPYTER_CONFIG_DIR"] = str(tmp / "jupyter-config")
+    env["JUPYTER_RUNTIME_DIR"] = str(tmp / "jupyter-runtime")
+    env["JUPYTER_DATA_DIR"] = str(tmp / "jupyter-data")
+    env["IPYTHONDIR"] = str(tmp / "ipython")
+    env["BROWSER"] = "true"
+    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    # one thread per kernel: the machine is shared with the other pytest worker
+    env.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    return env
+
+
+def _bin(name: str) -> str:
+    path = Path(sys.executable).with_name(name)
+    return str(path) if path.exists() else name
+
+
+def start_server(kind: str, root: Path, tmp: Path, *, timeout: float = 90.0) -> Server:
+    """Start ``kind`` ("lab" or "voila") serving ``root`` on 127.0.0.1 with a free port and no token."""
+    port = free_port()
+    common = ["--no-browser", f"--port={port}"]
+    if kind == "lab":
+        root_ok = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # CI runs as root
+        cmd = [_bin("jupyter"), "lab", *common, *root_ok, "--ip=127.0.0.1", f"--ServerApp.root_dir={root}",
+               "--IdentityProvider.token=", "--ServerApp.terminals_enabled=False", "--ServerApp.disable_check_xsrf=True",
+               "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+               f"--LabApp.workspaces_dir={tmp / 'workspaces'}", "--ServerApp.open_browser=False"]
+        ready = f"http://127.0.0.1:{port}/api/status"
+    elif kind == "voila":
+        cmd = [_bin("voila"), *common, "--Voila.ip=127.0.0.1", f"--Voila.root_dir={root}",
+               "--VoilaConfiguration.show_tracebacks=True", str(root)]
+        ready = f"http://127.0.0.1:{port}/"
+    else:
+        raise ValueError(f"kind must be 'lab' or 'voila', got {kind!r}")
+    log = tmp / f"{kind}-server.log"
+    labconfig = tmp / "jupyter-config" / "labconfig"
+    labconfig.mkdir(parents=True, exist_ok=True)
+    # no "get notified about Jupyter news?" toast over the screenshots
+    (labconfig / "page_config.json").write_text(
+        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}')
+    fh = open(log, "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(cmd, cwd=root, env=server_env(tmp), stdout=fh, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    fh.close()
+    server = Server(kind, proc, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{kind} server exited with {proc.returncode}:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(ready, timeout=2) as r:
+                if r.status == 200:
+                    return server
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    server.stop()
+    raise RuntimeError(f"{kind} server not ready after {timeout:.0f} s:\n{server.log_tail()}")
+
+
+@contextlib.contextmanager
+def running_server(kind: str, root: Path, tmp: Path) -> Iterator[Server]:
+    """Context manager around :func:`start_server`; the server is stopped by its process id in a finally."""
+    server = start_server(kind, root, tmp)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# ----------------------------------------------------------------------------------------------- page logic
+#: A short fingerprint of every plotly figure's data on the page (one string per figure, in page order).
+JS_FIGURE_FINGERPRINTS = r"""
+() => {
+  const hash = (s) => { let h = 5381; for (let i = 0; i < s.length; i++) { h = ((h << 5) + h + s.charCodeAt(i)) | 0; } return h; };
+  const plain = (v) => (ArrayBuffer.isView(v) ? Array.from(v) : v);
+  return Array.from(document.querySelectorAll('.js-plotly-plot')).map((gd) => {
+    const data = (gd.data || []).map((t) => [t.type, t.name, plain(t.x), plain(t.y), plain(t.z)]);
+    const s = JSON.stringify(data);
+    return `${(gd.data || []).length}:${s.length}:${hash(s)}`;
+  });
+}
+"""
+
+#: Text of everything on the page that reads as an error: error outputs, tracebacks on stderr, panel status.
+JS_ERRORS = r"""
+() => {
+  const found = [];
+  const sel = [
+    '[data-mime-type="application/vnd.jupyter.error"]',
+    '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]',
+  ];
+  for (const el of document.querySelectorAll(sel.join(','))) {
+    const t = el.innerText || '';
+    if (el.matches('[data-mime-type="application/vnd.jupyter.error"]') || /Traceback|Error|Exception/.test(t)) {
+      found.push(t.slice(0, 2000));
+    }
+  }
+  for (const el of document.querySelectorAll('.widget-html, .widget-htmlmath')) {
+    const t = el.innerText || '';
+    if (/^\s*error:/i.test(t)) found.push('panel status: ' + t.slice(0, 500));
+  }
+  for (const el of document.querySelectorAll('.jupyter-widgets .jp-RenderedText, .widget-output')) {
+    const t = el.innerText || '';
+    if (/Traceback \(most recent call last\)/.test(t)) found.push('widget output: ' + t.slice(0, 2000));
+  }
+  const body = document.body ? document.body.innerText : '';
+  if (/There was an error when executing cell/.test(body)) found.push('voila: There was an error when executing a cell');
+  if (/Error displaying widget|Error rendering|Failed to load model class/.test(body)) found.push('widget failed to render');
+  return found;
+}
+"""
+
+#: The enabled, visible sliders and dropdowns in page order; each is tagged ``data-wb-control=<index>``.
+JS_CONTROLS = r"""
+() => {
+  const out = [];
+  for (const el of document.querySelectorAll('.widget-slider .noUi-handle, .widget-dropdown select')) {
+    if (el.offsetParent === null) continue;  // hidden (another tab, a collapsed box)
+    let kind;
+    if (el.closest('.widget-slider')) {
+      if (el.closest('.mod-disabled') || el.closest('[disabled]')) continue;
+      kind = 'slider';
+    } else {
+      if (el.disabled || el.options.length < 2) continue;
+      kind = 'dropdown';
+    }
+    el.setAttribute('data-wb-control', String(out.length));
+    const label = el.closest('.widget-inline-hbox, .jupyter-widgets');
+    const desc = label ? (label.querySelector('.widget-label') || {}).innerText || '' : '';
+    out.push([kind, desc.trim()]);
+  }
+  return out;
+}
+"""
+
+
+@dataclass
+class NotebookResult:
+    """What one browser check saw: figures before and after, which control changed them, timings."""
+
+    notebook: str
+    figures: int
+    changed_by: str
+    seconds: float
+    screenshot: Path
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+def _fingerprints(page) -> list[str]:
+    return page.evaluate(JS_FIGURE_FINGERPRINTS)
+
+
+def _errors(page) -> list[str]:
+    return page.evaluate(JS_ERRORS)
+
+
+def _screenshot(page, screenshot: Path) -> None:
+    """Screenshot with the first figure scrolled into view (JupyterLab scrolls inside its own panel)."""
+    with contextlib.suppress(Exception):
+        page.evaluate("() => { const f = document.querySelector('.js-plotly-plot');"
+                      " if (f) f.scrollIntoView({block: 'center'}); }")
+    page.screenshot(path=str(screenshot), full_page=True)
+
+
+def _fail(page, screenshot: Path, message: str) -> None:
+    with contextlib.suppress(Exception):
+        _screenshot(page, screenshot)
+    raise NotebookCheckFailed(f"{message}\n(screenshot: {screenshot})")
+
+
+def _wait_for_figures(page, screenshot: Path, timeout: float) -> list[str]:
+    """Wait until at least one plotly figure is drawn and the count is stable for a moment."""
+    deadline = time.monotonic() + timeout
+    last, stable_since = None, None
+    while time.monotonic() < deadline:
+        errors = _errors(page)
+        if errors:
+            _fail(page, screenshot, "error shown while running the notebook:\n" + "\n---\n".join(errors))
+        fps = _fingerprints(page)
+        if fps and fps == last:
+            if stable_since is not None and time.monotonic() - stable_since > 1.0:
+                return fps
+        else:
+            stable_since = time.monotonic()
+        last = fps
+        page.wait_for_timeout(250)
+    _fail(page, screenshot, f"no plotly figure appeared within {timeout:.0f} s (figures seen: {last})")
+    raise AssertionError("unreachable")
+
+
+def _change_control(page, index: int, kind: str, label: str) -> str:
+    """Change the control tagged ``data-wb-control=index``: a slider one step, a dropdown to its next option."""
+    el = page.locator(f'[data-wb-control="{index}"]')
+    el.scroll_into_view_if_needed(timeout=10_000)
+    if kind == "slider":
+        before = el.get_attribute("aria-valuenow")
+        el.focus()
+        el.press("ArrowRight")
+        page.wait_for_timeout(100)
+        if el.get_attribute("aria-valuenow") == before:  # at its maximum: go the other way
+            el.press("ArrowLeft")
+        return f"slider {label!r} ({before} -> {el.get_attribute('aria-valuenow')})"
+    options = el.locator("option").all_text_contents()
+    current = el.evaluate("s => s.selectedIndex")
+    target = (current + 1) % len(options)
+    el.select_option(index=target)
+    return f"dropdown {label!r} ({options[current]!r} -> {options[target]!r})"
+
+
+def _interact(page, screenshot: Path, before: list[str], change_timeout: float) -> str:
+    """Change controls in page order until a figure's data changes; fail if none does or an error shows."""
+    controls = page.evaluate(JS_CONTROLS)
+    if not controls:
+        _fail(page, screenshot, "no slider or dropdown found to change")
+    tried = []
+    for index, (kind, label) in enumerate(controls[:MAX_CONTROLS]):
+        what = _change_control(page, index, kind, label)
+        tried.append(what)
+        deadline = time.monotonic() + change_timeout
+        while time.monotonic() < deadline:
+            errors = _errors(page)
+            if errors:
+                _fail(page, screenshot, f"error shown after changing {what}:\n" + "\n---\n".join(errors))
+            now = _fingerprints(page)
+            if now != before and len(now) >= len(before):
+                # let the redraw settle, then look once more for an error
+                page.wait_for_timeout(300)
+                errors = _errors(page)
+                if errors:
+                    _fail(page, screenshot, f"error shown after changing {what}:\n" + "\n---\n".join(errors))
+                return what
+            page.wait_for_timeout(200)
+    _fail(page, screenshot, f"no figure's data changed within {change_timeout:.0f} s after changing "
+                            f"{'; then '.join(tried)}")
+    raise AssertionError("unreachable")
+
+
+JS_LAB_READY = "() => !!(window.jupyterapp && window.jupyterapp.shell && window.jupyterapp.shell.currentWidget" \
+               " && window.jupyterapp.shell.currentWidget.sessionContext)"
+
+JS_LAB_RUN_ALL = r"""
+async (timeoutMs) => {
+  const app = window.jupyterapp;
+  const panel = app.shell.currentWidget;
+  const run = (async () => {
+    await panel.context.ready;
+    await panel.sessionContext.ready;
+    const ok = await app.commands.execute('notebook:run-all-cells');
+    return ok === undefined ? true : ok;
+  })();
+  const timeout = new Promise((resolve) => setTimeout(() => resolve('timeout'), timeoutMs));
+  return await Promise.race([run, timeout]);
+}
+"""
+
+JS_LAB_KERNEL_IDLE = r"""
+() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const k = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  return k ? k.status : 'none';
+}
+"""
+
+
+def shutdown_lab_kernels(base_url: str) -> int:
+    """Shut down every session's kernel of a JupyterLab server (one notebook's kernel must not idle on)."""
+    import json
+
+    with urllib.request.urlopen(f"{base_url}/api/sessions", timeout=10) as r:
+        sessions = json.load(r)
+    for s in sessions:
+        req = urllib.request.Request(f"{base_url}/api/sessions/{s['id']}", method="DELETE")
+        with contextlib.suppress(urllib.error.URLError, OSError):
+            urllib.request.urlopen(req, timeout=30).close()
+    return len(sessions)
+
+
+JS_VOILA_SHUTDOWN = r"""
+async () => {
+  const cfg = document.getElementById('jupyter-config-data');
+  if (!cfg) return 0;
+  const id = JSON.parse(cfg.textContent).kernelId;
+  const m = document.cookie.match(/\b_xsrf=([^;]*)/);
+  const r = await fetch(`/voila/api/shutdown/${id}`, {method: 'POST', headers: m ? {'X-XSRFToken': m[1]} : {}});
+  return r.status;
+}
+"""
+
+
+def check_lab_notebook(browser, base_url: str, notebook: str, screenshot: Path, *,
+                       change_timeout: float = CHANGE_TIMEOUT_S) -> NotebookResult:
+    """Open ``notebook`` in JupyterLab, run all cells, change a widget, assert a figure changed, no error."""
+    start = time.monotonic()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{base_url}/lab/tree/{notebook}?reset", wait_until="domcontentloaded", timeout=60_000)
+        page.wait_for_function(JS_LAB_READY, timeout=60_000, polling=200)
+        phases = {"open": time.monotonic() - start}
+        try:
+            ok = page.evaluate(JS_LAB_RUN_ALL, int(RUN_TIMEOUT_S * 1000))
+        except Exception as exc:  # noqa: BLE001 - reported with the screenshot
+            _fail(page, screenshot, f"run-all-cells failed: {exc}")
+        phases["run"] = time.monotonic() - start
+        if ok == "timeout":
+            _fail(page, screenshot, f"the cells did not finish within {RUN_TIMEOUT_S:.0f} s")
+        before = _wait_for_figures(page, screenshot, RUN_TIMEOUT_S)
+        phases["figures"] = time.monotonic() - start
+        if ok is False:
+            _fail(page, screenshot, "run-all-cells reported a failed cell:\n" + "\n---\n".join(_errors(page)))
+        what = _interact(page, screenshot, before, change_timeout)
+        phases["interact"] = time.monotonic() - start
+        _screenshot(page, screenshot)
+        return NotebookResult(notebook, len(before), what, time.monotonic() - start, screenshot, phases)
+    finally:
+        page.close()
+        with contextlib.suppress(Exception):
+            shutdown_lab_kernels(base_url)
+
+
+def notebook_code_lines(path: Path) -> list[str]:
+    """The first meaningful line of each code cell of a notebook file (to check that an app hides code)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    lines = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for line in cell.source.splitlines():
+            line = line.strip()
+            if len(line) > 8 and not line.startswith("#"):
+                lines.append(line)
+                break
+    return lines
+
+
+def check_voila_notebook(browser, base_url: str, notebook: str, screenshot: Path,
+                         code_lines: Sequence[str] = (), change_timeout: float = CHANGE_TIMEOUT_S) -> NotebookResult:
+    """Open ``notebook`` as a Voila app, wait for it to render, check that none of ``code_lines`` shows
+    (an app hides code), change a widget, and assert a figure changed with no error, as in JupyterLab."""
+    start = time.monotonic()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{base_url}/voila/render/{notebook}", wait_until="domcontentloaded",
+                  timeout=int(RUN_TIMEOUT_S * 1000))
+        phases = {"open": time.monotonic() - start}
+        before = _wait_for_figures(page, screenshot, RUN_TIMEOUT_S)
+        phases["figures"] = time.monotonic() - start
+        body = page.evaluate("() => document.body.innerText")
+        shown = [line for line in code_lines if line in body]
+        if shown:
+            _fail(page, screenshot, f"the Voila app shows code ({shown[:3]}); an app hides code")
+        what = _interact(page, screenshot, before, change_timeout)
+        phases["interact"] = time.monotonic() - start
+        _screenshot(page, screenshot)
+        return NotebookResult(notebook, len(before), what, time.monotonic() - start, screenshot, phases)
+    finally:
+        with contextlib.suppress(Exception):
+            page.evaluate(JS_VOILA_SHUTDOWN)
+        page.close()
+
+
+def check_html_file(browser, path: Path, screenshot: Path, *, min_figures: int = 1) -> int:
+    """Open a standalone HTML file (a report); assert plotly drew at least ``min_figures`` figures, no JS error."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    js_errors: list[str] = []
+    page.on("pageerror", lambda exc: js_errors.append(str(exc)))
+    try:
+        page.goto(path.resolve().as_uri(), wait_until="load", timeout=60_000)
+        page.wait_for_function(
+            f"() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= {min_figures}",
+            timeout=30_000, polling=200)
+        n = page.evaluate("() => document.querySelectorAll('.js-plotly-plot').length")
+        page.screenshot(path=str(screenshot), full_page=True)
+        if js_errors:
+            raise NotebookCheckFailed(f"JavaScript errors in {path}: {js_errors}")
+        return n
+    finally:
+        page.close()

@@ -1,0 +1,46 @@
+"""Every notebook in JupyterLab, in headless Chromium: run all cells, change a widget, see the figure change.
+
+Also the proof that the check can fail: fixture notebooks whose callback raises, or silently forgets to
+redraw, must be reported as failures.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import harness
+from tests.browser.conftest import notebook_names
+
+
+def _with_log(server: harness.Server, exc: Exception) -> str:
+    return f"{exc}\n--- {server.name} server log (tail) ---\n{server.log_tail(25)}"
+
+
+@pytest.mark.parametrize("notebook", notebook_names())
+def test_notebook_in_jupyterlab(notebook, browser, lab_server, screenshot_dir, timings):
+    shot = screenshot_dir / f"lab-{notebook.removesuffix('.ipynb')}.png"
+    try:
+        result = harness.check_lab_notebook(browser, lab_server.url, notebook, shot)
+    except harness.NotebookCheckFailed as exc:
+        timings.add(f"lab {notebook} FAILED")
+        pytest.fail(_with_log(lab_server, exc), pytrace=False)
+    timings.add(f"lab {notebook}", result)
+    assert result.figures >= 1 and shot.exists()
+
+
+def test_broken_callback_fails_in_jupyterlab(browser, lab_server, screenshot_dir, timings):
+    """A callback that raises shows the error in the panel: the check must fail and say so."""
+    shot = screenshot_dir / "lab-fixture_broken_callback.png"
+    with pytest.raises(harness.NotebookCheckFailed, match=r"(?s)error shown after changing slider.*ZeroDivisionError"):
+        harness.check_lab_notebook(browser, lab_server.url, "fixture_broken_callback.ipynb", shot)
+    timings.add("lab fixture_broken_callback (must fail)", seconds=0.0)
+
+
+def test_silent_callback_fails_in_jupyterlab(browser, lab_server, screenshot_dir, timings):
+    """A callback that never redraws: the figure does not change, so the check must fail."""
+    shot = screenshot_dir / "lab-fixture_silent_callback.png"
+    # 4 s is ample for this one-slider fixture (no computation); the real notebooks get CHANGE_TIMEOUT_S
+    with pytest.raises(harness.NotebookCheckFailed, match=r"no figure's data changed within 4 s"):
+        harness.check_lab_notebook(browser, lab_server.url, "fixture_silent_callback.ipynb", shot,
+                                   change_timeout=4.0)
+    timings.add("lab fixture_silent_callback (must fail)", seconds=0.0)
