@@ -53,6 +53,7 @@ import numpy as np
 import optax
 
 from workbench import config
+from workbench.kernels.empirical import empirical_ntk
 from workbench.nets import MLP
 from workbench.validation import check_choice, check_finite, check_positive_int, check_real, is_concrete
 
@@ -510,28 +511,6 @@ def train(loss_fn: Callable[[Params, Batch], jax.Array], init_fn: Callable[[jax.
 
 
 # --------------------------------------------------------------------------- MLP convenience
-def _jacobian_ntk(apply_fn: Callable[[Params, jax.Array], jax.Array], params: Params, x: jax.Array) -> jax.Array:
-    """Empirical NTK traced over outputs: Theta(x_i, x_j) = sum_k sum_p df_k(x_i)/dp df_k(x_j)/dp, shape (n, n)."""
-    jac = jax.jacobian(apply_fn)(params, x)  # leaves (n, k, *param_shape)
-
-    def contract(j):
-        j = j.reshape(j.shape[0], j.shape[1], -1)
-        return jnp.einsum("ikp,jkp->ij", j, j)
-
-    return sum(contract(j) for j in jax.tree_util.tree_leaves(jac))
-
-
-def empirical_ntk_trace(apply_fn: Callable[[Params, jax.Array], jax.Array], params: Params,
-                        x: jax.Array) -> jax.Array:
-    """The empirical NTK of ``apply_fn`` at ``params`` on ``x``, traced (summed) over outputs, shape (n, n).
-
-    Theta(x_i, x_j) = sum_k grad_theta f_k(x_i) . grad_theta f_k(x_j) (Jacot et al. 2018), computed from the
-    full Jacobian (small problems; :mod:`workbench.kernels.empirical` has the scalable versions).
-    """
-    check_finite("x", x)
-    return _jacobian_ntk(apply_fn, params, x)
-
-
 @functools.lru_cache(maxsize=64)
 def _mlp_loss(net: MLP, loss: str, reduction: str) -> Callable[[Params, Batch], jax.Array]:
     """The loss closure for ``net`` (cached, so repeated calls reuse the compiled training program)."""
@@ -565,10 +544,15 @@ def _mlp_eval(net: MLP) -> Callable[[Params, jax.Array], jax.Array]:
     return lambda params, x_eval: net.apply(params, x_eval)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _mlp_ntks(net: MLP, params: Params, x: jax.Array) -> jax.Array:
-    """Empirical NTKs of every run: params leaves (L, S, ...) -> (L, S, n, n)."""
-    return jax.vmap(jax.vmap(lambda p: _jacobian_ntk(net.apply, p, x)))(params)
+def _mlp_ntks(net: MLP, params: Params, x: jax.Array) -> np.ndarray:
+    """Empirical NTKs (traced over outputs) of every run: params leaves (L, S, ...) -> (L, S, n, n)."""
+    lead = jax.tree_util.tree_leaves(params)[0].shape[:2]
+    out = np.zeros(lead + (x.shape[0], x.shape[0]))
+    for i in range(lead[0]):
+        for j in range(lead[1]):
+            p = jax.tree_util.tree_map(lambda a, i=i, j=j: a[i, j], params)
+            out[i, j] = np.asarray(empirical_ntk(net.apply, p, x, method="jacobian"))
+    return out
 
 
 def _check_mlp_targets(name: str, net: MLP, loss: str, y: jax.Array) -> None:
@@ -608,7 +592,7 @@ def train_mlp(net: MLP, data: Any, *, loss: str = "mse", reduction: str = "sum",
         (num_lrs, num_seeds, R, m, out_dim).
       ntk_steps: recorded steps at which the empirical NTK on ``x_ntk`` is computed:
         ``result.ntk`` (num_lrs, num_seeds, len(ntk_steps), n_ntk, n_ntk), traced over outputs, the plain
-        J J^T (not weighted by ``lr_multipliers``).
+        J J^T (not weighted by ``lr_multipliers``), from :func:`workbench.kernels.empirical.empirical_ntk`.
       x_ntk: inputs for the NTK (default: the training inputs).
       **kwargs: passed on to :func:`train` (momentum, test_data, divergence_threshold, progress, ...).
     """
@@ -663,7 +647,7 @@ def train_mlp(net: MLP, data: Any, *, loss: str = "mse", reduction: str = "sum",
     reached = tuple(s for s in ntk_steps if s in res.snapshots)
     if reached:
         with config.matmul_precision("highest"):
-            ntk = np.stack([np.asarray(_mlp_ntks(net, res.snapshots[s], x_ntk)) for s in reached], axis=2)
+            ntk = np.stack([_mlp_ntks(net, res.snapshots[s], x_ntk) for s in reached], axis=2)
     snapshots = {s: p for s, p in res.snapshots.items() if s in extra_snaps}
     info = f"{net.describe()}, loss {loss} ({reduction}); " + res.info
     return res._replace(ntk=ntk, ntk_steps=reached, snapshots=snapshots, info=info)
