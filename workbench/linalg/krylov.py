@@ -368,7 +368,8 @@ def hutchinson_trace(operator: Any, num_samples: int, key: jax.Array | None = No
         half = max(num_samples // 2, 2)
         if half > op.dim:
             raise ValueError(f"xtrace needs num_samples/2 <= dim = {op.dim}, got num_samples={num_samples}")
-        mean, sem = _xtrace_jit(op.fn, half, batch_size, key, marker, *op.args)
+        with jax.numpy_rank_promotion("allow"):  # matfree's XTrace relies on implicit rank promotion
+            mean, sem = _xtrace_jit(op.fn, half, batch_size, key, marker, *op.args)
         _check_finite_samples(np.array([float(mean), float(sem)]), method)
         return TraceEstimate(float(mean), float(sem), 2 * half, method)
 
