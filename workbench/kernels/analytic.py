@@ -14,9 +14,11 @@ output unit: the NTK of a net with ``out_dim = k`` outputs is ``Theta (x) I_k``,
 
 Expectations: relu by the arc-cosine kernels (Cho & Saul 2009) with the angle computed stably as
 ``arctan2(sqrt(K11 K22 - K12^2), K12)`` (and exact on the diagonal); erf by Williams (1997);
-any other activation (tanh, gelu, user functions) by tensor Gauss-Hermite quadrature over the
-2-d Gaussian, with its order chosen adaptively (growing by 1.5x until two orders agree to 1e-10
-relative on a probe of the entries).
+any other activation (tanh, gelu, user functions) by tensor quadrature over the 2-d Gaussian,
+with its order chosen adaptively (see ``_choose_order``). THEORY.md names Gauss-Hermite; it is
+available (``rule="hermite"`` in :func:`gauss_hermite_expectations`), but for tanh at pre-activation
+variance ~2-4 it needs 400+ nodes per axis for 1e-8, so the default 1-d rule is the trapezoid rule
+on [-9, 9] sd, spectrally accurate for integrands analytic in a strip (~150 nodes there).
 
 Standard parametrization (neural-tangents' ``parameterization="standard"``; W ~ N(0, w_std^2/fan_in),
 b ~ N(0, b_std^2), all parameters trained at the same rate): the NNGP is the same; the NTK
@@ -98,19 +100,43 @@ def _derivative(phi: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], 
     return lambda x: jax.jvp(phi, (x,), (jnp.ones_like(x),))[1]
 
 
+#: Gaussian quadrature rules: "trapezoid" (default) or "hermite"
+RULES = ("trapezoid", "hermite")
+#: half-width of the trapezoid rule in standard deviations: the N(0, 1) density is 2.6e-18 there
+TRAPEZOID_HALF_WIDTH = 9.0
+
+
+def gaussian_rule(order: int, rule: str = "trapezoid") -> tuple[np.ndarray, np.ndarray]:
+    """Nodes z and weights w with sum_i w_i f(z_i) ~ E[f(z)], z ~ N(0, 1).
+
+    ``"hermite"``: Gauss-Hermite (probabilists', ``scipy.special.roots_hermitenorm``, weights / sqrt(2 pi)).
+    ``"trapezoid"``: the trapezoid rule on [-9, 9] with ``order`` equispaced nodes times the density.
+    For f analytic in the strip |Im z| < a (tanh(s z): a = pi/(2 s)) its error falls like
+    exp(-2 pi a / h) (h the spacing): at s ~ 2, 1e-10 takes ~150 nodes where Gauss-Hermite needs
+    more than 400, so it is the default; for entire functions (erf, gelu) both converge fast.
+    """
+    order = check_positive_int("order", order, minimum=2)
+    check_choice("rule", rule, RULES)
+    if rule == "hermite":
+        z, w = scipy.special.roots_hermitenorm(order)
+        return z, w / math.sqrt(2 * math.pi)
+    z = np.linspace(-TRAPEZOID_HALF_WIDTH, TRAPEZOID_HALF_WIDTH, order)
+    return z, (z[1] - z[0]) * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+
 def gauss_hermite_expectations(phi: Callable[[jax.Array], jax.Array], k11: jax.Array, k22: jax.Array,
-                               k12: jax.Array, order: int) -> tuple[jax.Array, jax.Array]:
-    """E[phi(u) phi(v)] and E[phi'(u) phi'(v)] by ``order`` x ``order`` Gauss-Hermite quadrature.
+                               k12: jax.Array, order: int, rule: str = "trapezoid") -> tuple[jax.Array, jax.Array]:
+    """E[phi(u) phi(v)] and E[phi'(u) phi'(v)] by an ``order`` x ``order`` tensor quadrature.
 
     With z1, z2 iid N(0, 1): u = sqrt(k11) z1, v = sqrt(k22) (c z1 + sqrt(1 - c^2) z2),
-    c = k12/sqrt(k11 k22); nodes and weights are the probabilists' Hermite ones (numpy's
-    ``scipy.special.roots_hermitenorm``, weights divided by sqrt(2 pi)). Inputs broadcast; zero variances are allowed.
+    c = k12/sqrt(k11 k22); the 1-d rule is :func:`gaussian_rule` (``rule="hermite"``: Gauss-Hermite,
+    as in THEORY.md; default ``"trapezoid"``, faster for tanh-like activations). Inputs broadcast;
+    zero variances are allowed.
     """
-    order = check_positive_int("order", order)
-    z, w = scipy.special.roots_hermitenorm(order)
+    z, w = gaussian_rule(order, rule)
     dt = jnp.result_type(k11, k22, k12)
     z = jnp.asarray(z, dt)
-    w = jnp.asarray(w / math.sqrt(2 * math.pi), dt)
+    w = jnp.asarray(w, dt)
     dphi = _derivative(phi)
     k11, k22, k12 = jnp.broadcast_arrays(k11, k22, k12)
     shape = k11.shape
@@ -162,12 +188,14 @@ def _check_net(net: MLP) -> None:
 
 
 def _diagonal_expectations(net: MLP, k: jax.Array, order: int) -> tuple[jax.Array, jax.Array]:
-    """E[phi(u)^2] and E[phi'(u)^2] for u ~ N(0, k): closed form, or 1-d Gauss-Hermite of ``order``."""
+    """E[phi(u)^2] and E[phi'(u)^2] for u ~ N(0, k): closed form, or the 1-d rule of ``order`` nodes."""
     if has_closed_form(net):
         return _expectations(net, k, k, k, order)
-    z, w = scipy.special.roots_hermitenorm(order)
+    z, w = gaussian_rule(order)
     z = jnp.asarray(z, k.dtype)
-    w = jnp.asarray(w / math.sqrt(2 * math.pi), k.dtype)
+    w = jnp.asarray(w, k.dtype)
+    lead = (1,) * k.ndim
+    z, w = z.reshape(lead + z.shape), w.reshape(lead + w.shape)
     u = jnp.sqrt(k)[..., None] * z
     return jnp.sum(w * net.phi(u) ** 2, axis=-1), jnp.sum(w * _derivative(net.phi)(u) ** 2, axis=-1)
 
@@ -201,14 +229,13 @@ def _recursion(net: MLP, dot11, dot22, dot12, in_dim: int, order: int, diagonal:
     return Kernels(k12, theta)
 
 
-#: Gauss-Hermite orders tried for activations without closed form (about x1.5 apart)
-QUADRATURE_ORDERS = (24, 36, 54, 80, 120, 180, 270, 400)
+#: quadrature orders tried for activations without closed form (about x1.4 apart)
+QUADRATURE_ORDERS = (33, 49, 65, 97, 129, 161, 193, 257, 321, 385)
 
 
 def _variances(net: MLP, sq: np.ndarray, in_dim: int) -> np.ndarray:
-    """Pre-activation variances K^l(x, x) of all layers for squared norms ``sq`` (1-d quadrature, order 400)."""
-    z, w = scipy.special.roots_hermitenorm(QUADRATURE_ORDERS[-1])
-    w = w / math.sqrt(2 * math.pi)
+    """Pre-activation variances K^l(x, x) of all layers for squared norms ``sq`` (1-d quadrature, top order)."""
+    z, w = gaussian_rule(QUADRATURE_ORDERS[-1])
     w2 = float(net.w_std) ** 2
     b2 = float(net.b_std) ** 2 if net.b_std is not None else 0.0
     k = w2 * np.asarray(sq, float) / in_dim + b2
@@ -220,17 +247,17 @@ def _variances(net: MLP, sq: np.ndarray, in_dim: int) -> np.ndarray:
 
 
 def _choose_order(net: MLP, sq: np.ndarray, in_dim: int) -> int:
-    """The Gauss-Hermite order for ``net``'s activation on inputs with squared norms ``sq``.
+    """The quadrature order for ``net``'s activation on inputs with squared norms ``sq``.
 
-    The largest pre-activation variance s^2 over layers and inputs sets the scale: the order is the
-    first of :data:`QUADRATURE_ORDERS` at which the 1-d expectations E[phi(u)^2], E[phi'(u)^2] and
-    E[phi(u)] E[phi(u)] at u ~ N(0, 2 s^2) (the product phi(u) phi(v) varies on a scale up to twice
-    that of phi) agree with the next order's to QUADRATURE_RTOL / 10 relative. A heuristic checked
-    in the tests against adaptive 2-d quadrature (scipy) to 1e-8.
+    The largest pre-activation variance s^2 over layers and inputs sets the scale (in the 2-d
+    integrand, each variable's analyticity strip is at least that of phi(s z)): the order is the
+    first of :data:`QUADRATURE_ORDERS` at which the 1-d expectations E[phi(u)^2], E[phi'(u)^2],
+    E[phi(u)]^2 + E[z phi(u)]^2 at u = s z agree with the next order's to QUADRATURE_RTOL / 10
+    relative. A heuristic, checked in the tests against adaptive 2-d quadrature (scipy) to 1e-8.
     """
-    s = float(np.sqrt(2 * np.max(_variances(net, sq, in_dim))))
+    s = float(np.sqrt(np.max(_variances(net, sq, in_dim))))
     dphi = _derivative(net.phi)
-    nodes = [scipy.special.roots_hermitenorm(q) for q in QUADRATURE_ORDERS]
+    nodes = [gaussian_rule(q) for q in QUADRATURE_ORDERS]
     allz = jnp.asarray(np.concatenate([z for z, _ in nodes]) * s)
     f, df = np.asarray(net.phi(allz)), np.asarray(dphi(allz))
     if not (np.all(np.isfinite(f)) and np.all(np.isfinite(df))):
@@ -238,7 +265,6 @@ def _choose_order(net: MLP, sq: np.ndarray, in_dim: int) -> int:
                          f"|u| = {float(np.max(np.abs(allz))):.3g}")
     vals, start = [], 0
     for z, w in nodes:
-        w = w / math.sqrt(2 * math.pi)
         fz, dz = f[start:start + len(z)], df[start:start + len(z)]
         start += len(z)
         vals.append(np.array([w @ fz**2, w @ dz**2, (w @ fz) ** 2 + (w @ (z * fz)) ** 2]))
@@ -246,7 +272,7 @@ def _choose_order(net: MLP, sq: np.ndarray, in_dim: int) -> int:
         if np.max(np.abs(a - b)) <= 0.1 * QUADRATURE_RTOL * max(float(np.max(np.abs(b))), 1e-300):
             return q
     warnings.warn(
-        f"Gauss-Hermite quadrature for activation {activation_name(net.activation)!r} did not converge to "
+        f"Gaussian quadrature for activation {activation_name(net.activation)!r} did not converge to "
         f"{QUADRATURE_RTOL:g} by order {QUADRATURE_ORDERS[-1]} (is it smooth?); using that order",
         RuntimeWarning, stacklevel=3)
     return QUADRATURE_ORDERS[-1]

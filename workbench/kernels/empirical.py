@@ -145,7 +145,7 @@ def mlp_ntk_features(net: MLP, params: Any, x: jax.Array) -> list[tuple[jax.Arra
         acts.append(s * a)
         h = (s * a) @ p["W"]
         if net.has_bias:
-            h = h + c * p["b"]
+            h = h + c * p["b"][None, :]
         if layer < net.depth:
             pre.append(h)
             a = phi(h)
