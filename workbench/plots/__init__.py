@@ -22,8 +22,9 @@ def base_figure(title: str, xaxis: str, yaxis: str, *, log_x: bool = False, log_
                 height: int = 420) -> go.Figure:
     """An empty figure with the workbench's template, axis titles and log axes as asked."""
     fig = go.Figure()
-    fig.update_layout(template=TEMPLATE, title=title, height=height, margin=dict(l=60, r=20, t=50, b=50),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    fig.update_layout(template=TEMPLATE, title=dict(text=title, y=0.97, yanchor="top"), height=height,
+                      margin=dict(l=60, r=20, t=80, b=50),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0))
     fig.update_xaxes(title_text=xaxis, type="log" if log_x else "linear")
     fig.update_yaxes(title_text=yaxis, type="log" if log_y else "linear")
     return fig
