@@ -169,7 +169,7 @@ def _structured_block(fn, net, output, params, x1, x2):
         gram_a = a1 @ a2.T + cc
         if layer == net.depth:  # readout: D = I
             k = d1.shape[1]
-            term = k * gram_a if output == "trace" else gram_a[:, :, None, None] * jnp.eye(k, dtype=gram_a.dtype)
+            term = k * gram_a if output == "trace" else gram_a[:, :, None, None] * jnp.eye(k, dtype=gram_a.dtype)[None, None]
         elif output == "trace":
             term = gram_a * jnp.einsum("aim,bim->ab", d1, d2)
         else:
