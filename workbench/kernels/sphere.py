@@ -48,7 +48,7 @@ def sphere_multiplicities(dim: int, degrees: int | Sequence[int] | np.ndarray) -
     dim = check_positive_int("dim", dim, minimum=2)
     deg = _degrees(degrees)
     out = np.empty(deg.shape, float)
-    for i, k in enumerate(deg):
+    for i, k in enumerate(deg.tolist()):
         out[i] = 1.0 if k == 0 else (2 * k + dim - 2) * math.comb(k + dim - 3, dim - 2) / k
     return out
 
@@ -94,7 +94,9 @@ def sphere_eigenvalues(kernel: Callable[[np.ndarray], np.ndarray] | MLP, dim: in
       dim: the ambient dimension d (the sphere is S^{d-1}), >= 2.
       degrees: the degrees k (non-negative integers).
       which: ``"ntk"`` or ``"nngp"`` (for an MLP).
-      step: tanh-sinh step in s (default min(1/64, 1/(8 max k)), giving about 1e-14 absolute accuracy).
+      step: tanh-sinh step in s (default min(1/64, 1/(8 max k))). The result is accurate to about
+        1e-14 * max |kappa| in absolute terms (round-off in the oscillating integrand), so tiny
+        eigenvalues of smooth kernels (mu_k < 1e-4 mu_0) have larger relative errors.
 
     Returns:
       float64 array of mu_k, same length as ``degrees``. Funk-Hecke with normalized Gegenbauer
