@@ -86,14 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _prepare(args: argparse.Namespace) -> None:
-    if args.fast:
-        os.environ["WORKBENCH_FAST"] = "1"
-    from workbench import config
-
-    config.set_precision(args.precision)
-
-
 def _run_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from workbench.reports import write_report
 
@@ -129,14 +121,19 @@ def _run_check(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``workbench`` console script and of ``python -m workbench``."""
+    from workbench import config
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    old_fast = os.environ.get("WORKBENCH_FAST")
     try:
-        _prepare(args)
-        if args.command == "report":
-            return _run_report(args, argv)
-        return _run_check(args, argv)
+        if "--fast" in argv:  # before building the parser: the option defaults follow fast mode
+            os.environ["WORKBENCH_FAST"] = "1"
+        args = build_parser().parse_args(argv)
+        # the float width is restored afterwards: main() may run inside a larger process (tests, notebooks)
+        with config.precision(args.precision):
+            if args.command == "report":
+                return _run_report(args, argv)
+            return _run_check(args, argv)
     except (ValueError, TypeError, OSError) as exc:
         # bad input found by the study's own validation, or an output path that cannot be written
         message = " ".join(str(exc).split())
@@ -145,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if old_fast is None:
+            os.environ.pop("WORKBENCH_FAST", None)
+        else:
+            os.environ["WORKBENCH_FAST"] = old_fast
 
 
 if __name__ == "__main__":  # pragma: no cover
