@@ -26,8 +26,9 @@ Divergence. A run is declared diverged at step k when the loss computed for its 
 full training loss at initialization; the relative bound is skipped when L_0 = 0 or the threshold is
 ``None``), or at step k + 1 when the update produces a non-finite parameter. A diverged run is frozen:
 its parameters (and optimizer state) stay at the last finite values theta_k, and its recorded losses
-and ``eval_fn`` outputs are NaN at every recorded step >= k (the run stopped: nothing was measured
-there). Other runs go on. ``diverged_step`` is -1 for runs that never diverged.
+and ``eval_fn`` outputs are NaN at every recorded step after k (the run stopped: nothing was measured
+there; a record at step k itself, if any, shows the offending loss). Other runs go on.
+``diverged_step`` is -1 for runs that never diverged.
 
 Interruption. The steps run in jitted ``lax.scan`` chunks; between chunks the loop advances a
 ``tqdm.auto`` progress bar and calls ``callback(steps_done)``. A ``KeyboardInterrupt`` (Ctrl-C, or
@@ -557,7 +558,7 @@ def _mlp_ntks(net: MLP, params: Params, x: jax.Array) -> np.ndarray:
 
 def _check_mlp_targets(name: str, net: MLP, loss: str, y: jax.Array) -> None:
     if y.ndim != 2:
-        raise ValueError(f"{name} targets must have shape (n, out_dim), got {y.shape}")
+        raise ValueError(f"{name} targets must have shape (n, {net.out_dim}) (2-d: one column per output), got {y.shape}")
     if loss == "mse" or net.out_dim == 1:
         if y.shape[1] != net.out_dim:
             raise ValueError(f"{name} targets must have shape (n, {net.out_dim}) for this net, got {y.shape}")
