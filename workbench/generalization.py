@@ -7,7 +7,8 @@
 * Bordelon, Canatar & Pehlevan (2020), Canatar, Bordelon & Pehlevan (2021): kernel-regression learning
   curves from the Mercer spectrum (THEORY.md section 5). :func:`kernel_learning_curve` solves the
   self-consistent equation; :func:`simulate_kernel_regression` (Gaussian features with that spectrum) and
-  :func:`simulate_sphere_kernel_regression` (a real dot-product kernel on the sphere) measure it.
+  :func:`simulate_sphere_kernel_regression` (a real dot-product kernel on the sphere) measure it; sphere
+  spectra come from :mod:`workbench.kernels.sphere`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,19 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import integrate, optimize, special
+from scipy import integrate, optimize
+from threadpoolctl import threadpool_limits
 
+from workbench.kernels.sphere import gegenbauer_normalized, sphere_multiplicities
 from workbench.validation import check_finite, check_positive_int, check_real
 
 
 # =========================================================================== Advani & Saxe
+#: The simulators loop over many small matrices, where a multi-threaded BLAS only adds contention (measured
+#: 12x slower on a loaded 2-core machine): they run their loops with one BLAS thread.
+_BLAS_THREADS = 1
+
+
 class SimulationResult(NamedTuple):
     """Errors measured over ``num_trials`` independent draws: means and standard errors (sem = std / sqrt(trials)).
 
@@ -165,23 +173,24 @@ def simulate_advani_saxe(alpha: Any, t: Any, *, num_features: int = 200, num_tri
     et = np.zeros_like(eg)
     inf_t = np.isinf(t1)
     tf = np.where(inf_t, 0.0, t1) / tau
-    for i, al in enumerate(a1):
-        p = max(1, int(round(al * n)))
-        for r in range(trials):
-            x = rng.standard_normal((p, n)) / np.sqrt(n)
-            wbar = np.sqrt(teacher_var) * rng.standard_normal(n)
-            y = x @ wbar + np.sqrt(noise_var) * rng.standard_normal(p)
-            w0 = np.sqrt(init_var) * rng.standard_normal(n)
-            lam, u = np.linalg.eigh(x.T @ x)
-            null = lam <= n * np.finfo(float).eps * max(lam[-1], 1.0)
-            c0, b = u.T @ w0, u.T @ (x.T @ y)
-            lam_safe = np.where(null, 1.0, lam)
-            decay = np.where(inf_t[:, None], 0.0, np.exp(-np.outer(tf, lam)))
-            decay = np.where(null[None, :], 1.0, decay)
-            c = c0[None, :] * decay + np.where(null, 0.0, b / lam_safe)[None, :] * (1 - decay)  # (T, N)
-            w = c @ u.T
-            eg[i, :, r] = np.sum((w - wbar[None, :]) ** 2, axis=1) / n + noise_var
-            et[i, :, r] = np.sum((y[None, :] - w @ x.T) ** 2, axis=1) / p
+    with threadpool_limits(limits=_BLAS_THREADS, user_api="blas"):
+        for i, al in enumerate(a1):
+            p = max(1, int(round(al * n)))
+            for r in range(trials):
+                x = rng.standard_normal((p, n)) / np.sqrt(n)
+                wbar = np.sqrt(teacher_var) * rng.standard_normal(n)
+                y = x @ wbar + np.sqrt(noise_var) * rng.standard_normal(p)
+                w0 = np.sqrt(init_var) * rng.standard_normal(n)
+                lam, u = np.linalg.eigh(x.T @ x)
+                null = lam <= n * np.finfo(float).eps * max(lam[-1], 1.0)
+                c0, b = u.T @ w0, u.T @ (x.T @ y)
+                lam_safe = np.where(null, 1.0, lam)
+                decay = np.where(inf_t[:, None], 0.0, np.exp(-np.outer(tf, lam)))
+                decay = np.where(null[None, :], 1.0, decay)
+                c = c0[None, :] * decay + np.where(null, 0.0, b / lam_safe)[None, :] * (1 - decay)  # (T, N)
+                w = c @ u.T
+                eg[i, :, r] = np.sum((w - wbar[None, :]) ** 2, axis=1) / n + noise_var
+                et[i, :, r] = np.sum((y[None, :] - w @ x.T) ** 2, axis=1) / p
     sq = np.sqrt(trials)
 
     def shaped(v: np.ndarray) -> np.ndarray:
@@ -220,8 +229,10 @@ def _check_spectrum(eigenvalues: Any, target_powers: Any, degeneracies: Any) -> 
         raise ValueError(f"target_powers must have the shape of eigenvalues {eta.shape}, got {v2.shape}")
     check_finite("eigenvalues", eta)
     check_finite("target_powers", v2)
-    if np.any(eta < 0):
+    scale = float(np.max(np.abs(eta)))
+    if np.any(eta < -1e-12 * scale):
         raise ValueError(f"eigenvalues must be >= 0 (a kernel is PSD), got min {eta.min()}")
+    eta = np.clip(eta, 0.0, None)  # quadrature round-off (|eta| <= 1e-12 max) counts as 0
     if np.any(v2 < 0):
         raise ValueError(f"target_powers (v_k^2) must be >= 0, got min {v2.min()}")
     if degeneracies is None:
@@ -326,65 +337,61 @@ def simulate_kernel_regression(eigenvalues: Any, target_powers: Any, p: Any, *, 
     rng = np.random.default_rng(seed)
     eg = np.zeros((len(ps), trials))
     et = np.zeros_like(eg)
-    for i, pp in enumerate(ps.astype(int)):
-        for r in range(trials):
-            phi = rng.standard_normal((pp, eta_f.size))
-            y = phi @ v_f + np.sqrt(noise) * rng.standard_normal(pp)
-            k = (phi * eta_f) @ phi.T
-            alpha = np.linalg.lstsq(k + ridge * np.eye(pp), y, rcond=None)[0] if ridge == 0 else \
-                np.linalg.solve(k + ridge * np.eye(pp), y)
-            w = eta_f * (phi.T @ alpha)
-            eg[i, r] = np.sum((w - v_f) ** 2)
-            et[i, r] = np.mean((k @ alpha - y) ** 2)
+    with threadpool_limits(limits=_BLAS_THREADS, user_api="blas"):
+        for i, pp in enumerate(ps.astype(int)):
+            for r in range(trials):
+                phi = rng.standard_normal((pp, eta_f.size))
+                y = phi @ v_f + np.sqrt(noise) * rng.standard_normal(pp)
+                k = (phi * eta_f) @ phi.T
+                alpha = np.linalg.lstsq(k + ridge * np.eye(pp), y, rcond=None)[0] if ridge == 0 else \
+                    np.linalg.solve(k + ridge * np.eye(pp), y)
+                w = eta_f * (phi.T @ alpha)
+                eg[i, r] = np.sum((w - v_f) ** 2)
+                et[i, r] = np.mean((k @ alpha - y) ** 2)
     sq = np.sqrt(trials)
     return SimulationResult(eg.mean(-1), eg.std(-1, ddof=1) / sq, et.mean(-1), et.std(-1, ddof=1) / sq, trials)
 
 
 # =========================================================================== sphere kernels
-def sphere_multiplicity(dim: int, k: Any) -> np.ndarray:
-    """Number N(d, k) of degree-k spherical harmonics on S^{d-1}: (2k + d - 2)/k * C(k + d - 3, d - 2), N(d, 0) = 1."""
-    dim = check_positive_int("dim", dim, minimum=2)
-    kk = np.asarray(k)
-    if np.any(kk < 0) or np.any(kk != np.round(kk)):
-        raise ValueError(f"k must be non-negative integers, got {k!r}")
-    kk = kk.astype(int)
-    if dim == 2:
-        return np.where(kk == 0, 1, 2).astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        n = (2 * kk + dim - 2) / np.where(kk == 0, 1, kk) * special.comb(kk + dim - 3, dim - 2)
-    return np.where(kk == 0, 1.0, n)
+def extend_sphere_spectrum(eigenvalues: Any, dim: int, *, max_degree: int = 20000,
+                           fit_last: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Sphere eigenvalues mu_0..mu_K extended by a fitted power-law tail mu_k = C k^-s up to ``max_degree``.
 
+    A truncated spectrum drops the tail sum_{k > K} N(d, k) mu_k, which acts like extra ridge in the
+    learning-curve theory (for the relu NTK on S^2 it is about 1/K): learning curves need it. The tail is
+    fitted (least squares in log-log) on the last ``fit_last`` non-negligible (> 1e-12 mu_max) eigenvalues;
+    when only even (or only odd) degrees are non-negligible there, as for the bias-free relu NTK
+    (Bietti & Mairal 2019), the tail keeps that parity. This is a model of the tail, not a computation:
+    check the fitted exponent (returned in the tail's ratio mu_{2k}/mu_k) against theory (s = d for relu).
 
-def gegenbauer_normalized(k: int, dim: int, t: Any) -> np.ndarray:
-    """P_k(t) for S^{dim-1}: the Gegenbauer polynomial C_k^{((d-2)/2)} normalized to P_k(1) = 1 (Legendre for d = 3)."""
-    t = np.asarray(t, dtype=float)
-    if dim == 2:
-        return np.cos(k * np.arccos(np.clip(t, -1, 1)))
-    lam = (dim - 2) / 2
-    return special.eval_gegenbauer(k, lam, t) / special.eval_gegenbauer(k, lam, 1.0)
-
-
-def dot_product_kernel_eigenvalues(kernel: Callable[[np.ndarray], np.ndarray], dim: int, max_degree: int, *,
-                                   num_nodes: int = 400) -> tuple[np.ndarray, np.ndarray]:
-    """Mercer eigenvalues mu_k (k = 0..max_degree) of x, x' -> kernel(x . x') on S^{dim-1} (uniform measure) and N(d, k).
-
-    Funk-Hecke (THEORY.md section 3): mu_k = Gamma(d/2)/(sqrt(pi) Gamma((d-1)/2)) int_{-1}^1 kernel(t) P_k(t)
-    (1 - t^2)^{(d-3)/2} dt, by Gauss-Jacobi quadrature (weight (1 - t^2)^{(d-3)/2}, ``num_nodes`` nodes).
-    :mod:`workbench.kernels.sphere` is the library's home for sphere spectra; this is the small version the
-    learning-curve studies need.
+    Returns:
+      (eigenvalues, degeneracies) over the kept degrees: the computed ones and the tail, with N(d, k).
     """
+    mu = np.asarray(eigenvalues, dtype=float)
     dim = check_positive_int("dim", dim, minimum=2)
-    max_degree = check_positive_int("max_degree", max_degree, minimum=0)
-    num_nodes = check_positive_int("num_nodes", num_nodes, minimum=2)
-    a = (dim - 3) / 2
-    t, w = special.roots_jacobi(num_nodes, a, a)
-    kv = np.asarray(kernel(t), dtype=float)
-    if kv.shape != t.shape or not np.all(np.isfinite(kv)):
-        raise ValueError("kernel must map an array of cosines in [-1, 1] to finite values of the same shape")
-    c = special.gamma(dim / 2) / (np.sqrt(np.pi) * special.gamma((dim - 1) / 2))
-    ks = np.arange(max_degree + 1)
-    mu = np.array([c * np.sum(w * kv * gegenbauer_normalized(int(k), dim, t)) for k in ks])
-    return mu, sphere_multiplicity(dim, ks)
+    fit_last = check_positive_int("fit_last", fit_last, minimum=2)
+    if mu.ndim != 1 or mu.size < 2 * fit_last:
+        raise ValueError(f"eigenvalues must be a 1-d array of at least 2 * fit_last = {2 * fit_last} degrees, "
+                         f"got shape {mu.shape}")
+    check_finite("eigenvalues", mu)
+    k_max = mu.size - 1
+    max_degree = check_positive_int("max_degree", max_degree, minimum=k_max + 1)
+    tol = 1e-12 * float(np.max(np.abs(mu)))
+    window = np.arange(k_max - 2 * fit_last + 1, k_max + 1)
+    nonzero = window[mu[window] > tol]
+    if nonzero.size < 2:
+        raise ValueError("the last eigenvalues are all negligible: nothing to fit a tail to")
+    parities = set((nonzero % 2).tolist())
+    nonzero = nonzero[-fit_last:]
+    slope, intercept = np.polyfit(np.log(nonzero), np.log(mu[nonzero]), 1)
+    tail_k = np.arange(k_max + 1, max_degree + 1)
+    if len(parities) == 1:
+        tail_k = tail_k[tail_k % 2 == parities.pop()]
+    degrees = np.arange(k_max + 1)
+    keep = np.abs(mu) > tol
+    eta = np.concatenate([np.clip(mu[keep], 0, None), np.exp(intercept) * tail_k.astype(float) ** slope])
+    deg = np.concatenate([sphere_multiplicities(dim, degrees[keep]), sphere_multiplicities(dim, tail_k)])
+    return eta, deg
 
 
 def simulate_sphere_kernel_regression(kernel: Callable[[np.ndarray], np.ndarray], target_coeffs: Sequence[float],
@@ -396,7 +403,8 @@ def simulate_sphere_kernel_regression(kernel: Callable[[np.ndarray], np.ndarray]
     Gegenbauer, :func:`gegenbauer_normalized`), labels with N(0, noise) noise. E_g is the mean squared error
     against f* on ``num_test`` fresh points (Monte-Carlo; its sampling noise is inside the reported sem).
     The matching theory: :func:`kernel_learning_curve` with the eigenvalues of
-    :func:`dot_product_kernel_eigenvalues`, multiplicities N(d, k) and target powers per eigenfunction
+    :func:`workbench.kernels.sphere.sphere_eigenvalues`, multiplicities N(d, k)
+    (:func:`workbench.kernels.sphere.sphere_multiplicities`) and target powers per eigenfunction
     v_k^2 = c_k^2 / N(d, k)^2 (the power c_k^2 / N(d, k) of c_k P_k(beta . x), spread over N(d, k) functions;
     by rotation invariance only the total per degree matters).
 
@@ -430,15 +438,16 @@ def simulate_sphere_kernel_regression(kernel: Callable[[np.ndarray], np.ndarray]
 
     eg = np.zeros((len(ps), trials))
     et = np.zeros_like(eg)
-    for i, pp in enumerate(ps.astype(int)):
-        for r in range(trials):
-            beta = sphere(1)[0]
-            x, xt = sphere(pp), sphere(num_test)
-            y = target(x, beta) + np.sqrt(noise) * rng.standard_normal(pp)
-            k = gram(x, x)
-            k = 0.5 * (k + k.T)
-            alpha = np.linalg.lstsq(k + ridge * np.eye(pp), y, rcond=None)[0]
-            eg[i, r] = np.mean((gram(xt, x) @ alpha - target(xt, beta)) ** 2)
-            et[i, r] = np.mean((k @ alpha - y) ** 2)
+    with threadpool_limits(limits=_BLAS_THREADS, user_api="blas"):
+        for i, pp in enumerate(ps.astype(int)):
+            for r in range(trials):
+                beta = sphere(1)[0]
+                x, xt = sphere(pp), sphere(num_test)
+                y = target(x, beta) + np.sqrt(noise) * rng.standard_normal(pp)
+                k = gram(x, x)
+                k = 0.5 * (k + k.T)
+                alpha = np.linalg.lstsq(k + ridge * np.eye(pp), y, rcond=None)[0]
+                eg[i, r] = np.mean((gram(xt, x) @ alpha - target(xt, beta)) ** 2)
+                et[i, r] = np.mean((k @ alpha - y) ** 2)
     sq = np.sqrt(trials)
     return SimulationResult(eg.mean(-1), eg.std(-1, ddof=1) / sq, et.mean(-1), et.std(-1, ddof=1) / sq, trials)
