@@ -96,6 +96,7 @@ class LrBatchPanel(Panel):
         if not isinstance(cfg, LrBatchConfig):
             raise TypeError(f"cfg must be an LrBatchConfig, got {type(cfg).__name__}")
         self.cfg = cfg
+        self._num_records = max(1, cfg.num_steps // cfg.record_every)  # kept when the steps widget changes
         #: arguments of :func:`workbench.studies.lr_batch.quadratic_study` for the control figure
         self.quadratic_kwargs = quadratic_kwargs if quadratic_kwargs is not None else dict(
             batch_sizes=config.pick((1, 8, 64, 512), (1, 4, 16, 64, 256, 1024)),
@@ -169,7 +170,7 @@ class LrBatchPanel(Panel):
             noise_std=self.noise_std.value, optimizers=tuple(self.optimizers.value),
             batch_sizes=parse_batch_sizes(self.batch_sizes.value), lr_min=10.0 ** lo, lr_max=10.0 ** hi,
             num_lrs=self.num_lrs.value, seeds=self.seeds.value, num_steps=self.num_steps.value,
-            record_every=max(1, self.num_steps.value // 50), momentum=self.cfg.momentum,
+            record_every=max(1, self.num_steps.value // self._num_records), momentum=self.cfg.momentum,
             target_loss=self.target.value if self.target.value > 0 else None, dim=self.cfg.dim, seed=self.cfg.seed,
             fit_max_batch=self.cfg.fit_max_batch,
             results_dir=self.results_dir.value.strip() or None)
