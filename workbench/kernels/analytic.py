@@ -34,6 +34,7 @@ error; measure finite-width kernels with :func:`workbench.kernels.empirical.empi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable
@@ -298,6 +299,8 @@ def kernel_recursion(net: MLP, dot11: jax.Array, dot22: jax.Array, dot12: jax.Ar
     else:
         sq = np.concatenate([np.ravel(np.asarray(dot11)), np.ravel(np.asarray(dot22))])
         order = _choose_order(net, sq, in_dim)
+    if net.parametrization != "standard":  # the width only enters the standard NTK: keep it out of the jit key
+        net = dataclasses.replace(net, width=1)
     return _recursion(net, dot11, dot22, dot12, in_dim, order, bool(diagonal))
 
 

@@ -35,6 +35,7 @@ rows of each block are sharded over them with ``jax.sharding`` (a 1-d mesh over 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -362,7 +363,11 @@ def empirical_ntk(apply_fn: Callable | MLP, params: Any, x1: jax.Array, x2: jax.
             f"empirical_ntk(method={method!r}, n1={n1}, n2={n2}, k={k}, output={output!r}, block_size={block_size}) "
             f"needs about {need / 2**30:.2f} GiB but the budget is {limit / 2**30:.2f} GiB; {hint}")
     devices = list(devices) if devices is not None else jax.devices()
-    block = _block_fn(method, fn, net, output)
+    if method == "structured":
+        # the structured block reads shapes from params: drop the width (and fn) from the jit cache key
+        block = _block_fn(method, None, dataclasses.replace(net, width=1), output)
+    else:
+        block = _block_fn(method, fn, net, output)
     if block_size is None or (block_size >= n1 and block_size >= n2):
         return _run_block(block, params, x1, x2, devices)
     if not (is_concrete(x1) and (x2 is None or is_concrete(x2))):
