@@ -229,6 +229,7 @@ JS_CONTROLS = r"""
   const out = [];
   for (const el of document.querySelectorAll('.widget-slider .noUi-handle, .widget-dropdown select')) {
     if (el.offsetParent === null) continue;  // hidden (another tab, a collapsed box)
+    if (el.closest('.wb-export')) continue;  // the export bar writes files, it changes no figure
     let kind;
     if (el.closest('.widget-slider')) {
       if (el.closest('.mod-disabled') || el.closest('[disabled]')) continue;
@@ -480,9 +481,11 @@ def check_html_file(browser, path: Path, screenshot: Path, *, min_figures: int =
     page.on("pageerror", lambda exc: js_errors.append(str(exc)))
     try:
         page.goto(path.resolve().as_uri(), wait_until="load", timeout=60_000)
+        # drawn = plotly's SVG exists and holds at least one trace, for each of min_figures figures
         page.wait_for_function(
-            f"() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= {min_figures}",
-            timeout=30_000, polling=200)
+            "(n) => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+            ".filter(gd => gd.querySelector('.main-svg') && gd.querySelectorAll('.trace, .hm, .heatmaplayer image').length > 0)"
+            ".length >= n", arg=min_figures, timeout=30_000, polling=200)
         n = page.evaluate("() => document.querySelectorAll('.js-plotly-plot').length")
         page.screenshot(path=str(screenshot), full_page=True)
         if js_errors:

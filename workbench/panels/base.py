@@ -3,7 +3,15 @@
 A panel subclass builds its widgets and figures, then calls :meth:`Panel.watch` with the widgets
 whose changes should trigger a recomputation. In a running kernel, changes are debounced: a
 burst of slider moves while a computation runs leads to one recomputation with the latest values,
-not a queue of stale ones. Outside an event loop (tests, scripts) :meth:`Panel.refresh` runs at once.
+not a queue of stale ones (the kernel handles the queued widget messages after the computation, each
+resets the one pending timer). Outside an event loop (tests, scripts) :meth:`Panel.refresh` runs at once.
+
+A recomputation runs inside the panel's ``progress`` output area, so ``tqdm.auto`` bars started by the
+package functions show in the panel (in JupyterLab and in Voila) rather than in the kernel's log, and a
+traceback shows there too; the area is cleared after a successful run.
+
+Export: :meth:`Panel.export` (and the panel's export button) writes every figure as standalone HTML,
+and as SVG/PNG where kaleido finds a Chromium (:func:`export_figures`).
 """
 
 from __future__ import annotations
@@ -21,6 +29,43 @@ import plotly.graph_objects as go
 from workbench import config
 from workbench.plots import save_html
 
+#: formats :func:`export_figures` writes; "html" always works, "svg"/"png" need kaleido and a Chromium
+EXPORT_FORMATS = ("html", "svg", "png")
+_EXPORT_CHOICES = (("HTML", ("html",)), ("HTML + SVG", ("html", "svg")), ("HTML + PNG", ("html", "png")),
+                   ("HTML + SVG + PNG", ("html", "svg", "png")))
+
+
+def export_figures(figures: dict[str, go.Figure], directory: str | Path,
+                   formats: Sequence[str] = ("html",)) -> tuple[list[Path], str]:
+    """Write each figure as ``<directory>/<name>.<format>``; returns (paths written, a note on what was skipped).
+
+    HTML is standalone (plotly.js embedded, opens offline). SVG and PNG go through kaleido in one browser
+    session (``plotly.io.write_images``); without kaleido or a Chromium they are skipped and the note says why.
+    """
+    formats = tuple(formats)
+    bad = [f for f in formats if f not in EXPORT_FORMATS]
+    if bad or not formats:
+        raise ValueError(f"formats must be a non-empty subset of {EXPORT_FORMATS}, got {formats!r}")
+    directory = Path(directory)
+    written: list[Path] = []
+    plain = {name: go.Figure(fig) for name, fig in figures.items()}
+    if "html" in formats:
+        written += [save_html(fig, directory / f"{name}.html") for name, fig in plain.items()]
+    static = [f for f in formats if f != "html"]
+    note = ""
+    if static and plain:
+        import plotly.io as pio
+
+        directory.mkdir(parents=True, exist_ok=True)
+        figs = [fig for fig in plain.values() for _ in static]
+        paths = [directory / f"{name}.{fmt}" for name in plain for fmt in static]
+        try:
+            pio.write_images(figs, paths, format=[p.suffix[1:] for p in paths])
+            written += paths
+        except Exception as exc:  # kaleido missing or no Chromium: HTML only, and say so
+            note = f"{'/'.join(static).upper()} skipped ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+    return written, note
+
 
 class Panel:
     """Subclass and implement :meth:`update` (recompute and redraw from the current widget values)."""
@@ -32,16 +77,23 @@ class Panel:
         self.figures: dict[str, go.FigureWidget] = {}
         self.status = W.HTML()
         self.export_dir = W.Text(value="exports", description="export to", layout=W.Layout(width="260px"))
+        self.export_format = W.Dropdown(options=_EXPORT_CHOICES, value=("html",), description="as",
+                                        layout=W.Layout(width="220px"))
         self.export_button = W.Button(description="Export figures", icon="download",
-                                      tooltip="Save every figure as standalone HTML (and PNG where kaleido works)")
+                                      tooltip="Save every figure as standalone HTML (and SVG/PNG where kaleido works)")
         self.export_button.on_click(lambda _b: self.export(self.export_dir.value))
+        for w in (self.export_dir, self.export_format, self.export_button):
+            w.add_class("wb-export")  # browser tests leave the export bar alone when they look for controls
+        #: output area of recomputations: progress bars and tracebacks of callbacks show here
+        self.progress = W.Output()
         self._pending: asyncio.TimerHandle | None = None
         self._busy = False
 
     # ---------------------------------------------------------------- layout
     def layout(self, controls: Sequence[W.Widget], body: Sequence[W.Widget]) -> W.VBox:
         """Controls on top, then the body (figures), then status and export bar."""
-        self.widget = W.VBox([*controls, *body, self.status, W.HBox([self.export_button, self.export_dir])])
+        self.widget = W.VBox([*controls, *body, self.progress, self.status,
+                              W.HBox([self.export_button, self.export_format, self.export_dir])])
         return self.widget
 
     def _ipython_display_(self) -> None:
@@ -81,30 +133,34 @@ class Panel:
         start = time.perf_counter()
         self._busy = True
         self.status.value = "<small>computing...</small>"
+        error: Exception | None = None
         try:
-            fn()
-        except Exception as exc:  # shown in the panel, not swallowed: the traceback is printed too
-            self.status.value = (f"<span style='color:#b00'><b>error:</b> {html.escape(type(exc).__name__)}: "
-                                 f"{html.escape(str(exc))}</span>")
-            traceback.print_exc()
-            return
+            # tqdm.auto bars of the computation, and a traceback, show in the panel's output area
+            # (the Output widget would swallow an exception in a kernel: catch it inside)
+            with self.progress:
+                self.progress.clear_output()
+                try:
+                    fn()
+                except Exception as exc:  # shown in the panel, not swallowed: the traceback is printed too
+                    error = exc
+                    traceback.print_exc()
         finally:
             self._busy = False
+        if error is not None:
+            self.status.value = (f"<span style='color:#b00'><b>error:</b> {html.escape(type(error).__name__)}: "
+                                 f"{html.escape(str(error))}</span>")
+            return
+        self.progress.clear_output()
         self.status.value = (f"<small>updated in {time.perf_counter() - start:.2f} s &middot; "
                              f"{html.escape(config.device_report())}</small>")
 
     # ---------------------------------------------------------------- export
-    def export(self, directory: str | Path) -> list[Path]:
-        """Save every figure as standalone HTML, and as PNG where kaleido can find a browser."""
-        directory = Path(directory)
-        written = []
-        for name, fig in self.figures.items():
-            written.append(save_html(go.Figure(fig), directory / f"{name}.html"))
-            try:
-                png = directory / f"{name}.png"
-                go.Figure(fig).write_image(str(png))
-                written.append(png)
-            except Exception:  # kaleido missing or no Chromium: HTML only, as documented
-                pass
-        self.status.value = f"<small>exported {len(written)} file(s) to {html.escape(str(directory))}</small>"
+    def export(self, directory: str | Path, formats: Sequence[str] | None = None) -> list[Path]:
+        """Save every figure as standalone HTML, and as SVG/PNG where kaleido can find a browser.
+
+        ``formats``: a subset of :data:`EXPORT_FORMATS`; default: the panel's export-format dropdown (HTML).
+        """
+        written, note = export_figures(self.figures, directory, formats or self.export_format.value)
+        self.status.value = (f"<small>exported {len(written)} file(s) to {html.escape(str(directory))}"
+                             + (f"; {html.escape(note)}" if note else "") + "</small>")
         return written
