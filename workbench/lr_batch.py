@@ -945,7 +945,8 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
           batch_sizes: ArrayLike, lrs: ArrayLike, optimizers: Sequence[str] = SWEEP_OPTIMIZERS,
           seeds: int | Sequence[int] = 2, num_steps: int, record_every: int = 10, momentum: float = 0.9,
           sampling: str = "iid", divergence_threshold: float = 1e4, results_dir: str | None = None,
-          tag: str = "", progress: bool = True, **train_kwargs: Any) -> dict[str, SweepResult]:
+          tag: str = "", progress: bool = True, devices: Sequence[Any] | None = None,
+          **train_kwargs: Any) -> dict[str, SweepResult]:
     """Train every (optimizer, batch size, lr, seed) with :func:`workbench.training.train`; one
     :class:`SweepResult` per optimizer.
 
@@ -959,6 +960,10 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
     ``net.describe()``), so a rerun loads finished points and trains only the missing ones, and a
     changed configuration never reuses stale files. Interrupting (Ctrl-C) returns the finished points
     (``completed=False``); divergent runs are results (``diverged``), never errors.
+
+    Devices: ``devices=None`` uses ``jax.devices()``; with several, the lr grid of each point is split into
+    one contiguous chunk per device, each trained by :func:`~workbench.training.train` in its own thread
+    under ``jax.default_device`` (runs are independent per lr, so the result is the same as on one device).
     """
     import os
     import time
@@ -985,6 +990,9 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
         raise TypeError(f"tag must be a string, got {type(tag).__name__}")
     if results_dir is not None:
         os.makedirs(results_dir, exist_ok=True)
+    devices = list(jax.devices()) if devices is None else list(devices)
+    if not devices:
+        raise ValueError("devices must not be empty (None uses jax.devices())")
     out: dict[str, SweepResult] = {}
     interrupted = False
     for opt in optimizers:
@@ -1002,16 +1010,16 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
                     rows[int(b)] = {k: f[k] for k in f.files}
                 continue
             start = time.perf_counter()
-            res = train(loss_fn, init_fn, (x, y), optimizer=opt, lrs=eta, seeds=seed_arr.tolist(),
-                        num_steps=num_steps, batch_size=int(b), sampling=sampling, momentum=momentum,
-                        record_every=record_every, divergence_threshold=divergence_threshold,
-                        progress=progress, **train_kwargs)
-            if not res.completed:
+            row = _run_point(train, devices, loss_fn, init_fn, x, y, eta, optimizer=opt, seeds=seed_arr.tolist(),
+                             num_steps=num_steps, batch_size=int(b), sampling=sampling, momentum=momentum,
+                             record_every=record_every, divergence_threshold=divergence_threshold,
+                             progress=progress, **train_kwargs)
+            if row is None:  # interrupted: keep what is finished
                 interrupted = True
                 break
-            row = {"train_loss": np.asarray(res.train_loss), "diverged": np.asarray(res.diverged),
-                   "diverged_step": np.asarray(res.diverged_step), "steps": np.asarray(res.steps),
-                   "seconds": np.asarray(time.perf_counter() - start), "device": np.asarray(config.device_report())}
+            row["seconds"] = np.asarray(time.perf_counter() - start)
+            row["device"] = np.asarray(config.device_report() + (f" ({len(devices)} devices, lrs sharded)"
+                                                                 if devices and len(devices) > 1 else ""))
             rows[int(b)] = row
             if path is not None:
                 tmp = path + ".tmp.npz"
@@ -1104,3 +1112,29 @@ def curvature_stats(loss_fn: Callable, params: Any, data: Any, *, num_probes: in
         raise ValueError(f"the top Hessian eigenvalue is {lam:g} <= 0: no stability limit exists at these parameters")
     return CurvatureStats(lam, np.asarray(v), float(h.mean()), float(h.std()), float(per_probe.mean()),
                           float(per_probe.std(ddof=1) / math.sqrt(num_probes)), int(op.dim), int(x.shape[0]))
+
+
+def _run_point(train: Callable, devices: list[Any], loss_fn: Callable, init_fn: Callable, x: jax.Array,
+               y: jax.Array, lrs: np.ndarray, *, progress: bool, **kwargs: Any) -> dict[str, np.ndarray] | None:
+    """One (optimizer, B) point: train on one device, or shard the lr grid over several (one thread each).
+    Returns the arrays to store, or None if the run was interrupted."""
+    chunks = [c for c in np.array_split(lrs, min(len(devices), lrs.size)) if c.size]
+    if len(chunks) == 1:
+        results = [train(loss_fn, init_fn, (x, y), lrs=lrs, progress=progress, **kwargs)]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def run(i: int) -> Any:
+            dev = devices[i]
+            with jax.default_device(dev):
+                data = (jax.device_put(x, dev), jax.device_put(y, dev))
+                return train(loss_fn, init_fn, data, lrs=chunks[i], progress=progress and i == 0, **kwargs)
+
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            results = list(pool.map(run, range(len(chunks))))
+    if not all(r.completed for r in results):
+        return None
+    return {"train_loss": np.concatenate([np.asarray(r.train_loss) for r in results], axis=0),
+            "diverged": np.concatenate([np.asarray(r.diverged) for r in results], axis=0),
+            "diverged_step": np.concatenate([np.asarray(r.diverged_step) for r in results], axis=0),
+            "steps": np.asarray(results[0].steps)}
