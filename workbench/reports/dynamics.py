@@ -19,6 +19,8 @@ from workbench import config
 from workbench.reports import Report, Table, int_list, positive_float, positive_int
 
 DESCRIPTION = __doc__.split("\n\n")[1]
+#: the spectral learning-curve theory needs float64 (in float32 it comes out flat): float64 unless asked
+DEFAULT_PRECISION = "float64"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
