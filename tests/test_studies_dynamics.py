@@ -1,0 +1,106 @@
+"""Tests of workbench.studies.dynamics, its plot builders and the cheap panels (small sizes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from workbench.plots import dynamics as P
+from workbench.studies.dynamics import (
+    advani_saxe_study,
+    circle_data,
+    kernel_vs_training,
+    sphere_learning_curve_study,
+)
+
+
+@pytest.fixture(scope="module")
+def kd():
+    return kernel_vs_training(widths=(32, 512), num_steps=40, record_every=10, n_train=8, n_test=24, num_seeds=2,
+                              progress=False)
+
+
+def test_kernel_vs_training_consistency(kd):
+    assert list(kd.steps) == [0, 10, 20, 30, 40]
+    np.testing.assert_allclose(kd.times, kd.lr * kd.steps)
+    assert kd.lr == pytest.approx(0.5 * kd.lr_max)
+    for w in kd.widths:
+        assert kd.measured_test[w].shape == kd.predicted_test[w].shape == (2, 5, 24)
+        # the closed form starts from the net's own f_0: identical at step 0 (float64)
+        np.testing.assert_allclose(kd.predicted_test[w][:, 0], kd.measured_test[w][:, 0], atol=1e-12)
+        np.testing.assert_allclose(kd.predicted_train_loss[w][:, 0], kd.measured_train_loss[w][:, 0], rtol=1e-10)
+        assert not kd.diverged[w].any()
+        # the training loss falls, in theory and in practice
+        assert np.all(kd.measured_train_loss[w][:, -1] < 0.5 * kd.measured_train_loss[w][:, 0])
+    # wider nets follow the closed form more closely (2 seeds only: the size of the gain is tested with 6 seeds
+    # in test_dynamics.py::test_wide_network_follows_the_closed_form; measured here 0.109 -> 0.071)
+    assert kd.rel_error[512].mean() < kd.rel_error[32].mean()
+    # the ensemble mean starts at 0 with the NNGP standard deviation (unit-norm inputs: K(x, x) = 1 at w_std^2 = 2)
+    np.testing.assert_allclose(kd.ensemble_mean[0], 0.0, atol=1e-14)
+    np.testing.assert_allclose(kd.ensemble_std[0], 1.0, rtol=1e-10)
+    # top eigenmode decays fastest in theory
+    ratio = np.abs(kd.predicted_modes[512][0, -1] / kd.predicted_modes[512][0, 0])
+    assert ratio[0] < ratio[-1]
+
+
+def test_circle_data_and_bad_input():
+    d = circle_data(5, 7, seed=1)
+    assert d.x_train.shape == (5, 2) and d.y_test.shape == (7, 1)
+    np.testing.assert_allclose(np.linalg.norm(d.x_test, axis=1), 1.0)
+    with pytest.raises(ValueError, match="n_train must be an integer >= 1"):
+        circle_data(0)
+    with pytest.raises(ValueError, match="widths must not be empty"):
+        kernel_vs_training(widths=())
+
+
+def test_advani_saxe_study_peak_and_early_stopping():
+    st = advani_saxe_study(alphas=np.linspace(0.2, 2.0, 37), num_features=50, num_trials=3)
+    inf_col = list(np.isinf(st.times)).index(True)
+    assert st.alphas[np.argmax(st.E_g_alpha[:, inf_col])] == pytest.approx(1.0, abs=0.06)
+    assert st.sim.E_g.shape == (3, 3)
+    # at alpha = 1 the best stopping time is finite and beats t = inf
+    row = list(st.sim_alphas).index(1.0)
+    assert np.min(st.E_g_time[row]) < st.E_g_time[row, -1]
+
+
+def test_sphere_learning_curve_study_is_decreasing():
+    st = sphere_learning_curve_study(sim_p=(10,), num_trials=3, num_test=100, max_degree=40,
+                                     p_grid=np.array([5.0, 20.0, 80.0]))
+    assert np.all(np.diff(st.E_g_theory) < 0)
+    assert st.sim.E_g.shape == (1,)
+    with pytest.raises(ValueError, match="target degree 3 has a zero kernel eigenvalue"):
+        sphere_learning_curve_study(target_coeffs=(0.0, 0.0, 0.0, 1.0), simulate=False, max_degree=40)
+
+
+def test_plot_builders(kd):
+    st = advani_saxe_study(alphas=np.linspace(0.2, 2.0, 10), num_features=30, num_trials=2)
+    figs = [P.function_snapshot(kd, 20), P.loss_curves(kd, step=20), P.mode_residuals(kd, num_modes=3),
+            P.width_errors(kd), P.advani_saxe_alpha(st, alpha=1.2),
+            P.advani_saxe_time(st.t_grid, st.E_g_time[0], st.E_t_time[0], alpha=0.5, sim_times=st.sim_times,
+                               sim=st.sim, sim_row=0)]
+    assert all(isinstance(f, go.Figure) for f in figs)
+    # snapshot: band, mean, target, 2 traces per width, training points
+    assert len(figs[0].data) == 3 + 2 * len(kd.widths) + 1
+    assert len(figs[2].data) == 6
+    np.testing.assert_allclose(figs[0].data[1].y, kd.ensemble_mean[2])
+    with pytest.raises(ValueError, match="width must be one of"):
+        P.mode_residuals(kd, width=7)
+    with pytest.raises(ValueError, match="equal shapes"):
+        P.advani_saxe_time(np.ones(3), np.ones(2), np.ones(3), alpha=1.0)
+
+
+def test_cheap_panels_build_and_update(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_FAST", "1")
+    from workbench.panels.dynamics import AdvaniSaxePanel, LearningCurvePanel
+
+    a = AdvaniSaxePanel()
+    before = a.figures["time"].data[0].y
+    a.alpha.value = 0.6
+    assert "error" not in a.status.value
+    assert not np.allclose(a.figures["time"].data[0].y, before)
+    lc = LearningCurvePanel()
+    old = lc.figures["learning_curve"].data[0].y
+    lc.noise.value = 0.5
+    assert "error" not in lc.status.value
+    assert np.all(np.asarray(lc.figures["learning_curve"].data[0].y) > np.asarray(old))  # more noise, more error
