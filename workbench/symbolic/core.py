@@ -110,7 +110,9 @@ class Derivation:
 
     ``evaluate(closed_fn, points, **closed_inputs)`` maps the lambdified closed form over the check
     points (default: call it on the columns of ``points``); ``sweep`` = (parameter, lo, hi) is the
-    parameter swept in checks and plots, ``defaults`` the values of the others.
+    parameter swept in checks and plots, ``defaults`` the values of the others (``point_params`` names
+    the point columns when they differ from the closed form's arguments, e.g. a recursion's depth); ``sweep_decimals``
+    rounds the grid (0: integers, e.g. depths; 2: ratios p/m that must give whole matrix sizes).
     """
 
     name: str
@@ -126,9 +128,9 @@ class Derivation:
     defaults: dict[str, float]
     sweep: tuple[str, float, float]
     num_points: tuple[int, int] = (4, 9)
-    integer_sweep: bool = False
+    sweep_decimals: int | None = None
     evaluate: Callable[..., np.ndarray] | None = None
-    symbolic_equal: bool = True
+    point_params: tuple[str, ...] | None = None
 
     def method(self, name: str | None = None) -> Method:
         """The named numerical counterpart (the first one when ``name`` is None)."""
@@ -143,12 +145,17 @@ class Derivation:
         num = config.pick(*self.num_points) if num is None else check_positive_int("num", num)
         name, lo, hi = self.sweep
         grid = np.linspace(lo, hi, num)
-        if self.integer_sweep:
-            grid = np.unique(np.round(grid)).astype(float)
+        if self.sweep_decimals is not None:
+            grid = np.unique(np.round(grid, self.sweep_decimals)).astype(float)
         cols = []
-        for p in self.params:
-            cols.append(grid if str(p) == name else np.full(grid.shape, float(self.defaults[str(p)])))
+        for p in self.point_names:
+            cols.append(grid if p == name else np.full(grid.shape, float(self.defaults[p])))
         return np.stack(cols, axis=1)
+
+    @property
+    def point_names(self) -> tuple[str, ...]:
+        """Names of the columns of :meth:`points` (``point_params``, else the closed form's ``params``)."""
+        return self.point_params if self.point_params is not None else tuple(str(p) for p in self.params)
 
     def jax_function(self, closed_form: Sequence[Any] | None = None) -> Callable[..., Any]:
         """The closed form lambdified to JAX: ``f(*params) -> tuple of outputs``."""
@@ -311,8 +318,8 @@ def run_check(deriv: Derivation, *, method: str | None = None, device: Any = Non
     n_samples = samples if samples is not None else config.pick(*m.default_samples)
     if closed_form is not None:
         closed_form = tuple(closed_form)
-        if len(closed_form) != len(deriv.outputs):
-            raise ValueError(f"closed_form must have {len(deriv.outputs)} expressions ({deriv.outputs}), "
+        if len(closed_form) != len(deriv.closed_form):
+            raise ValueError(f"closed_form must have {len(deriv.closed_form)} expression(s), like {deriv.closed_form}, "
                              f"got {len(closed_form)}")
     points = deriv.points(num_points)
     start = time.perf_counter()
