@@ -92,9 +92,9 @@ def estimators(cfg) -> None:
 
 
 def study(cfg, label: str) -> None:
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     s = run_study(cfg, progress=False)
-    secs = time.perf_counter() - start
+    secs, cpu = time.perf_counter() - start, time.process_time() - cpu0
     rows = []
     for opt, res in s.sweeps.items():
         for i, b in enumerate(res.batch_sizes):
@@ -105,7 +105,8 @@ def study(cfg, label: str) -> None:
           f"x {cfg.num_steps} steps (target loss {s.target_loss:.3g})",
           ["optimizer", "B", "max stable lr", "optimal lr", "steps to target", "seconds"], rows)
     print(fit_table(s))
-    print(f"{label}: TOTAL {secs:.1f} s for {n_points} (optimizer, B) points ({s.info})")
+    print(f"{label}: TOTAL {secs:.1f} s wall, {cpu:.1f} s CPU (all threads) for {n_points} (optimizer, B) points "
+          f"({s.info})")
 
 
 def main() -> None:

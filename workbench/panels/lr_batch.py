@@ -55,7 +55,9 @@ def study_figures(study: LrBatchStudy, optimizer: str | None = None) -> dict[str
                 b0, v0 = float(study.sweeps[opt].batch_sizes[ok[0]]), float(v[ok[0]])
                 theory[f"{label} (B^{exponent:g}) through {opt} optimal at B={b0:g}"] = (
                     th.batch_sizes, np.asarray(lb.scaling_rule(th.batch_sizes, v0, b0, exponent)))
-    markers = {"B_noise": th.b_noise, "RMT B*": th.b_star_rmt}
+    # scales marked only where they fall inside the plotted range (the summary lists them all)
+    markers = {name: v for name, v in (("B_noise", th.b_noise), ("RMT B*", th.b_star_rmt))
+               if th.batch_sizes.min() <= v <= th.batch_sizes.max()}
     fig_lr = lr_vs_batch(measured, theory, fits=study.fits, markers=markers,
                          title="Largest stable (filled) and optimal (open) learning rate vs B, theory at init")
     b_all = study.sweeps[opts[0]].batch_sizes
