@@ -194,16 +194,21 @@ def _derive_cached(name: str, derive: Callable[[], Derived]) -> Derived:
     return _DERIVE_CACHE[name]
 
 
+#: lambdify's modules: sympy's JAX printer plus special functions it does not map itself
+JAX_MODULES = [{"erf": jax.scipy.special.erf, "erfc": jax.scipy.special.erfc,
+                "Heaviside": lambda x, h0=0.5: jnp.heaviside(x, h0)}, "jax"]
+
+
 @functools.lru_cache(maxsize=128)
 def _lambdify_cached(params: tuple[sp.Symbol, ...], exprs: tuple[Any, ...]) -> Callable[..., Any]:
-    return sp.lambdify(params, list(exprs), modules="jax")
+    return sp.lambdify(params, list(exprs), modules=JAX_MODULES)
 
 
 def _lambdify(params: tuple[sp.Symbol, ...], exprs: tuple[Any, ...]) -> Callable[..., Any]:
     try:
         return _lambdify_cached(params, exprs)
     except TypeError:  # unhashable expression (e.g. a Matrix): no cache
-        return sp.lambdify(params, list(exprs), modules="jax")
+        return sp.lambdify(params, list(exprs), modules=JAX_MODULES)
 
 
 # ----------------------------------------------------------------------------- results
@@ -231,6 +236,7 @@ class CheckResult:
     numeric: np.ndarray
     tolerances: np.ndarray
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    closed_inputs: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     def summary(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
@@ -343,5 +349,5 @@ def run_check(deriv: Derivation, *, method: str | None = None, device: Any = Non
         worst_ratio=float(ratio.max()), tolerance_reason=est.reason, passed=bool(np.all(err <= tol)),
         device=describe_device(dev), precision=precision, dtype=config.get_precision(), backend=est.backend,
         samples=int(n_samples), seconds=seconds, points=points, closed=closed, numeric=numeric,
-        tolerances=np.array(tol), info=dict(est.info),
+        tolerances=np.array(tol), info=dict(est.info), closed_inputs=dict(est.closed_inputs),
     )

@@ -1,0 +1,172 @@
+"""The symbolic-checks panel: pick a derivation, read its sympy steps, see the closed form against numerics.
+
+Controls: derivation, numerical method and output; "Run check_all" runs the whole registry with a progress
+bar and shows the table (with device and precision) and the error/tolerance bars; a text box takes an
+activation phi(x) (parsed safely, never evaluated) and checks Price's identity for it.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as W
+import numpy as np
+import plotly.graph_objects as go
+import sympy as sp
+
+from workbench import config, symbolic
+from workbench.panels.base import Panel
+from workbench.plots.symbolic import check_figure, error_ratio_figure, price_figure
+from workbench.symbolic.core import CheckResult, Derivation
+from workbench.symbolic.expressions import ExpressionError
+from workbench.symbolic.price import price_check
+
+
+def derivation_html(deriv: Derivation) -> str:
+    """The derivation as HTML with MathJax ($$ ... $$) blocks: assumptions, steps, closed form."""
+    derived = deriv.derivation()
+    parts = [f"<h4>{html.escape(deriv.title)}</h4><p><i>{html.escape(deriv.references)}</i></p>",
+             f"<p>{html.escape(deriv.summary)}</p><p><b>Assumptions:</b> "]
+    parts.append("; ".join(f"\\({sp.latex(sym)}\\): {html.escape(text)}" for sym, text in deriv.assumptions))
+    parts.append("</p><ol>")
+    for step in derived.steps:
+        parts.append(f"<li>{html.escape(step.text)}<br>$$ {step.latex()} $$</li>")
+    parts.append("</ol><p><b>Closed form:</b></p>")
+    for line in deriv.latex_closed_form():
+        parts.append(f"<p>$$ {line} $$</p>")
+    if derived.numeric_identity:
+        parts.append(f"<p><i>Checked numerically at random points: {html.escape(derived.numeric_identity)}</i></p>")
+    return "".join(parts)
+
+
+def result_html(result: CheckResult) -> str:
+    color = "#080" if result.passed else "#b00"
+    verdict = "PASS" if result.passed else "FAIL"
+    return (f"<p><b style='color:{color}'>{verdict}</b> &middot; max abs err {result.max_abs_err:.3g} "
+            f"(rel {result.max_rel_err:.3g}) &middot; worst err/tol {result.worst_ratio:.3g} &middot; "
+            f"{html.escape(result.device)}, {result.dtype}, matmul {result.precision}, {result.seconds:.2f} s<br>"
+            f"<small>tolerance: {html.escape(result.tolerance_reason)}; numerics: {html.escape(result.backend)}</small></p>")
+
+
+def dense_curve(deriv: Derivation, result: CheckResult, num: int = 60) -> tuple[np.ndarray, np.ndarray] | None:
+    """The closed form on a dense grid of the swept parameter (None for integer sweeps)."""
+    if deriv.sweep_decimals == 0:
+        return None
+    name, lo, hi = deriv.sweep
+    pts = deriv.points(num) if deriv.sweep_decimals is None else np.unique(deriv.points(num), axis=0)
+    col = deriv.point_names.index(name)
+    base = result.points[0]
+    pts = np.repeat(base[None, :], pts.shape[0], axis=0)
+    pts[:, col] = np.linspace(lo, hi, num)
+    try:
+        vals = deriv.closed_values(pts, **result.closed_inputs)
+    except Exception:  # a closed form only defined at the check points (e.g. integer sizes): markers only
+        return None
+    return pts[:, col], vals
+
+
+class SymbolicPanel(Panel):
+    """Dropdowns for derivation/method/output; steps in LaTeX; closed form vs numerics; check_all; Price's identity."""
+
+    def __init__(self, name: str = "erf_price") -> None:
+        super().__init__()
+        self.derivation = W.Dropdown(options=symbolic.names(), value=name, description="derivation",
+                                     layout=W.Layout(width="360px"))
+        self.method = W.Dropdown(description="numerics", layout=W.Layout(width="360px"))
+        self.output = W.Dropdown(description="output", layout=W.Layout(width="360px"))
+        self.steps = W.HTMLMath()
+        self.result = W.HTML()
+        self.table = W.HTML()
+        self.run_all = W.Button(description="Run check_all", icon="play", tooltip="every derivation and method")
+        self.run_all.on_click(lambda _b: self._run(self.run_check_all))
+        self.activation = W.Text(value="tanh(x)", description="phi(x) =", layout=W.Layout(width="360px"))
+        self.price_button = W.Button(description="Check Price's identity", icon="check")
+        self.price_button.on_click(lambda _b: self._run(self.update_price))
+        self.price_message = W.HTML()
+        self._last: CheckResult | None = None
+        self._syncing = False
+        self._sync_choices()
+        self.figures["check"] = go.FigureWidget(go.Figure())
+        self.figures["check_all"] = go.FigureWidget(go.Figure())
+        self.figures["price"] = go.FigureWidget(go.Figure())
+        controls = [W.HBox([self.derivation, self.method, self.output])]
+        body = [self.steps, self.result, self.figures["check"],
+                W.HTML("<h4>Whole registry</h4>"), self.run_all, self.table, self.figures["check_all"],
+                W.HTML("<h4>Price's theorem for your activation</h4>"
+                       "<small>Allowed: x, numbers, + - * / ^, and functions such as tanh, erf, exp, sin, relu, "
+                       "gelu, sigmoid. The text is parsed, never executed.</small>"),
+                W.HBox([self.activation, self.price_button]), self.price_message, self.figures["price"]]
+        self.layout(controls, body)
+        self.derivation.observe(lambda _c: self._on_derivation(), names="value")
+        self.method.observe(lambda _c: None if self._syncing else self.schedule(self.update), names="value")
+        self.output.observe(lambda _c: None if self._syncing else self._redraw(), names="value")
+        self.refresh()
+        self._run(self.update_price)
+
+    def _sync_choices(self) -> None:
+        """Method and output choices of the selected derivation (without triggering recomputations)."""
+        d = symbolic.get(self.derivation.value)
+        methods = [m.name for m in d.methods if m.available()]
+        self._syncing = True
+        try:
+            self.method.options = methods
+            self.method.value = methods[0]
+            self.output.options = [(o, i) for i, o in enumerate(d.outputs)]
+            self.output.value = 0
+        finally:
+            self._syncing = False
+
+    def _on_derivation(self) -> None:
+        self._sync_choices()
+        self.schedule(self.update)
+
+    def update(self) -> None:
+        d = symbolic.get(self.derivation.value)
+        self.steps.value = derivation_html(d)
+        self._last = symbolic.check(d.name, method=self.method.value)
+        self.result.value = result_html(self._last)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        r = self._last
+        if r is None or r.name != self.derivation.value:
+            return
+        d = symbolic.get(r.name)
+        i = int(self.output.value or 0)
+        col = d.point_names.index(d.sweep[0])
+        curve = dense_curve(d, r)
+        new = check_figure(r.points[:, col], r.closed[:, i], r.numeric[:, i], r.tolerances[:, i],
+                           sweep_name=d.sweep[0], output_name=d.outputs[i],
+                           curve=None if curve is None else (curve[0], curve[1][:, i]),
+                           title=f"{d.title} [{r.method}]")
+        fig = self.figures["check"]
+        with fig.batch_update():
+            fig.data = ()
+            fig.add_traces(list(new.data))
+            fig.layout = new.layout
+
+    def run_check_all(self) -> symbolic.CheckTable:
+        table = symbolic.check_all(progress=True)
+        self.table.value = table.to_html() + f"<p><small>{html.escape(config.device_report())}</small></p>"
+        new = error_ratio_figure([f"{r.name}/{r.method}" for r in table], [r.worst_ratio for r in table],
+                                 [r.passed for r in table])
+        fig = self.figures["check_all"]
+        with fig.batch_update():
+            fig.data = ()
+            fig.add_traces(list(new.data))
+            fig.layout = new.layout
+        return table
+
+    def update_price(self) -> None:
+        try:
+            res = price_check(self.activation.value, num=config.pick(7, 13))
+        except ExpressionError as exc:
+            self.price_message.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+            return
+        self.price_message.value = html.escape(res.message())
+        new = price_figure(res.k12, res.lhs, res.rhs, res.tolerance, activation=str(res.phi))
+        fig = self.figures["price"]
+        with fig.batch_update():
+            fig.data = ()
+            fig.add_traces(list(new.data))
+            fig.layout = new.layout
