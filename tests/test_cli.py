@@ -139,3 +139,32 @@ def test_fast_flag_sets_the_defaults(capsys, monkeypatch):
     _, full, _ = _run(["report", "hessian", "--help"], capsys)
     _, fast, _ = _run(["report", "hessian", "--fast", "--help"], capsys)
     assert "(default: 2048)" in full and "(default: 128)" in fast  # --num-data: full vs fast size
+
+
+#: tiny sizes per study: the point is that each report runs the study end to end and writes every figure
+TINY = {
+    "hessian": ["--num-data", "32", "--batch-sizes", "4,32", "--width", "8", "--dim", "4", "--train-steps", "0",
+                "--num-batches", "2", "--top-k", "1"],
+    "ntk": ["--num-points", "6", "--widths", "8,16", "--width", "16", "--seeds", "1", "--max-degree", "4",
+            "--drift-steps", "0"],
+    "dynamics": ["--widths", "8,16", "--num-steps", "4", "--n-train", "4", "--num-seeds", "1", "--sim-trials", "2"],
+    "lr-batch": ["--batch-sizes", "4,16", "--num-data", "16", "--num-lrs", "3", "--num-steps", "4", "--seeds", "1",
+                 "--width", "4", "--optimizers", "sgd"],
+}
+#: figures each report must hold (the notebook's figures for that study)
+FIGURES = {"hessian": ["top_eigenvalue", "noise_level", "densities"], "ntk": ["spectrum", "convergence", "sphere"],
+           "dynamics": ["functions", "losses", "modes", "width_errors", "advani_saxe", "learning_curve"],
+           "lr-batch": ["heatmap", "lr_vs_batch", "tradeoff"]}
+
+
+@pytest.mark.parametrize("study", list(TINY))
+def test_study_report_runs_end_to_end(study, tmp_path, capsys):
+    out = tmp_path / f"{study}.html"
+    rc, stdout, err = _run(["report", study, "--fast", "--no-progress", *TINY[study], "--out", str(out)], capsys)
+    assert rc == 0, err
+    text = out.read_text()
+    for name in FIGURES[study]:
+        assert f'id="figure-{name}"' in text, name
+    assert text.count('class="plotly-graph-div"') == len(FIGURES[study])
+    assert "<h2>Numbers</h2>" in text and "<h2>Parameters</h2>" in text and "<h2>Device</h2>" in text
+    assert f"{len(FIGURES[study])} figure(s)" in stdout
