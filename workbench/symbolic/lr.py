@@ -116,7 +116,7 @@ def mccandlish_simulated(points: np.ndarray, *, samples: int, seed: int, **_: An
     for i, (b, *_rest) in enumerate(points):
         batch = int(round(b))
         z = jax.random.normal(jax.random.fold_in(key, i), (groups, per_group, batch, a.shape[1]))
-        gb = g + jnp.einsum("gdbk,jk->gdj", z, a) / batch  # mean of `batch` per-example gradients
+        gb = g[None, None, :] + jnp.einsum("gdbk,jk->gdj", z, a) / batch  # mean of `batch` per-example gradients
         theta = theta0[None, None, None, :] - eps_grid[:, None, None, None] * gb[None]  # (3, groups, per_group, dim)
         loss = 0.5 * jnp.einsum("egdi,ij,egdj->egd", theta, h, theta)
         mean_loss = np.asarray(loss.mean(axis=2), dtype=float)  # (3, groups)
