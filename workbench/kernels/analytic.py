@@ -63,17 +63,49 @@ class Kernels(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- Gaussian expectations
+def _atan_small(x: jax.Array) -> jax.Array:
+    """arctan(x) for |x| <= tan(pi/8) by its Taylor series x sum_k (-x^2)^k/(2k+1) (Horner).
+
+    With x^2 <= 0.1716 the truncation error after m terms is below 0.1716^m/(2m+1): m = 22 gives
+    < 1e-18 (float64), m = 10 gives < 1e-9 relative to x (float32). Only multiply-adds, so XLA
+    vectorizes it (its own atan2 is a scalar libm call on CPU, ~20x slower).
+    """
+    m = 22 if x.dtype == jnp.float64 else 10
+    z = -x * x
+    acc = jnp.full_like(x, 1.0 / (2 * m - 1))
+    for k in range(m - 2, -1, -1):
+        acc = acc * z + 1.0 / (2 * k + 1)
+    return x * acc
+
+
+def angle(sin_part: jax.Array, cos_part: jax.Array) -> jax.Array:
+    """arctan2(sin_part, cos_part) in [0, pi] for sin_part >= 0, vectorized (0 when both are 0).
+
+    Range reduction: r = min/max of (sin_part, |cos_part|) in [0, 1]; arctan r = pi/4 + arctan((r-1)/(r+1))
+    when r > tan(pi/8); then pi/2 - . when sin_part > |cos_part| and pi - . when cos_part < 0.
+    """
+    a, b = sin_part, jnp.abs(cos_part)
+    hi, lo = jnp.maximum(a, b), jnp.minimum(a, b)
+    r = jnp.where(hi > 0, lo / jnp.where(hi > 0, hi, 1.0), 0.0)
+    big = r > 0.41421356237309503  # tan(pi/8)
+    t = _atan_small(jnp.where(big, (r - 1) / (r + 1), r)) + jnp.where(big, jnp.pi / 4, 0.0)
+    t = jnp.where(a > b, jnp.pi / 2 - t, t)
+    return jnp.where(cos_part < 0, jnp.pi - t, t)
+
+
 def relu_expectations(k11: jax.Array, k22: jax.Array, k12: jax.Array) -> tuple[jax.Array, jax.Array]:
     """E[relu(u) relu(v)] and E[relu'(u) relu'(v)] for (u, v) ~ N(0, [[k11, k12], [k12, k22]]).
 
     Arc-cosine kernels (Cho & Saul 2009): with th the angle, cos th = k12/sqrt(k11 k22),
     E[phi phi] = sqrt(k11 k22)/(2 pi) (sin th + (pi - th) cos th), E[phi' phi'] = (pi - th)/(2 pi).
-    th = arctan2(sqrt(k11 k22 - k12^2), k12) is accurate near th = 0, where the derivative kernel
+    th = arctan2(sqrt(k11 k22 - k12^2), k12) (computed by :func:`angle`) is accurate near th = 0, where the derivative kernel
     behaves like sqrt(1 - cos th); when k12^2 = k11 k22 exactly, th = 0 and E[phi phi] = k11/2.
     """
-    prod = k11 * k22
-    sin_scaled = jnp.sqrt(jnp.maximum(prod - k12 * k12, 0.0))  # sqrt(k11 k22) sin th
-    th = jnp.arctan2(sin_scaled, k12)
+    # sqrt(k11 k22) sin th = sqrt((g - k12)(g + k12)), g = sqrt(k11 k22): exactly 0 when k12 = k11 = k22
+    # (sqrt(fl(k^2)) = k in IEEE arithmetic), even where the compiler fuses multiply-adds
+    g = jnp.sqrt(k11 * k22)
+    sin_scaled = jnp.sqrt(jnp.maximum((g - k12) * (g + k12), 0.0))
+    th = angle(sin_scaled, k12)
     e_phi = (sin_scaled + (jnp.pi - th) * k12) / (2 * jnp.pi)
     e_dphi = (jnp.pi - th) / (2 * jnp.pi)
     return e_phi, e_dphi
@@ -328,17 +360,34 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
     d = x1.shape[1]
     if quadrature_order is not None:
         check_positive_int("quadrature_order", quadrature_order)
+    if x2 is not None:
+        check_matrix_rank2("x2", x2, features=d)
+        check_finite("x2", x2)
+        x2 = jnp.asarray(x2, dtype=x1.dtype)
+    if has_closed_form(net):
+        order = 0
+    elif quadrature_order is not None:
+        order = quadrature_order
+    else:
+        sq = [jnp.sum(x * x, axis=1) for x in (x1, x2) if x is not None]
+        order = _choose_order(net, np.concatenate([np.asarray(v) for v in sq]), d)
+    if net.parametrization != "standard":  # keep the width out of the jit cache key where it does not matter
+        net = dataclasses.replace(net, width=1)
+    return _infinite_jit(net, x1, x2, order)
+
+
+@partial(jax.jit, static_argnames=("net", "order"))
+def _infinite_jit(net: MLP, x1: jax.Array, x2: jax.Array | None, order: int) -> Kernels:
+    """Both recursions in one compiled program: the cross block, and for x2=None the exact diagonal."""
+    d = x1.shape[1]
     sq1 = jnp.sum(x1 * x1, axis=1)
-    if x2 is None:
-        cross = kernel_recursion(net, sq1[:, None], sq1[None, :], x1 @ x1.T, d, quadrature_order=quadrature_order)
-        diag = kernel_recursion(net, sq1, sq1, sq1, d, quadrature_order=quadrature_order, diagonal=True)
-        eye = jnp.eye(x1.shape[0], dtype=bool)
-        return Kernels(jnp.where(eye, diag.nngp[:, None], cross.nngp), jnp.where(eye, diag.ntk[:, None], cross.ntk))
-    check_matrix_rank2("x2", x2, features=d)
-    check_finite("x2", x2)
-    x2 = jnp.asarray(x2, dtype=x1.dtype)
-    sq2 = jnp.sum(x2 * x2, axis=1)
-    return kernel_recursion(net, sq1[:, None], sq2[None, :], x1 @ x2.T, d, quadrature_order=quadrature_order)
+    if x2 is not None:
+        sq2 = jnp.sum(x2 * x2, axis=1)
+        return _recursion(net, sq1[:, None], sq2[None, :], x1 @ x2.T, d, order, False)
+    cross = _recursion(net, sq1[:, None], sq1[None, :], x1 @ x1.T, d, order, False)
+    diag = _recursion(net, sq1, sq1, sq1, d, order, True)
+    eye = jnp.eye(x1.shape[0], dtype=bool)
+    return Kernels(jnp.where(eye, diag.nngp[:, None], cross.nngp), jnp.where(eye, diag.ntk[:, None], cross.ntk))
 
 
 def dot_product_kernel(net: MLP, t: jax.Array, dim: int, *, which: str = "ntk",
