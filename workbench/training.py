@@ -548,7 +548,7 @@ def _mlp_eval(net: MLP) -> Callable[[Params, jax.Array], jax.Array]:
 def _mlp_ntks(net: MLP, params: Params, x: jax.Array) -> np.ndarray:
     """Empirical NTKs (traced over outputs) of every run: params leaves (L, S, ...) -> (L, S, n, n)."""
     lead = jax.tree_util.tree_leaves(params)[0].shape[:2]
-    out = np.zeros(lead + (x.shape[0], x.shape[0]))
+    out = np.zeros(lead + (x.shape[0], x.shape[0]), dtype=np.dtype(x.dtype))
     for i in range(lead[0]):
         for j in range(lead[1]):
             p = jax.tree_util.tree_map(lambda a, i=i, j=j: a[i, j], params)
