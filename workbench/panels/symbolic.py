@@ -68,7 +68,7 @@ def dense_curve(deriv: Derivation, result: CheckResult, num: int = 60) -> tuple[
 class SymbolicPanel(Panel):
     """Dropdowns for derivation/method/output; steps in LaTeX; closed form vs numerics; check_all; Price's identity."""
 
-    def __init__(self, name: str = "erf_price") -> None:
+    def __init__(self, name: str = "linearized_flow") -> None:
         super().__init__()
         self.derivation = W.Dropdown(options=symbolic.names(), value=name, description="derivation",
                                      layout=W.Layout(width="360px"))
