@@ -150,12 +150,12 @@ def _lanczos(op: _Op, num_steps: int, key: jax.Array, what: str):
     t = np.asarray(t)
     bad = _first_nonfinite_step(t)
     if bad is not None:
-        # An exact breakdown (invariant Krylov subspace) divides 0 by 0 in the step after it:
-        # keep the steps before it; anything else is a non-finite matrix-vector product.
-        off = np.abs(np.diag(t, 1))
-        scale = np.max(np.abs(np.diag(t))[:bad]) if bad > 0 else 0.0
-        if bad > 0 and np.isfinite(off[bad - 1]) and off[bad - 1] <= 1e3 * np.finfo(t.dtype).eps * max(scale, 1e-300):
-            return q[:bad], t[:bad, :bad], 0.0
+        # Either the operator returned NaN/inf, or the Krylov space became exactly invariant at step
+        # bad (beta = 0) and the next normalization divided 0 by 0. Tell them apart with one product.
+        probe = jax.jit(op.fn)(v0 / jnp.linalg.norm(v0), *op.args)
+        diag = np.diag(t)
+        if bool(jnp.all(jnp.isfinite(probe))) and np.isfinite(diag[bad]):
+            return q[: bad + 1], t[: bad + 1, : bad + 1], 0.0
         raise ValueError(
             f"non-finite matrix-vector product (NaN or inf) in {what} at Lanczos step {bad + 1} of {num_steps}: "
             "the operator returned NaN/inf (check the loss, the parameters and the data)"

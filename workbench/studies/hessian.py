@@ -130,7 +130,8 @@ class BatchHessianStudy(NamedTuple):
     ``frob_sq_stderr``; ``noise_var`` (nB,) = mean frob_sq / P^2; ``noise_top`` (nB, J) top eigenvalue
     of H_B - H; ``wigner_edge`` (nB,) = 2 sqrt(noise_var P) (the edge the Wigner model predicts from the
     measured noise); ``fit`` (:class:`workbench.rmt.NoiseFit`), ``prediction``
-    (:class:`workbench.rmt.BatchTopPrediction` from ``full_top`` and the fitted sigma^2);
+    (:class:`workbench.rmt.BatchTopPrediction` from ``full_top`` and the fitted sigma^2) and ``curve``, the
+    same on a dense grid of batch sizes from 1 to N (for plotting);
     ``grid``, ``full_density`` (G,), ``batch_density`` (nB, G): SLQ densities (pooled over batches);
     ``moments`` (nB + 1, 2) SLQ first two moments (batch sizes, then full data).
     """
@@ -150,6 +151,7 @@ class BatchHessianStudy(NamedTuple):
     wigner_edge: np.ndarray
     fit: rmt.NoiseFit
     prediction: rmt.BatchTopPrediction
+    curve: rmt.BatchTopPrediction
     grid: np.ndarray
     full_density: np.ndarray
     batch_density: np.ndarray
@@ -162,8 +164,11 @@ class BatchHessianStudy(NamedTuple):
 
 
 def _batch_weights(key: jax.Array, n: int, b: int, dtype: Any) -> jax.Array:
-    idx = jax.random.choice(key, n, (b,), replace=False)
-    return jnp.zeros((n,), dtype).at[idx].set(1.0 / b)
+    """Weights 1/B on B indices drawn without replacement (a permutation prefix), 0 elsewhere."""
+    idx = np.asarray(jax.random.permutation(key, n))[:b]
+    w = np.zeros(n)
+    w[idx] = 1.0 / b
+    return jnp.asarray(w, dtype)
 
 
 def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Sequence[int], *, loss: str = "mse",
@@ -208,9 +213,10 @@ def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Seque
     lf = weighted_mlp_loss(net, loss)
     p = num_params(params)
     dtype = x.dtype
+    tol = 1e-6 if dtype == jnp.float64 else 1e-3  # Ritz residual / |theta|, reachable in this precision
     uniform = jnp.full((n,), 1.0 / n, dtype)
     full_op = hessian_operator(lf, params, (x, with_weights(y, uniform)), kind=kind)
-    full = top_eigenvalues(full_op, top_k, key=k_probe, tol=1e-6)
+    full = top_eigenvalues(full_op, top_k, key=k_probe, tol=tol)
     full_slq = slq_density(full_op, min(slq_steps, p), max(slq_probes, 2), key=k_probe, grid=2)
 
     nb = len(bs)
@@ -228,25 +234,26 @@ def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Seque
                 kb, kt, ks, kn = jax.random.split(jax.random.fold_in(k_data, i * 1000 + j), 4)
                 w = _batch_weights(kb, n, int(b), dtype)
                 op_b = hessian_operator(lf, params, (x, with_weights(y, w)), kind=kind)
-                op_e = hessian_operator(lf, params, (x, with_weights(y, w - uniform)), kind=kind)
-                batch_top[i, j] = top_eigenvalues(op_b, top_k, key=kt, tol=1e-6).eigenvalues
+                batch_top[i, j] = top_eigenvalues(op_b, top_k, key=kt, tol=tol).eigenvalues
                 d = slq_density(op_b, min(slq_steps, p), max(slq_probes, 2), key=ks, grid=2)
                 nodes[i].append(d.nodes)
                 weights[i].append(d.weights)
-                vals = squared_norms(op_e, max(noise_probes, 2), key=kn)
-                frob[i, j] = vals.mean()
-                frob_se[i, j] = vals.std(ddof=1) / math.sqrt(len(vals))
-                noise_top[i, j] = top_eigenvalues(op_e, 1, key=kn, tol=1e-4).eigenvalues[0]
+                if b < n:  # at B = N the batch is the data set: E_B = 0 exactly
+                    op_e = hessian_operator(lf, params, (x, with_weights(y, w - uniform)), kind=kind)
+                    vals = squared_norms(op_e, max(noise_probes, 2), key=kn)
+                    frob[i, j] = vals.mean()
+                    frob_se[i, j] = vals.std(ddof=1) / math.sqrt(len(vals))
+                    noise_top[i, j] = top_eigenvalues(op_e, 1, key=kn, tol=1e-4).eigenvalues[0]
                 bar.update(1)
         bar.close()
 
     noise_var = frob.mean(axis=1) / p ** 2
     fit = rmt.fit_noise_variance(bs, frob.mean(axis=1), p, n)
-    if kind == "hessian":
-        pred = rmt.batch_hessian_top(np.maximum(full.eigenvalues, 1e-300), p, fit.sigma2, bs, n, kind="hessian")
-    else:
-        pred = rmt.batch_hessian_top(np.maximum(full.eigenvalues, 1e-300), p, math.sqrt(max(fit.sigma2, 1e-300)),
-                                     bs, n, kind="ggn")
+    model_sigma2 = max(fit.sigma2, 1e-300) if kind == "hessian" else math.sqrt(max(fit.sigma2, 1e-300))
+    lam = np.maximum(full.eigenvalues, 1e-300)
+    pred = rmt.batch_hessian_top(lam, p, model_sigma2, bs, n, kind=kind)
+    dense_b = np.unique(np.concatenate([np.geomspace(1, n, 60), bs.astype(float)]))
+    curve = rmt.batch_hessian_top(lam, p, model_sigma2, dense_b, n, kind=kind)
     wigner_edge = 2 * np.sqrt(noise_var * p)
 
     all_nodes = np.concatenate([full_slq.nodes.ravel()] + [np.concatenate(v).ravel() for v in nodes])
@@ -262,5 +269,5 @@ def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Seque
     moments[nb] = full_slq.moments
     return BatchHessianStudy(
         bs, p, n, kind, loss, full.eigenvalues, full.residuals, batch_top, frob, frob_se, noise_var, noise_top,
-        wigner_edge, fit, pred, grid, full_density, batch_density, sigma, moments, trained.steps_done,
+        wigner_edge, fit, pred, curve, grid, full_density, batch_density, sigma, moments, trained.steps_done,
         trained.diverged_at, config.device_report(), time.perf_counter() - start)

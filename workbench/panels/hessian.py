@@ -1,0 +1,138 @@
+"""Panel: batch-Hessian spectra at several batch sizes against the random-matrix model (notebook 03).
+
+Widgets choose the architecture, the loss, the data set, the batch sizes, Hessian or GGN, and the training
+step at which to look; :func:`workbench.studies.hessian.batch_hessian_study` does the work and the three
+figures of :mod:`workbench.plots.hessian` show it. Results are cached per setting, and compiled code is
+shared across batch sizes and draws (one weighted loss per net), so revisiting a setting is instant.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as W
+import jax
+import jax.numpy as jnp
+import numpy as np
+import plotly.graph_objects as go
+
+from workbench import config
+from workbench.data import digits, gaussian_inputs, mlp_teacher
+from workbench.nets import MLP
+from workbench.panels.base import Panel
+from workbench.plots.hessian import density_figure, lr_max_figure, noise_excess, top_eigenvalue_figure
+from workbench.studies.hessian import BatchHessianStudy, batch_hessian_study
+
+DATASETS = ("synthetic", "digits")
+BATCH_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+def make_data(name: str, loss: str, n: int, *, seed: int = 0) -> tuple[jax.Array, jax.Array, str]:
+    """Inputs (n, d) and targets (n, out) for ``name`` in :data:`DATASETS` and ``loss``.
+
+    ``"synthetic"``: Gaussian inputs in 8 dimensions; MSE targets from a random tanh teacher, cross-entropy
+    labels the argmax of a random linear map to 4 classes (one-hot). ``"digits"``: scikit-learn's 8x8 digits,
+    one-hot targets (used as regression targets for MSE).
+    """
+    key = jax.random.PRNGKey(seed)
+    if name == "synthetic":
+        if loss == "mse":
+            ds = mlp_teacher(key, n, 1, 8, noise_std=0.1, inputs="gaussian")
+            return ds.x_train, ds.y_train, ds.description
+        kx, kt = jax.random.split(key)
+        x = gaussian_inputs(kx, n, 8)
+        labels = jnp.argmax(x @ jax.random.normal(kt, (8, 4), x.dtype), axis=1)
+        return x, jax.nn.one_hot(labels, 4, dtype=x.dtype), "Gaussian inputs (d = 8), 4 classes from a linear teacher"
+    if name == "digits":
+        ds = digits(key, n, 10, targets="onehot", center=False)
+        return ds.x_train, ds.y_train, "scikit-learn 8x8 digits, one-hot targets"
+    raise ValueError(f"data set must be one of {DATASETS}, got {name!r}")
+
+
+class BatchHessianPanel(Panel):
+    """Spectral densities, top eigenvalue and max learning rate of the batch Hessian/GGN against B."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_data = config.pick(256, 1024)
+        style = {"description_width": "110px"}
+        self.depth = W.IntSlider(value=1, min=1, max=4, description="depth", style=style)
+        self.width = W.SelectionSlider(options=config.pick((8, 16, 32), (16, 32, 64, 128)), value=16,
+                                       description="width", style=style)
+        self.activation = W.Dropdown(options=("tanh", "relu", "erf", "gelu"), value="tanh", description="activation",
+                                     style=style)
+        self.loss = W.Dropdown(options=(("MSE", "mse"), ("cross-entropy", "cross_entropy")), value="mse",
+                               description="loss", style=style)
+        self.dataset = W.Dropdown(options=DATASETS, value="synthetic", description="data set", style=style)
+        self.kind = W.ToggleButtons(options=(("Hessian", "hessian"), ("Gauss-Newton", "ggn")), value="hessian",
+                                    description="matrix", style=style)
+        choices = [b for b in BATCH_CHOICES if b <= self.num_data]
+        self.batch_sizes = W.SelectMultiple(options=choices, value=config.pick((2, 8, 32), (2, 8, 32, 128)),
+                                            description="batch sizes", rows=5, style=style)
+        self.train_steps = W.Dropdown(options=(("init", 0), ("after 10 GD steps", 10), ("after 100 GD steps", 100)),
+                                      value=0, description="look at", style=style)
+        self.summary = W.HTML()
+        self._cache: dict[tuple, BatchHessianStudy] = {}
+        self.study = self.compute()
+        self.figures["density"] = go.FigureWidget(density_figure(self.study))
+        self.figures["top"] = go.FigureWidget(top_eigenvalue_figure(self.study))
+        self.figures["lr"] = go.FigureWidget(lr_max_figure(self.study))
+        controls = W.HBox([W.VBox([self.depth, self.width, self.activation, self.loss]),
+                           W.VBox([self.dataset, self.kind, self.train_steps]), self.batch_sizes])
+        self.layout([controls, self.summary],
+                    [self.figures["density"], W.HBox([self.figures["top"], self.figures["lr"]])])
+        self.watch([self.depth, self.width, self.activation, self.loss, self.dataset, self.kind, self.batch_sizes,
+                    self.train_steps])
+        self.status.value = f"<small>{html.escape(config.device_report())}</small>"
+        self._summarize()
+
+    def settings(self) -> tuple:
+        return (self.depth.value, self.width.value, self.activation.value, self.loss.value, self.dataset.value,
+                self.kind.value, tuple(sorted(self.batch_sizes.value)) or (8,), self.train_steps.value)
+
+    def compute(self) -> BatchHessianStudy:
+        s = self.settings()
+        if s in self._cache:
+            return self._cache[s]
+        depth, width, activation, loss, dataset, kind, bs, steps = s
+        x, y, _ = make_data(dataset, loss, self.num_data)
+        w_std = 2 ** 0.5 if activation == "relu" else 1.0
+        net = MLP(depth=depth, width=width, activation=activation, w_std=w_std, b_std=0.1, out_dim=int(y.shape[1]))
+        study = batch_hessian_study(
+            net, x, y, list(bs), loss=loss, kind=kind, num_batches=config.pick(2, 4), top_k=config.pick(1, 3),
+            key=jax.random.PRNGKey(0), train_steps=steps, lr=config.pick(0.5, 0.5), slq_steps=config.pick(16, 60),
+            slq_probes=config.pick(2, 4), noise_probes=config.pick(4, 16), grid_size=config.pick(200, 500))
+        self._cache[s] = study
+        return study
+
+    def _summarize(self) -> None:
+        st = self.study
+        ratio = noise_excess(st)
+        rows = [f"P = {st.num_params} parameters, N = {st.num_data} points, {st.kind}, {st.loss}",
+                f"fitted sigma^2 = {st.fit.sigma2:.3g} (s^2 ~ B^{st.fit.exponent:.2f} for B << N; model: -1)",
+                f"full-data lambda_max = {st.full_top[0]:.4g}"]
+        if ratio.size:
+            rows.append(f"measured noise top / Wigner edge: {ratio.min():.2f} to {ratio.max():.2f}")
+        if st.diverged_at is not None:
+            rows.append(f"<span style='color:#b00'>training diverged at step {st.diverged_at}: showing the last finite "
+                        "parameters</span>")
+        self.summary.value = "<small>" + " &middot; ".join(rows) + "</small>"
+
+    def update(self) -> None:
+        self.study = self.compute()
+        for name, builder in (("density", density_figure), ("top", top_eigenvalue_figure), ("lr", lr_max_figure)):
+            new = builder(self.study)
+            fig = self.figures[name]
+            with fig.batch_update():
+                fig.data = ()
+                fig.add_traces(list(new.data))
+                fig.layout.annotations = new.layout.annotations
+                fig.layout.title = new.layout.title
+        self._summarize()
+
+    def numbers(self) -> dict[str, np.ndarray | float]:
+        """The measured and predicted top eigenvalues per batch size, for printing in the notebook."""
+        st = self.study
+        return {"batch_size": st.batch_sizes, "measured_top": st.batch_top[:, :, 0].mean(axis=1),
+                "predicted_top": st.prediction.top, "full_top": float(st.full_top[0]),
+                "noise_top": st.noise_top.mean(axis=1), "wigner_edge": st.wigner_edge}
