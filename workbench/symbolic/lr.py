@@ -139,9 +139,8 @@ def mccandlish_library(points: np.ndarray, **_: Any) -> Estimate:
     """``workbench.lr_batch.mccandlish_optimal_lr`` with eps_max and B_noise of the same problem."""
     from workbench.lr_batch import mccandlish_optimal_lr
 
-    st = default_problem().stats()
+    # point columns: (B, |G|^2, G^T H G, tr(H Sigma)) of the default problem
     vals = np.array([[float(mccandlish_optimal_lr(p[0], p[1] / p[2], p[3] / p[2]))] for p in points])
-    del st
     return Estimate(vals, fp_floor(vals), "exact identity: rounding only (200 ulps)", "numpy on the host")
 
 
