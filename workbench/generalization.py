@@ -128,7 +128,7 @@ def advani_saxe_errors(alpha: Any, t: Any, *, teacher_var: float = 1.0, noise_va
         with np.errstate(divide="ignore", invalid="ignore"):
             # (1 - e^{-l t})^2 / l, stable for small l t; its t = inf limit is 1/l
             g = np.where(inf_t, 1.0 / l, np.expm1(-l * tf) ** 2 / l)
-            g = np.where(singular, 0.0, g)
+            g = np.where(singular | (l <= 0), 0.0, g)  # l = 0 only at the alpha = 1 edge: limit 0 (or the peak)
         eg = w * (s * e1 ** 2 + noise_var * g)
         et = w * e1 ** 2 * (l * s + noise_var) / a
         return np.concatenate([eg, et])

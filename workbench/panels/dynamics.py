@@ -26,7 +26,8 @@ def _replace(fig: go.FigureWidget, new: go.Figure) -> None:
 
 
 class KernelDynamicsPanel(Panel):
-    """NTK closed form vs trained nets: widths, learning rate (as a fraction of 2/lambda_max), sample size, time."""
+    """NTK closed form vs trained nets: widths, depth, activation, learning rate (as a fraction of 2/lambda_max),
+    sample size, and a time slider that redraws from stored results."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -35,6 +36,8 @@ class KernelDynamicsPanel(Panel):
         self.lr_fraction = W.FloatSlider(value=0.5, min=0.05, max=1.2, step=0.05, description="lr / lr_max",
                                          tooltip="learning rate as a fraction of the GD stability limit 2/lambda_max")
         self.n_train = W.IntSlider(value=config.pick(8, 16), min=4, max=40, description="n_train")
+        self.depth = W.IntSlider(value=1, min=1, max=3, description="depth")
+        self.activation = W.Dropdown(options=("relu", "erf", "tanh"), value="relu", description="activation")
         self.step = W.IntSlider(value=0, min=0, max=1, description="GD step", continuous_update=True)
         self.result = self.compute()
         self.figures = {
@@ -44,14 +47,16 @@ class KernelDynamicsPanel(Panel):
             "width_errors": go.FigureWidget(P.width_errors(self.result)),
         }
         self._set_step_range()
-        controls = W.HBox([W.VBox([self.widths]), W.VBox([self.lr_fraction, self.n_train, self.step])])
+        controls = W.HBox([W.VBox([self.widths]), W.VBox([self.depth, self.activation]),
+                           W.VBox([self.lr_fraction, self.n_train, self.step])])
         self.layout([controls], list(self.figures.values()))
-        self.watch([self.widths, self.lr_fraction, self.n_train])
+        self.watch([self.widths, self.lr_fraction, self.n_train, self.depth, self.activation])
         self.watch([self.step], self.redraw_time)
         self.status.value = f"<small>{self.result.info}</small>"
 
     def compute(self):
         return kernel_vs_training(widths=tuple(sorted(self.widths.value)), lr_fraction=self.lr_fraction.value,
+                                  depth=self.depth.value, activation=self.activation.value,
                                   n_train=self.n_train.value, num_steps=config.pick(60, 300),
                                   record_every=config.pick(5, 5), num_seeds=config.pick(2, 3),
                                   n_test=config.pick(48, 96))
