@@ -233,8 +233,6 @@ def test_wide_network_follows_the_closed_form(key):
     # the finite-width error, O(1/sqrt(width)), and it varies from seed to seed (measured: 2-6% at width
     # 2048), so the statistic is the mean over 6 seeds of the largest relative error over the run
     # (measured 0.038 at width 2048, 0.08 at 256): below 5% (the bar) and shrinking with width.
-    import jax
-
     from workbench.nets import MLP
     from workbench.training import train_mlp
 
