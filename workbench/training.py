@@ -23,7 +23,7 @@ Core: :func:`train(loss_fn, init_fn, train_data, *, optimizer, lrs, seeds, num_s
 
 Divergence. A run is declared diverged at step k when the loss computed for its update at step k
 (the minibatch loss at theta_k) is NaN/inf or exceeds ``divergence_threshold * L_0`` (L_0 = that run's
-full training loss at initialization; the relative bound is skipped when L_0 = 0 or the threshold is
+full training loss at initialization; the relative bound is skipped when L_0 <= 0 or the threshold is
 ``None``), or at step k + 1 when the update produces a non-finite parameter. A diverged run is frozen:
 its parameters (and optimizer state) stay at the last finite values theta_k, and its recorded losses
 and ``eval_fn`` outputs are NaN at every recorded step after k (the run stopped: nothing was measured
