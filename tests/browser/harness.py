@@ -33,11 +33,14 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-s
                  "--disable-quic"]
 
 #: how long one notebook may take to run all its cells in fast mode (kernel start and jax import included)
-RUN_TIMEOUT_S = float(os.environ.get("WORKBENCH_BROWSER_RUN_TIMEOUT", "150"))
-#: how long a figure may take to change after a widget changed (debounce + recomputation in fast mode)
-CHANGE_TIMEOUT_S = float(os.environ.get("WORKBENCH_BROWSER_CHANGE_TIMEOUT", "45"))
+RUN_TIMEOUT_S = float(os.environ.get("WORKBENCH_BROWSER_RUN_TIMEOUT", "240"))
+#: how long a figure may take to change once a widget change started a recomputation (fast mode)
+CHANGE_TIMEOUT_S = float(os.environ.get("WORKBENCH_BROWSER_CHANGE_TIMEOUT", "90"))
+#: how long to wait for any reaction (a figure or a status line changes) before trying the next control:
+#: some controls only take effect with a button (an expensive sweep), others redraw at once
+REACT_TIMEOUT_S = float(os.environ.get("WORKBENCH_BROWSER_REACT_TIMEOUT", "5"))
 #: how many controls to try, in page order, before deciding that no widget changes any figure
-MAX_CONTROLS = 3
+MAX_CONTROLS = 15
 
 
 class NotebookCheckFailed(AssertionError):
@@ -223,6 +226,11 @@ JS_ERRORS = r"""
 }
 """
 
+#: Text of the HTML widgets (a panel's status line says "computing...", "updated in ...", "error: ...").
+JS_STATUS = r"""
+() => Array.from(document.querySelectorAll('.widget-html, .widget-htmlmath')).map((e) => e.innerText).join('\n')
+"""
+
 #: The enabled, visible sliders and dropdowns in page order; each is tagged ``data-wb-control=<index>``.
 JS_CONTROLS = r"""
 () => {
@@ -282,23 +290,38 @@ def _fail(page, screenshot: Path, message: str) -> None:
     raise NotebookCheckFailed(f"{message}\n(screenshot: {screenshot})")
 
 
+def _empty(fps: list[str]) -> int:
+    """How many figures have no trace at all (a person would see an empty plot)."""
+    return sum(fp.split(":", 1)[0] == "0" for fp in fps)
+
+
+#: how long the figures may stay empty after the cells finished and the figures stopped changing
+EMPTY_GRACE_S = 10.0
+
+
 def _wait_for_figures(page, screenshot: Path, timeout: float) -> list[str]:
-    """Wait until at least one plotly figure is drawn and the count is stable for a moment."""
+    """Wait until plotly figures are drawn, every one with data, and the set is stable for a second."""
     deadline = time.monotonic() + timeout
-    last, stable_since = None, None
+    last, stable_since, empty_since = None, None, None
     while time.monotonic() < deadline:
         errors = _errors(page)
         if errors:
             _fail(page, screenshot, "error shown while running the notebook:\n" + "\n---\n".join(errors))
         fps = _fingerprints(page)
+        now = time.monotonic()
         if fps and fps == last:
-            if stable_since is not None and time.monotonic() - stable_since > 1.0:
-                return fps
+            if stable_since is not None and now - stable_since > 1.0:
+                if not _empty(fps):
+                    return fps
+                empty_since = empty_since or now
+                if now - empty_since > EMPTY_GRACE_S:
+                    _fail(page, screenshot, f"{_empty(fps)} of {len(fps)} figure(s) show no data after the cells "
+                                            f"ran (empty plots)")
         else:
-            stable_since = time.monotonic()
+            stable_since, empty_since = now, None
         last = fps
         page.wait_for_timeout(250)
-    _fail(page, screenshot, f"no plotly figure appeared within {timeout:.0f} s (figures seen: {last})")
+    _fail(page, screenshot, f"no plotly figure with data appeared within {timeout:.0f} s (figures seen: {last})")
     raise AssertionError("unreachable")
 
 
@@ -322,16 +345,23 @@ def _change_control(page, index: int, kind: str, label: str) -> str:
 
 
 def _interact(page, screenshot: Path, before: list[str], change_timeout: float) -> str:
-    """Change controls in page order until a figure's data changes; fail if none does or an error shows."""
+    """Change controls in page order until a figure's data changes; fail if none does or an error shows.
+
+    A control that shows no reaction within ``REACT_TIMEOUT_S`` (neither a figure nor any status text
+    changed) is taken as one that acts only through a button, and the next control is tried. A control
+    that started a recomputation (its status text changed) must change a figure within ``change_timeout``.
+    """
     controls = page.evaluate(JS_CONTROLS)
     if not controls:
         _fail(page, screenshot, "no slider or dropdown found to change")
     tried = []
     for index, (kind, label) in enumerate(controls[:MAX_CONTROLS]):
+        status = page.evaluate(JS_STATUS)
         what = _change_control(page, index, kind, label)
         tried.append(what)
-        deadline = time.monotonic() + change_timeout
-        while time.monotonic() < deadline:
+        start = time.monotonic()
+        reacted = False
+        while True:
             errors = _errors(page)
             if errors:
                 _fail(page, screenshot, f"error shown after changing {what}:\n" + "\n---\n".join(errors))
@@ -343,9 +373,15 @@ def _interact(page, screenshot: Path, before: list[str], change_timeout: float) 
                 if errors:
                     _fail(page, screenshot, f"error shown after changing {what}:\n" + "\n---\n".join(errors))
                 return what
+            reacted = reacted or page.evaluate(JS_STATUS) != status
+            elapsed = time.monotonic() - start
+            if reacted and elapsed > change_timeout:
+                _fail(page, screenshot, f"changing {what} started a recomputation, but no figure's data changed "
+                                        f"within {change_timeout:.0f} s (tried: {'; then '.join(tried)})")
+            if not reacted and elapsed > REACT_TIMEOUT_S:
+                break  # no reaction at all: try the next control
             page.wait_for_timeout(200)
-    _fail(page, screenshot, f"no figure's data changed within {change_timeout:.0f} s after changing "
-                            f"{'; then '.join(tried)}")
+    _fail(page, screenshot, f"no figure's data changed after changing {'; then '.join(tried)}")
     raise AssertionError("unreachable")
 
 
@@ -455,9 +491,17 @@ def check_voila_notebook(browser, base_url: str, notebook: str, screenshot: Path
     start = time.monotonic()
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        page.goto(f"{base_url}/voila/render/{notebook}", wait_until="domcontentloaded",
-                  timeout=int(RUN_TIMEOUT_S * 1000))
+        # Voila streams the page while the kernel runs the cells, then shows them all (``#rendered_cells``)
+        page.goto(f"{base_url}/voila/render/{notebook}", wait_until="commit", timeout=60_000)
         phases = {"open": time.monotonic() - start}
+        try:
+            page.wait_for_function("() => { const el = document.getElementById('rendered_cells');"
+                                   " return !!el && el.style.display !== 'none'; }",
+                                   timeout=int(RUN_TIMEOUT_S * 1000), polling=500)
+        except Exception:  # noqa: BLE001 - reported with what the page shows
+            _fail(page, screenshot, f"the Voila app did not finish rendering within {RUN_TIMEOUT_S:.0f} s; errors: "
+                                    f"{_errors(page)}")
+        phases["run"] = time.monotonic() - start
         before = _wait_for_figures(page, screenshot, RUN_TIMEOUT_S)
         phases["figures"] = time.monotonic() - start
         body = page.evaluate("() => document.body.innerText")
@@ -471,7 +515,8 @@ def check_voila_notebook(browser, base_url: str, notebook: str, screenshot: Path
     finally:
         with contextlib.suppress(Exception):
             page.evaluate(JS_VOILA_SHUTDOWN)
-        page.close()
+        # Voila's own beforeunload handler shuts the kernel down (with its XSRF token)
+        page.close(run_before_unload=True)
 
 
 def check_html_file(browser, path: Path, screenshot: Path, *, min_figures: int = 1) -> int:

@@ -54,3 +54,57 @@ def test_export_rejects_unknown_format(tmp_path):
 
     with pytest.raises(ValueError, match=r"formats must be a non-empty subset of \('html', 'svg', 'png'\)"):
         export_figures({"demo": go.Figure()}, tmp_path, ("pdf",))
+
+
+class _DemoPanel:
+    """A minimal Panel subclass built on demand (imports inside: the module is collected without a kernel)."""
+
+    @staticmethod
+    def make(broken: bool = False):
+        import ipywidgets as W
+
+        from workbench.panels.base import Panel
+
+        class Demo(Panel):
+            def __init__(self):
+                super().__init__()
+                self.n = W.IntSlider(value=2, min=1, max=5)
+                self.figures["line"] = go.FigureWidget()
+                self.layout([self.n], [self.figures["line"]])
+                self.watch([self.n])
+
+            def update(self):
+                if broken:
+                    raise ZeroDivisionError("broken on purpose")
+                with self.figures["line"].batch_update():
+                    self.figures["line"].data = ()
+                    self.figures["line"].add_scatter(y=list(range(self.n.value)))
+
+        return Demo()
+
+
+def test_panel_keeps_widget_state_in_sync_for_late_views():
+    """After a recomputation the stored widget state holds the traces (Voila draws from it, not from deltas)."""
+    panel = _DemoPanel.make()
+    assert panel.figures["line"]._widget_data == []
+    panel.n.value = 4  # no event loop: runs at once
+    stored = panel.figures["line"]._widget_data
+    assert len(stored) == 1 and list(stored[0]["y"]) == [0, 1, 2, 3]
+    assert "updated in" in panel.status.value
+
+
+def test_panel_shows_callback_errors_in_its_status(capsys):
+    panel = _DemoPanel.make(broken=True)
+    panel.n.value = 3
+    assert "error:</b> ZeroDivisionError: broken on purpose" in panel.status.value
+    assert "ZeroDivisionError" in capsys.readouterr().err  # the traceback is printed, not swallowed
+
+
+def test_panel_export_defaults_to_html_and_takes_formats(tmp_path):
+    panel = _DemoPanel.make()
+    panel.refresh()
+    written = panel.export(tmp_path)
+    assert [p.name for p in written] == ["line.html"]
+    assert "exported 1 file(s)" in panel.status.value
+    with pytest.raises(ValueError, match="formats must be a non-empty subset"):
+        panel.export(tmp_path, formats=("html", "jpeg"))

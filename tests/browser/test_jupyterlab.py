@@ -40,7 +40,18 @@ def test_silent_callback_fails_in_jupyterlab(browser, lab_server, screenshot_dir
     """A callback that never redraws: the figure does not change, so the check must fail."""
     shot = screenshot_dir / "lab-fixture_silent_callback.png"
     # 4 s is ample for this one-slider fixture (no computation); the real notebooks get CHANGE_TIMEOUT_S
-    with pytest.raises(harness.NotebookCheckFailed, match=r"no figure's data changed within 4 s"):
+    with pytest.raises(harness.NotebookCheckFailed, match=r"started a recomputation, but no figure.s data changed within 4 s"):
         harness.check_lab_notebook(browser, lab_server.url, "fixture_silent_callback.ipynb", shot,
                                    change_timeout=4.0)
     timings.add("lab fixture_silent_callback (must fail)", seconds=0.0)
+
+
+def test_binder_app_link_route(browser, lab_server, served_root, screenshot_dir, timings):
+    """The README/Binder app link opens a notebook through JupyterLab's Voila extension
+    (``?urlpath=voila/render/notebooks/X.ipynb``): here ``{lab}/voila/render/00_tour.ipynb``."""
+    notebook = "00_tour.ipynb"
+    shot = screenshot_dir / "lab-voila-route-00_tour.png"
+    result = harness.check_voila_notebook(browser, lab_server.url, notebook, shot,
+                                          code_lines=harness.notebook_code_lines(served_root / notebook))
+    timings.add(f"voila route of the lab server {notebook}", result)
+    assert result.figures >= 1

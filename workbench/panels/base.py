@@ -17,6 +17,7 @@ and as SVG/PNG where kaleido finds a Chromium (:func:`export_figures`).
 from __future__ import annotations
 
 import asyncio
+import copy
 import html
 import time
 import traceback
@@ -99,7 +100,36 @@ class Panel:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
+        self.sync_figures()
         display(self.widget)
+
+    def _clear_progress(self) -> None:
+        """Clear the progress area in a kernel (outside one, clear_output would print terminal escapes)."""
+        try:
+            from IPython import get_ipython
+
+            ip = get_ipython()
+        except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+            ip = None
+        if ip is not None and getattr(ip, "kernel", None) is not None:
+            self.progress.clear_output()
+
+    def sync_figures(self) -> None:
+        """Store each figure's full current state in its widget model.
+
+        plotly's FigureWidget sends later changes as deltas and refreshes its stored state only when the
+        figure itself is displayed, not when it sits inside a box. A view that connects later (Voila, which
+        renders after all cells ran; a second view) would draw the stale state: empty figures. This
+        refreshes it; :meth:`_run` calls it after every recomputation and display calls it once.
+        """
+        for fig in self.figures.values():
+            if not isinstance(fig, go.FigureWidget):
+                continue
+            try:  # what plotly's FigureWidget._repr_mimebundle_ does, without its Jupyter-version probe
+                fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
+                fig._widget_data = copy.deepcopy(fig._data)
+            except AttributeError:  # another plotly version: its own refresh
+                fig._repr_mimebundle_()
 
     # ---------------------------------------------------------------- recomputation
     def update(self) -> None:  # pragma: no cover - abstract
@@ -138,7 +168,7 @@ class Panel:
             # tqdm.auto bars of the computation, and a traceback, show in the panel's output area
             # (the Output widget would swallow an exception in a kernel: catch it inside)
             with self.progress:
-                self.progress.clear_output()
+                self._clear_progress()
                 try:
                     fn()
                 except Exception as exc:  # shown in the panel, not swallowed: the traceback is printed too
@@ -146,11 +176,12 @@ class Panel:
                     traceback.print_exc()
         finally:
             self._busy = False
+            self.sync_figures()
         if error is not None:
             self.status.value = (f"<span style='color:#b00'><b>error:</b> {html.escape(type(error).__name__)}: "
                                  f"{html.escape(str(error))}</span>")
             return
-        self.progress.clear_output()
+        self._clear_progress()
         self.status.value = (f"<small>updated in {time.perf_counter() - start:.2f} s &middot; "
                              f"{html.escape(config.device_report())}</small>")
 
