@@ -99,7 +99,7 @@ class BatchHessianPanel(Panel):
         w_std = 2 ** 0.5 if activation == "relu" else 1.0
         net = MLP(depth=depth, width=width, activation=activation, w_std=w_std, b_std=0.1, out_dim=int(y.shape[1]))
         study = batch_hessian_study(
-            net, x, y, list(bs), loss=loss, kind=kind, num_batches=config.pick(2, 4), top_k=config.pick(1, 3),
+            net, x, y, list(bs), loss=loss, kind=kind, num_batches=config.pick(3, 6), top_k=config.pick(1, 3),
             key=jax.random.PRNGKey(0), train_steps=steps, lr=config.pick(0.5, 0.5), slq_steps=config.pick(16, 60),
             slq_probes=config.pick(2, 4), noise_probes=config.pick(4, 16), grid_size=config.pick(200, 500))
         self._cache[s] = study
