@@ -94,7 +94,7 @@ def test_quadratic_control_matches_theory(panel):
     assert np.all(np.abs(np.log(q.measured_optimal.value / q.eps_opt)) <= tol)
     assert np.all(np.abs(np.log(q.measured_max_stable.value / q.stability_limit)) <= tol)
     fig = quadratic_figure(q)
-    assert len(fig.data) == 4
+    assert len(fig.data) == 5  # 2 theory curves, 2 measured series, the B_noise marker
 
 
 def test_plot_builders_on_handmade_data():
@@ -113,7 +113,8 @@ def test_plot_builders_on_handmade_data():
     fit = lb.PowerLawFit(1.0, 0.1, 0.05, 2)
     fig = lr_vs_batch({"sgd max-stable": (res.batch_sizes, est)}, {"theory": (np.array([1, 10]), np.array([1, 2]))},
                       fits={"sgd max-stable": fit}, markers={"B_noise": 5.0})
-    assert len(fig.data) == 2 and "alpha = 1.00" in fig.data[1].name
+    assert len(fig.data) == 3 and "alpha = 1.00" in fig.data[1].name  # theory, measured, marker
+    assert fig.data[2].x == (5.0, 5.0) and "B_noise" in fig.data[2].name
     tr = lb.TradeoffFit(100.0, 1000.0, 10.0, 1.0, 1.0)
     fig = tradeoff_plot(np.array([1, 10, 100]), {"sgd": np.array([1100.0, 200.0, 110.0])}, {"sgd": tr}, b_noise=12.0)
     assert len(fig.data) == 3

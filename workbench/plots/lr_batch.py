@@ -16,6 +16,13 @@ THEORY_COLORS = (THEORY_COLOR, "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcb
 THEORY_DASHES = ("dash", "dot", "dashdot", "longdash", "solid", "longdashdot", "dash")
 
 
+def _legend_right(fig: go.Figure) -> go.Figure:
+    """Many curves: a vertical legend right of the plot, clear of the title."""
+    fig.update_layout(legend=dict(orientation="v", x=1.02, y=1.0, xanchor="left", yanchor="top",
+                                  font=dict(size=11)), margin=dict(r=20))
+    return fig
+
+
 def _check_result(result: SweepResult) -> None:
     if not isinstance(result, SweepResult):
         raise TypeError(f"result must be a SweepResult, got {type(result).__name__}")
@@ -61,7 +68,8 @@ def lr_vs_batch(measured: Mapping[str, tuple[np.ndarray, LrEstimate]],
         optimizer key of :data:`OPTIMIZER_COLORS` take its colour; "optimal" in the name draws open markers.
       theory: name -> (batch sizes, lr) curves.
       fits: name -> fitted power law, listed in the legend entry of the matching measured series.
-      markers: name -> batch size, drawn as labelled vertical lines (e.g. B_noise, the RMT B*).
+      markers: name -> batch size, drawn as labelled vertical dotted lines (e.g. B_noise, the RMT B*).
+    Error bars are drawn where ``lo``/``hi`` differ from ``value``.
     """
     fig = base_figure(title, "batch size B", "learning rate", log_x=True, log_y=True, height=480)
     for i, (name, (b, lr)) in enumerate(theory.items()):
@@ -88,11 +96,18 @@ def lr_vs_batch(measured: Mapping[str, tuple[np.ndarray, LrEstimate]],
             marker=dict(color=color, size=9, symbol="circle-open" if optimal else "circle"),
             error_y=dict(type="data", symmetric=False, array=(np.asarray(est.hi) - v)[ok],
                          arrayminus=(v - np.asarray(est.lo))[ok], color=color, thickness=1)))
-    for name, b in (markers or {}).items():
-        if np.isfinite(b) and b > 0:
-            fig.add_vline(x=float(b), line=dict(color="#444", dash="dot", width=1), annotation_text=name,
-                          annotation_position="top")
-    return fig
+    # vertical markers as traces (shapes on log axes would need log10 coordinates)
+    ys = [np.asarray(lr, dtype=float) for _, lr in theory.values()]
+    ys += [np.asarray(e.value, dtype=float) for _, e in measured.values()]
+    finite = np.concatenate([y[np.isfinite(y) & (y > 0)] for y in ys]) if ys else np.array([])
+    if finite.size:
+        y_lo, y_hi = finite.min() / 1.5, finite.max() * 1.5
+        for name, b in (markers or {}).items():
+            if np.isfinite(b) and b > 0:
+                fig.add_trace(go.Scatter(x=[float(b), float(b)], y=[y_lo, y_hi], mode="lines+text",
+                                         text=["", f"{name} = {b:.3g}"], textposition="top center",
+                                         line=dict(color="#444", dash="dot", width=1), name=f"{name} = {b:.3g}"))
+    return _legend_right(fig)
 
 
 def tradeoff_plot(batch_sizes: np.ndarray, steps: Mapping[str, np.ndarray], fits: Mapping[str, TradeoffFit | None],
@@ -124,7 +139,7 @@ def tradeoff_plot(batch_sizes: np.ndarray, steps: Mapping[str, np.ndarray], fits
                     fig.add_trace(go.Scatter(x=bb * s_th, y=s_th, mode="lines",
                                              line=dict(color=THEORY_COLOR, dash=dash, width=1),
                                              name=f"{name}: B_crit = {label} at init = {bn:.3g}"))
-    return fig
+    return _legend_right(fig)
 
 
 def kaplan_figure(losses: np.ndarray, b_crit: np.ndarray, *, marker: tuple[float, float] | None = None,
