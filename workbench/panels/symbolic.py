@@ -147,7 +147,7 @@ class SymbolicPanel(Panel):
 
     def run_check_all(self) -> symbolic.CheckTable:
         table = symbolic.check_all(progress=True)
-        self.table.value = table.to_html() + f"<p><small>{html.escape(config.device_report())}</small></p>"
+        self.table.value = table.to_html() + f"<p><small>{html.escape(table.format().splitlines()[-1])}</small></p>"
         new = error_ratio_figure([f"{r.name}/{r.method}" for r in table], [r.worst_ratio for r in table],
                                  [r.passed for r in table])
         fig = self.figures["check_all"]

@@ -269,7 +269,10 @@ class CheckTable(list):
         lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         n_fail = sum(not r.passed for r in self)
-        lines.append(f"{len(self)} checks, {len(self) - n_fail} passed, {n_fail} failed; {config.device_report()}")
+        info = config.device_info()
+        lines.append(f"{len(self)} checks, {len(self) - n_fail} passed, {n_fail} failed; jax {info['jax_version']}, "
+                     f"{info['device_count']} {info['platform']} device(s) ({info['device_kind']}); "
+                     "each row names its device, dtype and matmul precision")
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -162,8 +162,8 @@ def flow_wide_net(points: np.ndarray, *, samples: int, seed: int, closed: Any, *
     """A wide net trained by gradient flow vs the closed form with its own NTK and outputs at init.
 
     The distance between a trained net and its linearization is O(width^{-1/2}) (Lee et al. 2019, Thm 2.1).
-    Tolerance: the same distance measured at width/16, scaled by (1/16)^{1/2}, times a safety factor 1.5;
-    a wrong closed form does not shrink with width and fails.
+    Tolerance: the same distance measured at width/16, scaled by (1/16)^{1/2}, times a safety factor 2 for
+    the seed-to-seed spread of one net's distance; a wrong closed form does not shrink with width and fails.
     """
     times = points[:, 0]
     lrs = np.unique(points[:, 1])
@@ -176,9 +176,9 @@ def flow_wide_net(points: np.ndarray, *, samples: int, seed: int, closed: Any, *
     small_closed = evaluate_flow(closed, points, **small_inputs)
     dev_small = float(np.max(np.abs(small_out - small_closed)))
     out, inputs = _train_wide_net(width, times, lr, seed)
-    tol = np.full(out.shape, 1.5 * math.sqrt(small / width) * dev_small)
+    tol = np.full(out.shape, 2.0 * math.sqrt(small / width) * dev_small)
     return Estimate(out, tol + fp_floor(out),
-                    f"1.5 x ({small}/{width})^(1/2) x max deviation at width {small} ({dev_small:.2e}): the O(width^-1/2) "
+                    f"2 x ({small}/{width})^(1/2) x max deviation at width {small} ({dev_small:.2e}): the O(width^-1/2) "
                     f"linearization error extrapolated to width {width}",
                     f"jax on {jax.devices()[0].platform}", closed_inputs=inputs,
                     info={"width": width, "deviation_small_width": dev_small})

@@ -121,7 +121,8 @@ def mp_wishart(points: np.ndarray, *, samples: int, seed: int, **_: Any) -> Esti
         x = jnp.sqrt(s2) * jax.random.normal(jax.random.fold_in(key, i), (draws, m, p))
         s = jnp.einsum("dmi,dmj->dij", x, x) / m
         ev = np.asarray(jnp.linalg.eigvalsh(s), dtype=float)  # (draws, p), ascending
-        thresh = 1e-8 * ev[:, -1:]
+        # zero eigenvalues come out as rounding noise of size ~ eps |S|: count as nonzero only above 10 eps p |S|
+        thresh = 10 * float(jnp.finfo(s.dtype).eps) * p * ev[:, -1:]
         nonzero = ev > thresh
         mass = nonzero.mean(axis=1)
         mean = ev.mean(axis=1)
