@@ -147,3 +147,17 @@ def test_check_all_table_and_cli(capsys):
     assert "marchenko_pastur" in capsys.readouterr().out
     assert cli_main(["--names", "gd_stability", "--first-method-only", "--fast"]) == 0
     assert "1 checks, 1 passed" in capsys.readouterr().out
+
+
+def test_float32_exact_checks_and_explicit_device():
+    """In float32 the rounding allowance scales with float32's epsilon and exact checks still pass; the
+    result records the dtype and the device it was given."""
+    from workbench import config
+
+    cpu = jax.devices("cpu")[0]
+    with config.precision("float32"):
+        for name, method in (("erf_price", "workbench.kernels.analytic"), ("gd_stability", "gd_iteration")):
+            r = symbolic.check(name, method=method, device=cpu, samples=100 if name == "gd_stability" else None,
+                               num_points=3)
+            assert r.passed and r.dtype == "float32" and r.device.startswith("cpu:0"), r.summary()
+            assert r.tolerance < 1e-3  # still a tight check: rounding of float32, not a loose bound
