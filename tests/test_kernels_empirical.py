@@ -162,3 +162,13 @@ def test_sharded_over_four_host_devices():
     assert out.returncode == 0, out.stderr[-3000:]
     errors = [float(v) for v in out.stdout.split()]
     assert max(errors) < RTOL
+
+
+def test_symmetric_row_blocks_match_general_path(key):
+    # n >= SYMMETRIC_MIN_ROWS with x2=None takes the upper-triangle-of-blocks path; x2=x1 does not
+    from workbench.kernels.empirical import SYMMETRIC_MIN_ROWS
+
+    net = MLP(depth=1, width=3, activation="tanh", w_std=1.2, b_std=0.3, out_dim=2)
+    params = net.init(key, 2)
+    x = jax.random.normal(jax.random.PRNGKey(5), (SYMMETRIC_MIN_ROWS + 3, 2))
+    _close(empirical_ntk(net, params, x), empirical_ntk(net, params, x, x))

@@ -161,16 +161,15 @@ def mlp_ntk_features(net: MLP, params: Any, x: jax.Array) -> list[tuple[jax.Arra
     return out[::-1]
 
 
-def _structured_block(fn, net, output, params, x1, x2):
-    f1 = mlp_ntk_features(net, params, x1)
-    f2 = f1 if x2 is None else mlp_ntk_features(net, params, x2)
-    c2 = [(_layer_scales(net, p["W"].shape[0])[1] ** 2 if net.has_bias else 0.0) for p in params]
+def _structured_pair(net, output, f1, f2, c2):
+    """sum_l (A_l A_l'^T + c_l^2) * (D_l D_l'^T) for two sets of per-layer features."""
     total = None
     for layer, ((a1, d1), (a2, d2), cc) in enumerate(zip(f1, f2, c2)):
         gram_a = a1 @ a2.T + cc
         if layer == net.depth:  # readout: D = I
             k = d1.shape[1]
-            term = k * gram_a if output == "trace" else gram_a[:, :, None, None] * jnp.eye(k, dtype=gram_a.dtype)[None, None]
+            eye = jnp.eye(k, dtype=gram_a.dtype)[None, None]
+            term = k * gram_a if output == "trace" else gram_a[:, :, None, None] * eye
         elif output == "trace":
             term = gram_a * jnp.einsum("aim,bim->ab", d1, d2)
         else:
@@ -179,19 +178,51 @@ def _structured_block(fn, net, output, params, x1, x2):
     return total
 
 
+#: for x2=None and n >= this, the kernel is assembled from the upper triangle of row blocks
+SYMMETRIC_MIN_ROWS = 768
+
+
+def _structured_block(fn, net, output, params, x1, x2):
+    f1 = mlp_ntk_features(net, params, x1)
+    c2 = [(_layer_scales(net, p["W"].shape[0])[1] ** 2 if net.has_bias else 0.0) for p in params]
+    if x2 is not None:
+        return _structured_pair(net, output, f1, mlp_ntk_features(net, params, x2), c2)
+    n = x1.shape[0]
+    if n < SYMMETRIC_MIN_ROWS:
+        return _structured_pair(net, output, f1, f1, c2)
+    # symmetric: m row blocks, only the m (m + 1) / 2 blocks with j >= i are computed (3/4 of the work
+    # for m = 2, 5/8 for m = 4), the others are transposes
+    m = 2 if n < 3072 else 4
+    edges = np.linspace(0, n, m + 1).astype(int)
+    part = [[(a[edges[i]:edges[i + 1]], d[edges[i]:edges[i + 1]]) for a, d in f1] for i in range(m)]
+    blocks = {(i, j): _structured_pair(net, output, part[i], part[j], c2) for i in range(m) for j in range(i, m)}
+    axes = (1, 0) if output == "trace" else (1, 0, 3, 2)
+    rows = [jnp.concatenate([blocks[i, j] if j >= i else jnp.transpose(blocks[j, i], axes) for j in range(m)], axis=1)
+            for i in range(m)]
+    return jnp.concatenate(rows, axis=0)
+
+
 _BLOCKS = {"jacobian": _jacobian_block, "ntvp": _ntvp_block, "structured": _structured_block}
+
+
+def _checked_block(method, fn, net, output, params, x1, x2):
+    """The block and one flag: are x1, x2 and every parameter finite (checked inside the same program)."""
+    out = _BLOCKS[method](fn, net, output, params, x1, x2)
+    leaves = [x1] + ([] if x2 is None else [x2]) + jax.tree_util.tree_leaves(params)
+    ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+    return out, ok
 
 
 @partial(jax.jit, static_argnames=("method", "fn", "net", "output"))
 def _block_jit(method, fn, net, output, params, x1, x2):
-    return _BLOCKS[method](fn, net, output, params, x1, x2)
+    return _checked_block(method, fn, net, output, params, x1, x2)
 
 
 def _block_fn(method: str, fn: Callable, net: MLP | None, output: str) -> Callable:
     """The jitted block function (cached by jit on the static arguments when ``fn`` is hashable)."""
     if _hashable(fn) and _hashable(net):
         return partial(_block_jit, method, fn, net, output)
-    return jax.jit(partial(_BLOCKS[method], fn, net, output))
+    return jax.jit(partial(_checked_block, method, fn, net, output))
 
 
 # ----------------------------------------------------------------------------- memory
@@ -244,7 +275,7 @@ def estimate_memory(apply_fn: Any, params: Any, x1: jax.Array, x2: jax.Array | N
     of parameters. It is a model, accurate to a small factor, meant to refuse hopeless requests.
     """
     fn, net = _resolve(apply_fn)
-    n1, n2, k, dtype = _shapes(fn, params, x1, x2)
+    n1, n2, k, dtype = _shapes(fn, params, x1, x2, net)
     method = _pick_method(method, net, params, n1, n2, k, output, dtype, block_size, None)
     return _total_bytes(method, net, params, n1, n2, k, output, jnp.dtype(dtype).itemsize, block_size)
 
@@ -267,7 +298,7 @@ def _suggest_block(method, net, params, n1, n2, k, output, itemsize, limit) -> i
 
 
 # ----------------------------------------------------------------------------- validation
-def _shapes(fn, params, x1, x2) -> tuple[int, int, int, Any]:
+def _shapes(fn, params, x1, x2, net=None) -> tuple[int, int, int, Any]:
     for name, x in (("x1", x1), ("x2", x2)):
         if x is None:
             continue
@@ -280,6 +311,13 @@ def _shapes(fn, params, x1, x2) -> tuple[int, int, int, Any]:
     leaves = jax.tree_util.tree_leaves(params)
     if not leaves:
         raise ValueError("params must be a pytree with at least one array leaf")
+    if net is not None:  # an MLP: shapes from its params, no tracing
+        in_dim = net._check_params(params)
+        if np.ndim(x1) != 2 or np.shape(x1)[1] != in_dim:
+            raise ValueError(f"x1 must have shape (n, {in_dim}) for these params of {net.describe()}, got {np.shape(x1)}")
+        n1 = int(np.shape(x1)[0])
+        n2 = n1 if x2 is None else int(np.shape(x2)[0])
+        return n1, n2, int(np.shape(params[-1]["W"])[1]), jnp.result_type(*leaves, x1)
     try:
         out = jax.eval_shape(fn, params, x1)
     except Exception as exc:
@@ -342,12 +380,7 @@ def empirical_ntk(apply_fn: Callable | MLP, params: Any, x1: jax.Array, x2: jax.
         block_size = check_positive_int("block_size", block_size)
     if memory_limit is not None:
         memory_limit = check_positive_int("memory_limit", memory_limit)
-    n1, n2, k, dtype = _shapes(fn, params, x1, x2)
-    check_finite("x1", x1)
-    if x2 is not None:
-        check_finite("x2", x2)
-    for i, leaf in enumerate(jax.tree_util.tree_leaves(params)):
-        check_finite(f"params leaf {i}", leaf)
+    n1, n2, k, dtype = _shapes(fn, params, x1, x2, net)
     limit = memory_limit if memory_limit is not None else int(MEMORY_FRACTION * available_memory())
     method = _pick_method(method, net, params, n1, n2, k, output, dtype, block_size, limit)
     if net is not None and method == "structured" and len(params) != net.depth + 1:
@@ -369,15 +402,29 @@ def empirical_ntk(apply_fn: Callable | MLP, params: Any, x1: jax.Array, x2: jax.
     else:
         block = _block_fn(method, fn, net, output)
     if block_size is None or (block_size >= n1 and block_size >= n2):
-        return _run_block(block, params, x1, x2, devices)
-    if not (is_concrete(x1) and (x2 is None or is_concrete(x2))):
+        out, ok = _run_block(block, params, x1, x2, devices)
+    elif not (is_concrete(x1) and (x2 is None or is_concrete(x2))):
         raise TypeError("block_size needs concrete inputs (the blocks are assembled on the host): call empirical_ntk "
                         "outside jit, or use block_size=None inside jit")
-    return _blocked(block, params, x1, x2, n1, n2, k, output, block_size, dtype, devices)
+    else:
+        out, ok = _blocked(block, params, x1, x2, n1, n2, k, output, block_size, dtype, devices)
+    if is_concrete(ok) and not bool(ok):
+        _raise_non_finite(params, x1, x2)
+    return out
+
+
+def _raise_non_finite(params: Any, x1: jax.Array, x2: jax.Array | None) -> None:
+    """Name the first non-finite input (NaN or inf) with its index; called when the in-program check failed."""
+    check_finite("x1", x1)
+    if x2 is not None:
+        check_finite("x2", x2)
+    for i, leaf in enumerate(jax.tree_util.tree_leaves(params)):
+        check_finite(f"params leaf {i}", leaf)
+    raise ValueError("inputs or params contain non-finite values (NaN or inf)")  # pragma: no cover
 
 
 def _run_block(block: Callable, params: Any, x1: jax.Array, x2: jax.Array | None, devices: Sequence[jax.Device]):
-    """One block; with several devices its rows (x1) are sharded over a 1-d mesh and the rest replicated."""
+    """One block and its finiteness flag; with several devices its rows (x1) are sharded over a 1-d mesh."""
     if len(devices) <= 1 or not is_concrete(x1):
         return block(params, x1, x2)
     ndev = len(devices)
@@ -387,21 +434,25 @@ def _run_block(block: Callable, params: Any, x1: jax.Array, x2: jax.Array | None
     rows, rep = NamedSharding(mesh, P("rows")), NamedSharding(mesh, P())
     x1p = jnp.concatenate([x1, jnp.broadcast_to(x1[:1], (pad, *x1.shape[1:]))]) if pad else x1
     x2r = jax.device_put(x1 if x2 is None else x2, rep)
-    out = block(jax.device_put(params, rep), jax.device_put(x1p, rows), x2r)
-    return out[:n]
+    out, ok = block(jax.device_put(params, rep), jax.device_put(x1p, rows), x2r)
+    return out[:n], ok
 
 
-def _blocked(block, params, x1, x2, n1, n2, k, output, b, dtype, devices) -> jax.Array:
+def _blocked(block, params, x1, x2, n1, n2, k, output, b, dtype, devices) -> tuple[jax.Array, bool]:
     shape = (n1, n2) if output == "trace" else (n1, n2, k, k)
     result = np.empty(shape, dtype=dtype)
     symmetric = x2 is None
     x2_ = x1 if symmetric else x2
+    ok = True
     for i in range(0, n1, b):
         xi = x1[i:i + b]
         for j in range(i if symmetric else 0, n2, b):
             xj = None if symmetric and j == i else x2_[j:j + b]
-            blk = np.asarray(_run_block(block, params, xi, xj, devices))
+            blk, blk_ok = _run_block(block, params, xi, xj, devices)
+            if not bool(blk_ok):
+                return jnp.asarray(result), False
+            blk = np.asarray(blk)
             result[i:i + b, j:j + b] = blk
             if symmetric and j != i:
                 result[j:j + b, i:i + b] = np.swapaxes(blk, 0, 1) if output == "trace" else blk.transpose(1, 0, 3, 2)
-    return jnp.asarray(result)
+    return jnp.asarray(result), ok
