@@ -161,3 +161,13 @@ def test_float32_exact_checks_and_explicit_device():
                                num_points=3)
             assert r.passed and r.dtype == "float32" and r.device.startswith("cpu:0"), r.summary()
             assert r.tolerance < 1e-3  # still a tight check: rounding of float32, not a loose bound
+
+
+def test_finite_width_check_separates_5_over_n_from_4_over_n():
+    """The kurtosis check is sharp enough to reject (1 + 4/n)^(L-1) at width 16 (20000 simulated nets)."""
+    from workbench.symbolic.finite_width import L, N
+
+    good = symbolic.check("finite_width_kurtosis", samples=20_000, num_points=4)
+    assert good.passed, good.summary()
+    bad = symbolic.check("finite_width_kurtosis", samples=20_000, num_points=4, closed_form=((1 + 4 / N) ** (L - 1),))
+    assert not bad.passed, bad.summary()
