@@ -88,6 +88,10 @@ def test_wrong_closed_forms_fail_against_monte_carlo_and_ode():
     t, lam, lr, g0, y = dynamics.LINEARIZED_FLOW.params
     bad = (y + (g0 - y) * sp.exp(-2 * lr * lam * t),)
     assert not symbolic.check("linearized_flow", method="ode", num_points=3, closed_form=bad).passed
+    # NTK recursion without the w^2 in front of E[phi' phi'] Theta^l (vs the library's infinite_kernels)
+    k_next, e_dd, theta_l, _w2 = ntk.NTK_RECURSION.params
+    assert not symbolic.check("ntk_recursion", method="workbench.kernels.analytic", num_points=2,
+                              closed_form=(k_next + e_dd * theta_l,)).passed
     # McCandlish without the noise term
     b, g2, ghg, trhs = symbolic.get("mccandlish_lr").params
     assert not symbolic.check("mccandlish_lr", method="noisy_quadratic", samples=4000, num_points=3,
