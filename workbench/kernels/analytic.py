@@ -239,7 +239,9 @@ def _recursion(net: MLP, dot11, dot22, dot12, in_dim: int, order: int, diagonal:
     b2 = float(net.b_std) ** 2 if net.b_std is not None else 0.0
     bias_ntk = 1.0 if net.has_bias else 0.0
     standard = net.parametrization == "standard"
-    dot11, dot22, dot12 = jnp.broadcast_arrays(dot11, dot22, dot12)
+    # dot11, dot22 keep their own (broadcastable) shapes, e.g. (n1, 1) and (1, n2): the diagonal
+    # recursions then cost O(n), not O(n1 n2); only the cross terms are full-size
+    dot12 = jnp.broadcast_to(dot12, jnp.broadcast_shapes(dot11.shape, dot22.shape, dot12.shape))
     # layer 1: per-feature input kernels x.x'/d
     kin11, kin22, kin12 = dot11 / in_dim, dot22 / in_dim, dot12 / in_dim
     k11, k22, k12 = w2 * kin11 + b2, w2 * kin22 + b2, w2 * kin12 + b2

@@ -15,7 +15,8 @@ Methods (Novak, Sohl-Dickstein & Schoenholz 2022, "Fast Finite Width Neural Tang
 * ``"structured"``: uses the layer structure of a :class:`workbench.nets.MLP`: for a dense layer
   h = s a W + c b the parameter gradients are s a (x) delta and c delta, with delta = d f / d h,
   so Theta = sum_l (s_l^2 A_l A_l'^T + c_l^2) * (D_l D_l'^T), a few n1 x n2 x width matmuls
-  (the "structured derivatives" idea of Novak et al., specialised to dense layers).
+  (the "structured derivatives" idea of Novak et al., specialised to dense layers). For x2=None and
+  n >= 768 only the upper triangle of 2 or 4 row blocks is computed (the rest by symmetry).
   To use it, pass the ``MLP`` itself (or its bound ``net.apply``) as ``apply_fn``: that is how
   the function learns the layer structure; params must be that net's params.
 * ``"auto"``: ``"structured"`` when the layer structure is known, else ``"jacobian"`` if its
@@ -23,6 +24,8 @@ Methods (Novak, Sohl-Dickstein & Schoenholz 2022, "Fast Finite Width Neural Tang
 
 ``apply_fn`` must map a batch x of shape (n, ...) to outputs of shape (n, k) and act on each
 example independently (no batch statistics): the per-example methods ``vmap`` over examples.
+Inputs and parameters are checked for NaN/inf inside the same compiled program (one flag read
+after the kernel is computed; a failure names the first bad entry).
 
 Memory: :func:`estimate_memory` estimates the peak bytes of a request; with ``block_size=None``
 the whole kernel is computed in one jitted call, and a request whose estimate exceeds the budget
