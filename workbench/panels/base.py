@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import html
 import time
 import traceback
@@ -68,6 +69,16 @@ def export_figures(figures: dict[str, go.Figure], directory: str | Path,
     return written, note
 
 
+def _in_kernel() -> bool:
+    """True inside a running IPython kernel (where an Output widget captures output)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return False
+    ip = get_ipython()
+    return ip is not None and getattr(ip, "kernel", None) is not None
+
+
 class Panel:
     """Subclass and implement :meth:`update` (recompute and redraw from the current widget values)."""
 
@@ -87,6 +98,37 @@ class Panel:
             w.add_class("wb-export")  # browser tests leave the export bar alone when they look for controls
         #: output area of recomputations: progress bars and tracebacks of callbacks show here
         self.progress = W.Output()
+        # the subclass's own __init__ (its first computation) also runs inside the progress area, which is
+        # cleared when it ends: a closed progress bar leaves no dangling widget in the saved output (Voila
+        # would show "Error displaying widget: model not found" for it)
+        self._init_capture = _in_kernel()
+        if self._init_capture:
+            self.progress.__enter__()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        original = cls.__dict__.get("__init__")
+        if original is None:
+            return
+
+        @functools.wraps(original)
+        def __init__(self, *args, **kw):
+            depth = getattr(self, "_init_depth", 0)
+            self._init_depth = depth + 1
+            try:
+                original(self, *args, **kw)
+            finally:
+                self._init_depth = depth
+                if depth == 0:
+                    self._end_init_capture()
+
+        cls.__init__ = __init__
+
+    def _end_init_capture(self) -> None:
+        if getattr(self, "_init_capture", False):
+            self._init_capture = False
+            self._clear_progress()
+            self.progress.__exit__(None, None, None)
         self._pending: asyncio.TimerHandle | None = None
         self._busy = False
 
@@ -105,13 +147,7 @@ class Panel:
 
     def _clear_progress(self) -> None:
         """Clear the progress area in a kernel (outside one, clear_output would print terminal escapes)."""
-        try:
-            from IPython import get_ipython
-
-            ip = get_ipython()
-        except ImportError:  # pragma: no cover - IPython comes with ipywidgets
-            ip = None
-        if ip is not None and getattr(ip, "kernel", None) is not None:
+        if _in_kernel():
             self.progress.clear_output()
 
     def sync_figures(self) -> None:
