@@ -4,7 +4,7 @@ Runs the functions behind the NTK notebook (:mod:`workbench.studies.ntk`): the e
 NTKs (several seeds) beside the infinite-width NTK's (:func:`spectrum_comparison`); the relative distance
 ||Theta_emp - Theta_inf|| / ||Theta_inf|| against width with its fitted log-log slope (expected -1/2,
 Jacot et al. 2018; :func:`width_convergence`); the Funk-Hecke eigenvalues of the kernel on the sphere with
-the Gram-matrix eigenvalues as the matching experiment (:func:`sphere_spectrum`); and, unless ``--no-drift``,
+the Gram-matrix eigenvalues as the matching experiment (:func:`sphere_spectrum`); and, with ``--drift-steps`` > 0,
 the kernel drift during training for NTK vs muP parametrizations (:func:`kernel_drift`). Figures are the
 notebook's (:mod:`workbench.plots.ntk`).
 """
