@@ -143,7 +143,7 @@ def test_fast_flag_sets_the_defaults(capsys, monkeypatch):
 
 #: tiny sizes per study: the point is that each report runs the study end to end and writes every figure
 TINY = {
-    "hessian": ["--num-data", "32", "--batch-sizes", "4,32", "--width", "8", "--dim", "4", "--train-steps", "0",
+    "hessian": ["--num-data", "32", "--batch-sizes", "4,32", "--width", "8", "--train-steps", "0",
                 "--num-batches", "2", "--top-k", "1"],
     "ntk": ["--num-points", "6", "--widths", "8,16", "--width", "16", "--seeds", "1", "--max-degree", "4",
             "--drift-steps", "0"],
@@ -152,7 +152,7 @@ TINY = {
                  "--width", "4", "--optimizers", "sgd"],
 }
 #: figures each report must hold (the notebook's figures for that study)
-FIGURES = {"hessian": ["top_eigenvalue", "noise_level", "densities"], "ntk": ["spectrum", "convergence", "sphere"],
+FIGURES = {"hessian": ["top_eigenvalue", "lr_max", "densities"], "ntk": ["spectrum", "convergence", "sphere"],
            "dynamics": ["functions", "losses", "modes", "width_errors", "advani_saxe", "learning_curve"],
            "lr-batch": ["heatmap", "lr_vs_batch", "tradeoff"]}
 

@@ -1,7 +1,7 @@
 """Report ``hessian``: batch-Hessian spectra at several batch sizes against the random-matrix model.
 
 Runs :func:`workbench.studies.hessian.batch_hessian_study` (the function behind the batch-Hessian notebook)
-on an MLP fitted to a linear teacher, and shows the measured top eigenvalues of the batch curvature H_B
+on an MLP fitted to a teacher (the notebook's data), and shows the measured top eigenvalues of the batch curvature H_B
 against the random-matrix prediction (spiked Wigner / Marchenko-Pastur from the fitted noise level,
 THEORY.md section 8), the noise level ||H_B - H||_F^2 / P^2 against 1/B - 1/N, and the SLQ spectral densities.
 """
@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    metavar="B1,B2,...", help="batch sizes B, each in [1, N]")
     p.add_argument("--num-data", type=positive_int, default=config.pick(128, 2048), metavar="N",
                    help="data set size N")
-    p.add_argument("--dim", type=positive_int, default=config.pick(8, 16), help="input dimension")
+    p.add_argument("--dataset", choices=("synthetic", "digits"), default="synthetic",
+                   help="the notebook's data sets: Gaussian inputs with a teacher, or scikit-learn digits")
     p.add_argument("--width", type=positive_int, default=config.pick(16, 64), help="hidden width")
     p.add_argument("--depth", type=positive_int, default=2, help="number of hidden layers")
     p.add_argument("--activation", default="tanh", help="activation (relu, tanh, erf, gelu, ...)")
@@ -39,53 +40,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _figures(s) -> list[tuple[str, go.Figure]]:
-    from workbench.plots import MEASURED_COLOR, THEORY_COLOR, base_figure
+    """The notebook's figures (:mod:`workbench.plots.hessian`)."""
+    from workbench.plots.hessian import density_figure, lr_max_figure, top_eigenvalue_figure
 
-    bs = np.asarray(s.batch_sizes, dtype=float)
-    top = np.asarray(s.batch_top)[..., 0]  # (nB, J) top eigenvalue of each batch
-    fig = base_figure(f"top eigenvalue of the batch {s.kind} vs batch size (P={s.num_params}, N={s.num_data})",
-                      "batch size B", "top eigenvalue", log_x=True, log_y=True)
-    fig.add_trace(go.Scatter(x=bs, y=top.mean(axis=1), mode="markers", name="measured (mean over batches)",
-                             marker_color=MEASURED_COLOR,
-                             error_y=dict(type="data", array=top.std(axis=1), visible=True)))
-    fig.add_trace(go.Scatter(x=bs, y=np.asarray(s.prediction.top), mode="lines+markers", name="random-matrix prediction",
-                             line_color=THEORY_COLOR))
-    fig.add_trace(go.Scatter(x=bs, y=np.full_like(bs, float(np.asarray(s.full_top)[0])), mode="lines",
-                             name="full-data top eigenvalue", line=dict(color="gray", dash="dot")))
-
-    noise = base_figure("noise level s^2 = ||H_B - H||_F^2 / P^2 vs 1/B - 1/N", "1/B - 1/N", "s^2",
-                        log_x=True, log_y=True)
-    xs = 1.0 / bs - 1.0 / s.num_data
-    keep = xs > 0
-    noise.add_trace(go.Scatter(x=xs[keep], y=np.asarray(s.noise_var)[keep], mode="markers", name="measured",
-                               marker_color=MEASURED_COLOR))
-    noise.add_trace(go.Scatter(x=xs[keep], y=s.fit.sigma2 * xs[keep] * s.num_data / (s.num_data - 1), mode="lines",
-                               name=f"fit sigma^2 = {s.fit.sigma2:.3g}", line_color=THEORY_COLOR))
-
-    dens = base_figure("SLQ spectral densities", "eigenvalue", "density", log_y=True)
-    grid = np.asarray(s.grid)
-    dens.add_trace(go.Scatter(x=grid, y=np.maximum(np.asarray(s.full_density), 1e-12), mode="lines",
-                              name="full data", line=dict(color="black")))
-    for i, b in enumerate(s.batch_sizes):
-        dens.add_trace(go.Scatter(x=grid, y=np.maximum(np.asarray(s.batch_density)[i], 1e-12), mode="lines",
-                                  name=f"B = {int(b)}"))
-    return [("top_eigenvalue", fig), ("noise_level", noise), ("densities", dens)]
+    return [("top_eigenvalue", top_eigenvalue_figure(s)), ("lr_max", lr_max_figure(s)),
+            ("densities", density_figure(s))]
 
 
 def build(args: argparse.Namespace) -> Report:
     import jax
 
-    from workbench.data import linear_teacher
     from workbench.nets import MLP
+    from workbench.panels.hessian import make_data
     from workbench.studies.hessian import batch_hessian_study
 
     if max(args.batch_sizes) > args.num_data:
         raise ValueError(f"--batch-sizes must be <= --num-data={args.num_data}, got {args.batch_sizes}")
-    key = jax.random.PRNGKey(args.seed)
-    k_data, k_study = jax.random.split(key)
-    data = linear_teacher(k_data, args.num_data, 1, args.dim, noise_std=0.1)
-    net = MLP(depth=args.depth, width=args.width, activation=args.activation, w_std=1.0, b_std=0.1)
-    s = batch_hessian_study(net, data.x_train, data.y_train, args.batch_sizes, loss=args.loss, kind=args.kind,
+    x, y, data_description = make_data(args.dataset, args.loss, args.num_data, seed=args.seed)
+    w_std = 2 ** 0.5 if args.activation == "relu" else 1.0  # as the notebook's panel
+    net = MLP(depth=args.depth, width=args.width, activation=args.activation, w_std=w_std, b_std=0.1,
+              out_dim=int(y.shape[1]))
+    k_study = jax.random.PRNGKey(args.seed)
+    s = batch_hessian_study(net, x, y, args.batch_sizes, loss=args.loss, kind=args.kind,
                             num_batches=args.num_batches, top_k=args.top_k, key=k_study,
                             train_steps=args.train_steps, lr=args.lr, progress=args.progress)
     top = np.asarray(s.batch_top)[..., 0]
@@ -104,7 +80,7 @@ def build(args: argparse.Namespace) -> Report:
                   ["diverged at step", s.diverged_at], ["study seconds", s.elapsed_s]])
     return Report(
         study="hessian", title="Batch-Hessian spectra across batch sizes vs random-matrix bounds",
-        summary=("Measured top eigenvalues of the batch curvature (Lanczos) against the random-matrix model: "
+        summary=(f"{data_description}; {net.describe()}. Measured top eigenvalues of the batch curvature (Lanczos) against the random-matrix model: "
                  "H_B = H + E_B with a noise level fitted from ||H_B - H||_F^2; the table gives, per batch size, "
                  "the measurement, the prediction and the implied largest stable learning rate 2/lambda_max."),
         figures=_figures(s), tables=[table, full],
