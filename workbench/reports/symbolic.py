@@ -43,39 +43,32 @@ def run_checks(names: Sequence[str] | None, *, all_methods: bool = True, device:
 
 
 def _ratio_figure(table) -> go.Figure:
-    from workbench.plots import MEASURED_COLOR, THEORY_COLOR, base_figure
+    from workbench.plots.symbolic import error_ratio_figure
 
-    fig = base_figure("worst error / tolerance per check (pass: <= 1)", "check", "error / tolerance", log_y=True)
-    labels = [f"{r.name} [{r.method}]" for r in table]
-    ratios = [max(r.worst_ratio, 1e-16) for r in table]
-    colors = [MEASURED_COLOR if r.passed else THEORY_COLOR for r in table]
-    fig.add_trace(go.Bar(x=labels, y=ratios, marker_color=colors, name="error / tolerance"))
-    fig.add_hline(y=1.0, line_dash="dash", line_color=THEORY_COLOR, annotation_text="tolerance")
-    fig.update_layout(height=460, xaxis_tickangle=-40, showlegend=False)
-    return fig
+    return error_ratio_figure([f"{r.name} [{r.method}]" for r in table], [r.worst_ratio for r in table],
+                              [r.passed for r in table], title="worst error / tolerance per check (pass: <= 1)")
 
 
-def _derivation_figure(results) -> go.Figure:
-    """Closed form (line) vs each method's numerics (markers with tolerance bars), first output."""
+def _derivation_figure(result) -> go.Figure:
+    """The notebook's check figure: closed form (dense curve where defined) vs numerics +- tolerance,
+    first output, along the swept parameter."""
     from workbench import symbolic
-    from workbench.plots import THEORY_COLOR, base_figure
+    from workbench.panels.symbolic import dense_curve
+    from workbench.plots.symbolic import check_figure
 
-    first = results[0]
-    deriv = symbolic.get(first.name)
+    deriv = symbolic.get(result.name)
     sweep = deriv.sweep[0]
-    names = [str(s) for s in deriv.params]
+    names = list(getattr(deriv, "point_names", [str(p) for p in deriv.params]))
     col = names.index(sweep) if sweep in names else 0
-    fig = base_figure(f"{deriv.title}", sweep, first.outputs[0] if first.outputs else "value")
-    pts = np.asarray(first.points, dtype=float).reshape(len(first.points), -1)[:, col]
-    closed = np.asarray(first.closed, dtype=float).reshape(len(pts), -1)[:, 0]
-    fig.add_trace(go.Scatter(x=pts, y=closed, mode="lines", name="closed form (sympy)", line_color=THEORY_COLOR))
-    for r in results:
-        num = np.asarray(r.numeric, dtype=float).reshape(len(pts), -1)[:, 0]
-        tol = np.asarray(r.tolerances, dtype=float).reshape(len(pts), -1)[:, 0]
-        fig.add_trace(go.Scatter(x=pts, y=num, mode="markers", name=f"{r.method} ({'pass' if r.passed else 'FAIL'})",
-                                 error_y=dict(type="data", array=tol, visible=True)))
-    fig.update_layout(height=360)
-    return fig
+    n = len(result.points)
+    first = (lambda a: np.asarray(a, dtype=float).reshape(n, -1)[:, 0])
+    curve = dense_curve(deriv, result)
+    if curve is not None:
+        curve = (curve[0], np.asarray(curve[1], dtype=float).reshape(len(curve[0]), -1)[:, 0])
+    return check_figure(np.asarray(result.points, dtype=float).reshape(n, -1)[:, col], first(result.closed),
+                        first(result.numeric), first(result.tolerances), sweep_name=sweep,
+                        output_name=result.outputs[0] if result.outputs else "value", curve=curve,
+                        title=f"{deriv.title} [{result.method}: {'pass' if result.passed else 'FAIL'}]")
 
 
 def report_from_table(table, args: argparse.Namespace) -> Report:
@@ -86,8 +79,8 @@ def report_from_table(table, args: argparse.Namespace) -> Report:
     figures = [("error_ratios", _ratio_figure(table))]
     for name, results in by_name.items():
         try:
-            figures.append((f"derivation_{name}", _derivation_figure(results)))
-        except (ValueError, IndexError, KeyError):  # an output that does not reshape to one value per point
+            figures.append((f"derivation_{name}", _derivation_figure(results[0])))
+        except (ValueError, IndexError, KeyError, AttributeError):  # outputs that are not one value per point
             continue
     rows = [[r.name, r.method, r.max_abs_err, r.max_rel_err, r.tolerance, r.worst_ratio, r.passed, r.samples,
              r.device, r.dtype, r.precision, r.seconds] for r in table]
