@@ -66,6 +66,10 @@ class _DemoPanel:
         from workbench.panels.base import Panel
 
         class Demo(Panel):
+            # at once, not debounced: Playwright's sync API keeps an asyncio loop running in this thread
+            # while the session's browser is open, which would defer the update to a timer that never fires
+            debounce_s = 0.0
+
             def __init__(self):
                 super().__init__()
                 self.n = W.IntSlider(value=2, min=1, max=5)
