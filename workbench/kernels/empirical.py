@@ -355,7 +355,8 @@ def _pick_method(method, net, params, n1, n2, k, output, dtype, block_size, limi
 # ----------------------------------------------------------------------------- public entry point
 def empirical_ntk(apply_fn: Callable | MLP, params: Any, x1: jax.Array, x2: jax.Array | None = None, *,
                   method: str = "auto", block_size: int | None = None, output: str = "trace",
-                  memory_limit: int | None = None, devices: Sequence[jax.Device] | None = None) -> jax.Array:
+                  memory_limit: int | None = None,
+                  devices: Sequence[jax.Device] | None = None) -> jax.Array | np.ndarray:
     """The empirical NTK of ``apply_fn`` at ``params`` between ``x1`` and ``x2`` (default ``x2 = x1``).
 
     Args:
@@ -370,7 +371,9 @@ def empirical_ntk(apply_fn: Callable | MLP, params: Any, x1: jax.Array, x2: jax.
       devices: devices to shard block rows over (default ``jax.devices()``).
 
     Returns:
-      The kernel as a ``jax.Array`` (no normalization: Theta = J J^T summed over all parameters).
+      The kernel (no normalization: Theta = J J^T summed over all parameters): a ``jax.Array``, or
+      with ``block_size`` smaller than n1 or n2 a host ``numpy.ndarray`` assembled block by block
+      (no second copy on the device: the 20,000-input float32 kernel is 1.6 GB).
 
     Raises:
       ValueError: bad shapes, non-finite inputs, block_size < 1, unknown method/output, an
@@ -441,7 +444,7 @@ def _run_block(block: Callable, params: Any, x1: jax.Array, x2: jax.Array | None
     return out[:n], ok
 
 
-def _blocked(block, params, x1, x2, n1, n2, k, output, b, dtype, devices) -> tuple[jax.Array, bool]:
+def _blocked(block, params, x1, x2, n1, n2, k, output, b, dtype, devices) -> tuple[np.ndarray, bool]:
     shape = (n1, n2) if output == "trace" else (n1, n2, k, k)
     result = np.empty(shape, dtype=dtype)
     symmetric = x2 is None
@@ -453,9 +456,9 @@ def _blocked(block, params, x1, x2, n1, n2, k, output, b, dtype, devices) -> tup
             xj = None if symmetric and j == i else x2_[j:j + b]
             blk, blk_ok = _run_block(block, params, xi, xj, devices)
             if not bool(blk_ok):
-                return jnp.asarray(result), False
+                return result, False
             blk = np.asarray(blk)
             result[i:i + b, j:j + b] = blk
             if symmetric and j != i:
                 result[j:j + b, i:i + b] = np.swapaxes(blk, 0, 1) if output == "trace" else blk.transpose(1, 0, 3, 2)
-    return jnp.asarray(result), ok
+    return result, ok  # host array: a device copy would double the peak memory of a large kernel
