@@ -266,7 +266,7 @@ def kernel_drift(net: MLP, x: jax.Array, y: jax.Array, widths: Sequence[int], *,
     slopes = np.full(len(parametrizations), np.nan)
     for a in range(len(parametrizations)):
         last = np.nanmean(drift[a, :, :, -1], axis=1) if np.any(np.isfinite(drift[a, :, :, -1])) else None
-        if last is not None and np.all(np.isfinite(last)) and np.all(last > 0):
+        if last is not None and len(widths) >= 2 and np.all(np.isfinite(last)) and np.all(last > 0):
             slopes[a] = fit_loglog(widths, last)[0]
     return DriftResult(tuple(parametrizations), widths, steps, drift, diverged, final, slopes,
                        f"{net.describe()} (width, parametrization varied), GD lr={lr:g}, {num_steps} steps, "
