@@ -85,10 +85,15 @@ def pyhessian_worker(npz: str, tasks: dict) -> dict:
         t = time.perf_counter()
         ev, _ = h.eigenvalues(maxIter=tasks["power_max_iter"], tol=tol, top_n=1)
         res[f"power_tol{tol:g}"] = {"time_s": time.perf_counter() - t, "value": float(ev[0])}
+        print(json.dumps({"partial": res}), file=sys.stderr, flush=True)
     t = time.perf_counter()
-    vals = h.trace(maxIter=tasks["trace_probes"], tol=-math.inf)
-    res["trace"] = {"time_s": time.perf_counter() - t, "probes": len(vals), "mean": float(np.mean(vals)),
-                    "stderr": float(np.std(vals, ddof=1) / math.sqrt(len(vals)))}
+    run = min(tasks["trace_probes"], tasks["trace_probes_run"])
+    vals = h.trace(maxIter=run, tol=-math.inf)
+    # Hutchinson's cost is linear in the probes: time for the needed count = measured x needed/run.
+    res["trace"] = {"time_s": (time.perf_counter() - t) * tasks["trace_probes"] / run, "probes": tasks["trace_probes"],
+                    "probes_run": run, "mean": float(np.mean(vals)),
+                    "stderr": float(np.std(vals, ddof=1) / math.sqrt(tasks["trace_probes"]))}
+    print(json.dumps({"partial": res}), file=sys.stderr, flush=True)
     try:
         h.density(iter=5, n_v=1)
         res["density_unpatched"] = "ran"
@@ -112,9 +117,9 @@ def run_pyhessian(npz: str, tasks: dict) -> dict:
     if not VENV_PY.exists():
         return {"error": f"no venv at {VENV_PY}: python -m venv it and pip install torch==2.13.0 pyhessian"}
     cmd = [str(VENV_PY), __file__, "--worker", npz, json.dumps(tasks)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, check=False)
     if out.returncode != 0:
-        return {"error": out.stderr[-2000:]}
+        return {"error": f"worker exited with {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -186,7 +191,7 @@ def jax_probe_counts(problem: dict) -> dict:
     return counts
 
 
-def jax_run(problem: dict, counts: dict, density_probes_run: int, compile_too: bool) -> dict:
+def jax_run(problem: dict, counts: dict, density_probes_run: int, compile_too: bool, probes_run: int = 10 ** 6) -> dict:
     import jax
 
     from workbench.linalg import krylov as K
@@ -216,13 +221,18 @@ def jax_run(problem: dict, counts: dict, density_probes_run: int, compile_too: b
     r, res["lanczos_s"] = timed(top)
     res["lanczos"] = {"value": float(r.eigenvalues[0]), "matvecs": r.num_matvecs, "residual": float(r.residuals[0])}
     for method in K.TRACE_METHODS:
-        def tr(method=method):
-            return K.hutchinson_trace(op, counts[method], jax.random.PRNGKey(2), method=method)
+        # Plain Hutchinson may run fewer probes and scale the time (linear cost), as on the PyHessian side.
+        run = min(counts[method], probes_run) if method == "hutchinson" else counts[method]
+
+        def tr(method=method, run=run):
+            return K.hutchinson_trace(op, run, jax.random.PRNGKey(2), method=method)
 
         if compile_too:
             timed(tr)
         est, dt = timed(tr)
-        res[f"trace_{method}"] = {"time_s": dt, "probes": counts[method], "mean": est.trace, "stderr": est.stderr}
+        scale = counts[method] / run
+        res[f"trace_{method}"] = {"time_s": dt * scale, "probes": counts[method], "probes_run": run,
+                                  "mean": est.trace, "stderr": est.stderr / math.sqrt(scale)}
 
     def dens():
         return K.slq_density(op, DENSITY_STEPS, density_probes_run, jax.random.PRNGKey(3), grid=64)
@@ -237,6 +247,11 @@ def jax_run(problem: dict, counts: dict, density_probes_run: int, compile_too: b
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--trace-probes-run", type=int, default=10 ** 6,
+                    help="run at most this many plain-Hutchinson probes and scale the time linearly")
+    ap.add_argument("--power-max-iter", type=int, default=1000)
+    ap.add_argument("--reuse", type=str, default=None,
+                    help="JSON file with the 'reference' and 'counts' of an earlier run (skips recomputing them)")
     ap.add_argument("--quick", action="store_true", help="256 points (a smoke run of the script)")
     args = ap.parse_args()
     n = 256 if args.quick else N_POINTS
@@ -250,19 +265,25 @@ def main() -> None:
     from workbench import config
 
     print(f"# {config.device_report()}; MLP {'-'.join(map(str, SIZES))} tanh, cross-entropy, N={n}", flush=True)
-    ref = reference(problem)
+    saved = json.loads(Path(args.reuse).read_text()) if args.reuse else None
+    ref = saved["reference"] if saved else reference(problem)
+    ref.setdefault("m2", math.nan)
+    ref.setdefault("residual", math.nan)
     print(f"# reference (float64, 300 Lanczos steps): lambda1 = {ref['top']:.6f} (residual {ref['residual']:.1e}), "
           f"lambda2 = {ref['second']:.6f}, P = {ref['dim']}, tr(H) = {ref['trace']:.4f} +- {ref['trace_se']:.4f}",
           flush=True)
-    counts = jax_probe_counts(problem)
+    counts = saved["counts"] if saved else jax_probe_counts(problem)
+    print(json.dumps({"reference": ref, "counts": counts}), flush=True)
     dens_run = 4
     print(f"# probes for 1% relative stderr: {counts}", flush=True)
-    tasks = {"power_max_iter": 1000, "trace_probes": counts["hutchinson"], "density_steps": DENSITY_STEPS,
-             "density_probes_run": dens_run}
+    tasks = {"power_max_iter": args.power_max_iter, "trace_probes": counts["hutchinson"],
+             "trace_probes_run": args.trace_probes_run, "density_steps": DENSITY_STEPS, "density_probes_run": dens_run}
     jr, pr = [], []
     for rep in range(args.reps):
-        jr.append(jax_run(problem, counts, dens_run, compile_too=(rep == 0)))
+        jr.append(jax_run(problem, counts, dens_run, compile_too=(rep == 0), probes_run=args.trace_probes_run))
+        print(json.dumps({"jax": jr[-1]}), flush=True)
         pr.append(run_pyhessian(npz, tasks))
+        print(json.dumps({"pyhessian": pr[-1]}), flush=True)
         print(f"# rep {rep + 1}/{args.reps} done", flush=True)
     if "error" in pr[0]:
         print("PyHessian failed:", pr[0]["error"])
