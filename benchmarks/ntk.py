@@ -123,7 +123,7 @@ def run_one(lib: str, method: str, n: int, repeats: int, timeout: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096])
-    p.add_argument("--analytic-sizes", type=int, nargs="+", default=[1024, 4096])
+    p.add_argument("--analytic-sizes", type=int, nargs="*", default=[1024, 4096])
     p.add_argument("--methods", nargs="+", default=["structured", "jacobian", "ntvp"])
     p.add_argument("--general-max", type=int, default=1024)
     p.add_argument("--repeats", type=int, default=3)
