@@ -87,16 +87,6 @@ class _DemoPanel:
         return Demo()
 
 
-def test_panel_keeps_widget_state_in_sync_for_late_views():
-    """After a recomputation the stored widget state holds the traces (Voila draws from it, not from deltas)."""
-    panel = _DemoPanel.make()
-    assert panel.figures["line"]._widget_data == []
-    panel.n.value = 4  # no event loop: runs at once
-    stored = panel.figures["line"]._widget_data
-    assert len(stored) == 1 and list(stored[0]["y"]) == [0, 1, 2, 3]
-    assert "updated in" in panel.status.value
-
-
 def test_panel_shows_callback_errors_in_its_status(capsys):
     panel = _DemoPanel.make(broken=True)
     panel.n.value = 3
@@ -113,34 +103,3 @@ def test_panel_export_defaults_to_html_and_takes_formats(tmp_path):
     with pytest.raises(ValueError, match="formats must be a non-empty subset"):
         panel.export(tmp_path, formats=("html", "jpeg"))
 
-
-def test_panel_subclass_init_is_wrapped_transparently():
-    """Panel wraps subclass __init__ (to capture its first computation's progress bars in a kernel):
-    arguments, nested subclasses and exceptions pass through unchanged."""
-    import ipywidgets as W
-
-    from workbench.panels.base import Panel
-
-    class A(Panel):
-        def __init__(self, k, *, scale=1):
-            super().__init__()
-            self.k = k * scale
-            self.layout([W.IntSlider()], [])
-
-        def update(self):
-            pass
-
-    class B(A):
-        def __init__(self):
-            super().__init__(3, scale=2)
-            self.extra = True
-
-    class Broken(Panel):
-        def __init__(self):
-            super().__init__()
-            raise RuntimeError("init failed on purpose")
-
-    assert A(2).k == 2 and B().k == 6 and B().extra
-    assert A.__init__.__name__ == "__init__" and B()._init_depth == 0
-    with pytest.raises(RuntimeError, match="init failed on purpose"):
-        Broken()

@@ -17,8 +17,6 @@ and as SVG/PNG where kaleido finds a Chromium (:func:`export_figures`).
 from __future__ import annotations
 
 import asyncio
-import copy
-import functools
 import html
 import time
 import traceback
@@ -98,39 +96,6 @@ class Panel:
             w.add_class("wb-export")  # browser tests leave the export bar alone when they look for controls
         #: output area of recomputations: progress bars and tracebacks of callbacks show here
         self.progress = W.Output()
-        # the subclass's own __init__ (its first computation) also runs inside the progress area, which is
-        # cleared when it ends: a closed progress bar leaves no dangling widget in the saved output (Voila
-        # would show "Error displaying widget: model not found" for it)
-        self._init_capture = _in_kernel()
-        if self._init_capture:
-            self.progress.__enter__()
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        original = cls.__dict__.get("__init__")
-        if original is None:
-            return
-
-        @functools.wraps(original)
-        def __init__(self, *args, **kw):
-            depth = getattr(self, "_init_depth", 0)
-            self._init_depth = depth + 1
-            try:
-                original(self, *args, **kw)
-            finally:
-                self._init_depth = depth
-                if depth == 0:
-                    self._end_init_capture()
-
-        cls.__init__ = __init__
-
-    def _end_init_capture(self) -> None:
-        if getattr(self, "_init_capture", False):
-            self._init_capture = False
-            self._clear_progress()
-            self.progress.__exit__(None, None, None)
-        self._pending: asyncio.TimerHandle | None = None
-        self._busy = False
 
     # ---------------------------------------------------------------- layout
     def layout(self, controls: Sequence[W.Widget], body: Sequence[W.Widget]) -> W.VBox:
@@ -142,30 +107,12 @@ class Panel:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        self.sync_figures()
         display(self.widget)
 
     def _clear_progress(self) -> None:
         """Clear the progress area in a kernel (outside one, clear_output would print terminal escapes)."""
         if _in_kernel():
             self.progress.clear_output()
-
-    def sync_figures(self) -> None:
-        """Store each figure's full current state in its widget model.
-
-        plotly's FigureWidget sends later changes as deltas and refreshes its stored state only when the
-        figure itself is displayed, not when it sits inside a box. A view that connects later (Voila, which
-        renders after all cells ran; a second view) would draw the stale state: empty figures. This
-        refreshes it; :meth:`_run` calls it after every recomputation and display calls it once.
-        """
-        for fig in self.figures.values():
-            if not isinstance(fig, go.FigureWidget):
-                continue
-            try:  # what plotly's FigureWidget._repr_mimebundle_ does, without its Jupyter-version probe
-                fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
-                fig._widget_data = copy.deepcopy(fig._data)
-            except AttributeError:  # another plotly version: its own refresh
-                fig._repr_mimebundle_()
 
     # ---------------------------------------------------------------- recomputation
     def update(self) -> None:  # pragma: no cover - abstract
@@ -212,7 +159,6 @@ class Panel:
                     traceback.print_exc()
         finally:
             self._busy = False
-            self.sync_figures()
         if error is not None:
             self.status.value = (f"<span style='color:#b00'><b>error:</b> {html.escape(type(error).__name__)}: "
                                  f"{html.escape(str(error))}</span>")
