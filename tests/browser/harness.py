@@ -142,8 +142,10 @@ def start_server(kind: str, root: Path, tmp: Path, *, timeout: float = 90.0) -> 
                f"--LabApp.workspaces_dir={tmp / 'workspaces'}", "--ServerApp.open_browser=False"]
         ready = f"http://127.0.0.1:{port}/api/status"
     elif kind == "voila":
+        # a closed app page's kernel is culled once idle (the page's own shutdown request needs an XSRF token)
         cmd = [_bin("voila"), *common, "--Voila.ip=127.0.0.1", f"--Voila.root_dir={root}",
-               "--VoilaConfiguration.show_tracebacks=True", str(root)]
+               "--VoilaConfiguration.show_tracebacks=True", "--MappingKernelManager.cull_idle_timeout=15",
+               "--MappingKernelManager.cull_interval=5", str(root)]
         ready = f"http://127.0.0.1:{port}/"
     else:
         raise ValueError(f"kind must be 'lab' or 'voila', got {kind!r}")
