@@ -254,12 +254,12 @@ def _param_count(params: Any) -> int:
 
 
 def _block_bytes(method: str, net: MLP | None, params: Any, b1: int, b2: int, k: int, output: str,
-                 itemsize: int) -> int:
+                 itemsize: int, symmetric: bool = False) -> int:
     """Estimated peak bytes of one block (features, temporaries and the block itself)."""
     out = b1 * b2 * (k * k if output == "full" else 1)
     num_p = _param_count(params)
     if method == "jacobian":
-        work = (b1 + b2) * k * num_p + 2 * out
+        work = (b1 + (0 if symmetric else b2)) * k * num_p + 2 * out  # x2=None: one set of Jacobians
     elif method == "ntvp":
         work = b2 * k * num_p + 2 * b2 * k * b1 * k + b1 * num_p // max(1, int(np.sqrt(num_p))) + 2 * out
     else:
@@ -279,15 +279,15 @@ def estimate_memory(apply_fn: Any, params: Any, x1: jax.Array, x2: jax.Array | N
     """
     fn, net = _resolve(apply_fn)
     n1, n2, k, dtype = _shapes(fn, params, x1, x2, net)
-    method = _pick_method(method, net, params, n1, n2, k, output, dtype, block_size, None)
-    return _total_bytes(method, net, params, n1, n2, k, output, jnp.dtype(dtype).itemsize, block_size)
+    method = _pick_method(method, net, params, n1, n2, k, output, dtype, block_size, None, x2 is None)
+    return _total_bytes(method, net, params, n1, n2, k, output, jnp.dtype(dtype).itemsize, block_size, x2 is None)
 
 
-def _total_bytes(method, net, params, n1, n2, k, output, itemsize, block_size) -> int:
+def _total_bytes(method, net, params, n1, n2, k, output, itemsize, block_size, symmetric=False) -> int:
     b1 = n1 if block_size is None else min(block_size, n1)
     b2 = n2 if block_size is None else min(block_size, n2)
     kernel = n1 * n2 * (k * k if output == "full" else 1) * itemsize
-    block = _block_bytes(method, net, params, b1, b2, k, output, itemsize)
+    block = _block_bytes(method, net, params, b1, b2, k, output, itemsize, symmetric and block_size is None)
     return (kernel if block_size is not None else 0) + block
 
 
@@ -335,7 +335,7 @@ def _shapes(fn, params, x1, x2, net=None) -> tuple[int, int, int, Any]:
     return n1, n2, int(out.shape[1]), out.dtype
 
 
-def _pick_method(method, net, params, n1, n2, k, output, dtype, block_size, limit) -> str:
+def _pick_method(method, net, params, n1, n2, k, output, dtype, block_size, limit, symmetric=False) -> str:
     check_choice("method", method, METHODS)
     if method == "structured" and net is None:
         raise ValueError(
@@ -348,7 +348,7 @@ def _pick_method(method, net, params, n1, n2, k, output, dtype, block_size, limi
     if limit is None:
         limit = MEMORY_FRACTION * available_memory()
     itemsize = jnp.dtype(dtype).itemsize
-    jac = _total_bytes("jacobian", net, params, n1, n2, k, output, itemsize, block_size)
+    jac = _total_bytes("jacobian", net, params, n1, n2, k, output, itemsize, block_size, symmetric)
     return "jacobian" if jac <= limit else "ntvp"
 
 
@@ -388,11 +388,11 @@ def empirical_ntk(apply_fn: Callable | MLP, params: Any, x1: jax.Array, x2: jax.
         memory_limit = check_positive_int("memory_limit", memory_limit)
     n1, n2, k, dtype = _shapes(fn, params, x1, x2, net)
     limit = memory_limit if memory_limit is not None else int(MEMORY_FRACTION * available_memory())
-    method = _pick_method(method, net, params, n1, n2, k, output, dtype, block_size, limit)
+    method = _pick_method(method, net, params, n1, n2, k, output, dtype, block_size, limit, x2 is None)
     if net is not None and method == "structured" and len(params) != net.depth + 1:
         raise ValueError(f"params must be the {net.depth + 1} layers of {net.describe()}, got {len(params)} entries")
     itemsize = jnp.dtype(dtype).itemsize
-    need = _total_bytes(method, net, params, n1, n2, k, output, itemsize, block_size)
+    need = _total_bytes(method, net, params, n1, n2, k, output, itemsize, block_size, x2 is None)
     if need > limit:
         fit = _suggest_block(method, net, params, n1, n2, k, output, itemsize, limit)
         hint = (f"block_size={fit} would fit" if fit is not None else
