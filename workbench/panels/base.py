@@ -96,6 +96,8 @@ class Panel:
             w.add_class("wb-export")  # browser tests leave the export bar alone when they look for controls
         #: output area of recomputations: progress bars and tracebacks of callbacks show here
         self.progress = W.Output()
+        self._pending: asyncio.TimerHandle | None = None
+        self._busy = False
 
     # ---------------------------------------------------------------- layout
     def layout(self, controls: Sequence[W.Widget], body: Sequence[W.Widget]) -> W.VBox:
