@@ -78,6 +78,7 @@ class _DemoPanel:
                 self.watch([self.n])
 
             def update(self):
+                self.calls = getattr(self, "calls", []) + [self.n.value]
                 if broken:
                     raise ZeroDivisionError("broken on purpose")
                 with self.figures["line"].batch_update():
@@ -103,3 +104,25 @@ def test_panel_export_defaults_to_html_and_takes_formats(tmp_path):
     with pytest.raises(ValueError, match="formats must be a non-empty subset"):
         panel.export(tmp_path, formats=("html", "jpeg"))
 
+
+
+def test_panel_debounces_a_burst_in_an_event_loop():
+    """In a running event loop (a kernel), a burst of widget changes gives one recomputation with the last value."""
+    import asyncio
+    import threading
+
+    panel = _DemoPanel.make()
+    panel.debounce_s = 0.05
+
+    async def burst():
+        for v in (3, 4, 5):
+            panel.n.value = v
+        await asyncio.sleep(0.5)
+
+    # in its own thread: Playwright's sync API may keep a loop running in this one
+    t = threading.Thread(target=lambda: asyncio.run(burst()))
+    t.start()
+    t.join(timeout=30)
+    assert panel.calls == [5]
+    assert list(panel.figures["line"].data[0].y) == [0, 1, 2, 3, 4]
+    assert "updated in" in panel.status.value
