@@ -468,7 +468,7 @@ def train(loss_fn: Callable[[Params, Batch], jax.Array], init_fn: Callable[[jax.
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=num_steps, desc=f"train ({opt_name}, {num_lrs} lr x {num_seeds} seeds)", leave=False)
+        bar = tqdm(total=num_steps, desc=f"train ({opt_name}, {num_lrs} lr x {num_seeds} seeds)", leave=True)
     try:
         while done_records < n_after:
             new_state, recs = _run_chunk(st, state, dyn)

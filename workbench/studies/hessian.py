@@ -228,7 +228,7 @@ def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Seque
     weights: list[list[np.ndarray]] = [[] for _ in bs]
     moments = np.zeros((nb + 1, 2))
     with config.matmul_precision("highest"):
-        bar = tqdm(total=nb * num_batches, desc="batch Hessians", disable=not progress, leave=False)
+        bar = tqdm(total=nb * num_batches, desc="batch Hessians", disable=not progress, leave=True)
         for i, b in enumerate(bs):
             for j in range(num_batches):
                 kb, kt, ks, kn = jax.random.split(jax.random.fold_in(k_data, i * 1000 + j), 4)
