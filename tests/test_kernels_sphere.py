@@ -81,3 +81,15 @@ def test_bad_inputs():
         sphere_eigenvalues(lambda t: np.where(t > 0.5, np.nan, t), 3, [0])
     with pytest.raises(TypeError, match="kernel"):
         sphere_eigenvalues("relu", 3, [0])
+
+
+def test_mlp_eigenvalues_are_float64_in_a_float32_session():
+    """The Mercer eigenvalues of an MLP kernel do not depend on the session's precision (float32 round-off of
+    kappa(t) would otherwise swamp mu_k past the first degrees); 1e-12 relative to mu_0 is float64 round-off."""
+    from workbench import config
+
+    net = MLP(depth=1, width=1, activation="relu", w_std=2**0.5, b_std=None)
+    ref = sphere_eigenvalues(net, 3, np.arange(30))
+    with config.precision("float32"):
+        low = sphere_eigenvalues(net, 3, np.arange(30))
+    assert np.max(np.abs(low - ref)) < 1e-12 * ref[0]

@@ -26,6 +26,7 @@ import numpy as np
 import scipy.special
 
 from workbench.kernels.analytic import dot_product_kernel
+from workbench import config
 from workbench.nets import MLP
 from workbench.validation import check_choice, check_positive_int
 
@@ -76,7 +77,13 @@ def tanh_sinh_nodes(dim: int, step: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _kappa(kernel: Callable | MLP, dim: int, which: str) -> Callable[[np.ndarray], np.ndarray]:
     if isinstance(kernel, MLP):
-        return lambda t: np.asarray(dot_product_kernel(kernel, jnp.asarray(t), dim, which=which))
+        # Always float64, whatever the session's precision: in float32 the round-off of kappa(t) (~1e-7) swamps
+        # mu_k beyond the first few degrees, and the fitted spectral tail of the learning curves goes wrong.
+        def kappa(t: np.ndarray) -> np.ndarray:
+            with config.precision("float64"):
+                return np.asarray(dot_product_kernel(kernel, jnp.asarray(t, jnp.float64), dim, which=which), float)
+
+        return kappa
     if callable(kernel):
         return lambda t: np.asarray(kernel(t), dtype=float)
     raise TypeError(f"kernel must be a vectorized function of the cosine t or an MLP, got {type(kernel).__name__}")
