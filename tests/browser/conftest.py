@@ -1,8 +1,8 @@
 """Fixtures of the real-browser suite: one Chromium, one JupyterLab and one Voila server per test session.
 
 * Chromium is Debian's (``/usr/bin/chromium``, or ``$WORKBENCH_CHROMIUM``), driven by Playwright. If it or
-  Playwright is missing, the browser tests are skipped with the reason, except in CI (``CI=true``), where
-  ``.ci/run`` installs Chromium and a missing one is a failure.
+  Playwright is missing, the browser tests are skipped with the reason, except with ``CI=true``, where a
+  missing one is a failure. The suite is opt-in: it is collected only with ``WORKBENCH_BROWSER=1``.
 * The servers serve a temporary copy of ``notebooks/`` (autosave never dirties the repository) plus the
   generated fixture notebooks (a deliberately broken callback), in fast mode (``WORKBENCH_FAST=1``, which the
   kernels inherit). Each server is stopped by its own process id in a ``finally``.
