@@ -109,7 +109,36 @@ class Panel:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
+        self._refresh_figure_widgets()
         display(self.widget)
+
+    def _refresh_figure_widgets(self) -> None:
+        """Before the first display, rebuild each FigureWidget from its current figure.
+
+        Traces added to a FigureWidget before any front end has shown it travel as update messages; Voila
+        drops those and draws the widget's initial (often empty) state. A fresh widget built from the figure
+        carries the data in its initial state. The new widgets replace the old ones in ``self.figures`` and in
+        the layout; later updates go through ``self.figures`` as before.
+        """
+        if getattr(self, "_figures_refreshed", False):
+            return
+        self._figures_refreshed = True
+        swap = {}
+        for name, old in list(self.figures.items()):
+            new = go.FigureWidget(go.Figure(old))
+            self.figures[name] = new
+            swap[id(old)] = new
+
+        def walk(widget: W.Widget) -> None:
+            children = getattr(widget, "children", None)
+            if children is None:
+                return
+            if any(id(c) in swap for c in children):
+                widget.children = tuple(swap.get(id(c), c) for c in children)
+            for c in widget.children:
+                walk(c)
+
+        walk(self.widget)
 
     def _clear_progress(self) -> None:
         """Clear the progress area in a kernel (outside one, clear_output would print terminal escapes)."""
