@@ -77,6 +77,14 @@ def _in_kernel() -> bool:
     return ip is not None and getattr(ip, "kernel", None) is not None
 
 
+def replace_figure(fig: go.FigureWidget, new: go.Figure) -> None:
+    """Redraw a displayed FigureWidget in place with the traces and layout of ``new`` (one batched update)."""
+    with fig.batch_update():
+        fig.data = ()
+        fig.add_traces(list(new.data))
+        fig.layout = new.layout
+
+
 class Panel:
     """Subclass and implement :meth:`update` (recompute and redraw from the current widget values)."""
 

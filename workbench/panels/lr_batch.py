@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from workbench import config
 from workbench import lr_batch as lb
 from workbench.nets import ACTIVATIONS, PARAMETRIZATIONS
-from workbench.panels.base import Panel
+from workbench.panels.base import Panel, replace_figure
 from workbench.plots.lr_batch import kaplan_figure, loss_heatmap, lr_vs_batch, tradeoff_plot
 from workbench.studies.lr_batch import (DATASETS, LrBatchConfig, LrBatchStudy, QuadraticStudy, default_config,
                                         fit_table, quadratic_study, run_study)
@@ -195,14 +195,14 @@ class LrBatchPanel(Panel):
         self.study = study
         if quadratic is not None:
             self.quadratic = quadratic
-            self._replace(self.figures["quadratic"], quadratic_figure(quadratic))
+            replace_figure(self.figures["quadratic"], quadratic_figure(quadratic))
         opts = list(self.study.sweeps)
         self.heatmap_opt.options = opts
         if self.heatmap_opt.value not in opts:
             self.heatmap_opt.value = opts[0]
         figs = study_figures(self.study, self.heatmap_opt.value)
         for name, fig in figs.items():
-            self._replace(self.figures[name], fig)
+            replace_figure(self.figures[name], fig)
         self.summary.value = self.summary_html()
 
     def summary_html(self) -> str:
@@ -226,7 +226,7 @@ class LrBatchPanel(Panel):
 
     def _redraw_heatmap(self) -> None:
         if self.study is not None and self.heatmap_opt.value in self.study.sweeps:
-            self._replace(self.figures["heatmap"], loss_heatmap(self.study.sweeps[self.heatmap_opt.value]))
+            replace_figure(self.figures["heatmap"], loss_heatmap(self.study.sweeps[self.heatmap_opt.value]))
 
     def update_calculators(self) -> None:
         loss, bstar, alpha = self.calc_loss.value, self.calc_bstar.value, self.calc_alpha.value
@@ -234,11 +234,5 @@ class LrBatchPanel(Panel):
         grid = np.linspace(1.5, 6.0, 100)
         fig = kaplan_figure(grid, np.asarray(lb.kaplan_critical_batch(grid, bstar, alpha)),
                             marker=(loss, float(lb.kaplan_critical_batch(loss, bstar, alpha))))
-        self._replace(self.figures["kaplan"], fig)
+        replace_figure(self.figures["kaplan"], fig)
 
-    @staticmethod
-    def _replace(target: go.FigureWidget, new: go.Figure) -> None:
-        with target.batch_update():
-            target.data = ()
-            target.add_traces(list(new.data))
-            target.layout = new.layout

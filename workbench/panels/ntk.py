@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 
 from workbench import config
 from workbench.nets import MLP
-from workbench.panels.base import Panel
+from workbench.panels.base import Panel, replace_figure
 from workbench.plots import base_figure
 from workbench.plots.ntk import convergence, drift, sphere, spectrum
 from workbench.studies.ntk import (
@@ -39,13 +39,6 @@ from workbench.studies.ntk import (
 
 WIDTHS = (16, 64, 256, 1024, 4096)
 ACTIVATIONS = ("relu", "erf", "tanh", "gelu", "identity")
-
-
-def _replace_figure(fig: go.FigureWidget, new: go.Figure) -> None:
-    with fig.batch_update():
-        fig.data = ()
-        fig.add_traces(list(new.data))
-        fig.layout = new.layout
 
 
 def _message_figure(title: str, message: str) -> go.Figure:
@@ -153,12 +146,12 @@ class NTKPanel(Panel):
         self.computed = []
         mup_note = "muP has no fixed infinite-width NTK (see kernels.analytic): pick ntk or standard"
         res = self.spectrum_result()
-        _replace_figure(self.figures["spectrum"], spectrum(res) if res is not None
+        replace_figure(self.figures["spectrum"], spectrum(res) if res is not None
                         else _message_figure("NTK spectrum", mup_note))
         res = self.convergence_result()
-        _replace_figure(self.figures["convergence"], convergence(res) if res is not None
+        replace_figure(self.figures["convergence"], convergence(res) if res is not None
                         else _message_figure("Width convergence", mup_note))
         res = self.sphere_result()
-        _replace_figure(self.figures["sphere"], sphere(res) if res is not None
+        replace_figure(self.figures["sphere"], sphere(res) if res is not None
                         else _message_figure("Sphere eigenvalues", mup_note))
-        _replace_figure(self.figures["drift"], drift(self.drift_result()))
+        replace_figure(self.figures["drift"], drift(self.drift_result()))
