@@ -328,7 +328,7 @@ def report(ref, counts, jr, pr, dens_run) -> None:
                      _med(pr, "density_patched", "time_s") * scale, f"m1 {np.mean(p0['density_patched']['m1']):.3g}", "",
                      f"{counts['density']} probes (time x{scale:.1f} from {dens_run})"))
     print()
-    print(f"| quantity | method | time (s) | value | accuracy | work |")
+    print("| quantity | method | time (s) | value | accuracy | work |")
     print("|---|---|---|---|---|---|")
     for q, m, t, v, a, w in rows:
         print(f"| {q} | {m} | {t:.2f} | {v} | {a} | {w} |")

@@ -30,9 +30,9 @@ def test_tour_draws_scale_is_width_independent():
 
 def test_tour_panel_updates_on_widget_change(tmp_path):
     panel = TourPanel()
-    before = np.array(panel.figures["draws"].data[0].y)
+    before = np.array(panel.figures["draws"].figure.data[0].y)
     panel.width.value = 16  # no running event loop here: the update runs at once
-    after = np.array(panel.figures["draws"].data[0].y)
+    after = np.array(panel.figures["draws"].figure.data[0].y)
     assert not np.allclose(before, after)
     assert "updated" in panel.status.value
     written = panel.export(tmp_path)

@@ -95,12 +95,12 @@ def test_cheap_panels_build_and_update(monkeypatch):
     from workbench.panels.dynamics import AdvaniSaxePanel, LearningCurvePanel
 
     a = AdvaniSaxePanel()
-    before = a.figures["time"].data[0].y
+    before = a.figures["time"].figure.data[0].y
     a.alpha.value = 0.6
     assert "error" not in a.status.value
-    assert not np.allclose(a.figures["time"].data[0].y, before)
+    assert not np.allclose(a.figures["time"].figure.data[0].y, before)
     lc = LearningCurvePanel()
-    old = lc.figures["learning_curve"].data[0].y
+    old = lc.figures["learning_curve"].figure.data[0].y
     lc.noise.value = 0.5
     assert "error" not in lc.status.value
-    assert np.all(np.asarray(lc.figures["learning_curve"].data[0].y) > np.asarray(old))  # more noise, more error
+    assert np.all(np.asarray(lc.figures["learning_curve"].figure.data[0].y) > np.asarray(old))  # more noise, more error

@@ -63,10 +63,10 @@ def test_study_theory_curves_direct():
 
 def test_panel_figures_resume_and_widgets(panel, monkeypatch):
     for name in ("heatmap", "lr_vs_batch", "tradeoff", "quadratic", "kaplan"):
-        assert len(panel.figures[name].data) > 0, name
+        assert len(panel.figures[name].figure.data) > 0, name
     assert "B_noise" in panel.summary.value and "two-batch" in panel.summary.value.lower()
     panel.heatmap_opt.value = "adam"
-    assert "adam" in panel.figures["heatmap"].layout.title.text
+    assert "adam" in panel.figures["heatmap"].figure.layout.title.text
     # rerun with the same widgets: every point loads from the results folder, nothing trains
     import workbench.training as training
 

@@ -83,10 +83,10 @@ def test_symbolic_panel_smoke():
     panel = SymbolicPanel("gd_stability")
     assert "PASS" in panel.result.value
     assert "$$" in panel.steps.value and "rsolve" in panel.steps.value
-    assert len(panel.figures["check"].data) >= 2
+    assert len(panel.figures["check"].figure.data) >= 2
     assert "holds" in panel.price_message.value
     panel.activation.value = "import os"
     panel._run(panel.update_price)
     assert "cannot parse" in panel.price_message.value
     panel.output.value = 1
-    assert panel.figures["check"].layout.yaxis.title.text == "eta_opt"
+    assert panel.figures["check"].figure.layout.yaxis.title.text == "eta_opt"

@@ -16,6 +16,7 @@ import ipywidgets as W
 import plotly.graph_objects as go
 
 from workbench.panels.base import Panel
+from workbench.panels.figure import LiveFigure
 
 
 class FixturePanel(Panel):
@@ -24,7 +25,7 @@ class FixturePanel(Panel):
     def __init__(self):
         super().__init__()
         self.n = W.IntSlider(value=3, min=1, max=10, description="points")
-        self.figures["line"] = go.FigureWidget(go.Scatter(y=list(range(self.n.value))))
+        self.figures["line"] = LiveFigure(go.Figure(go.Scatter(y=list(range(self.n.value)))))
         self.layout([self.n], [self.figures["line"]])
         self.watch([self.n])
 

@@ -240,6 +240,7 @@ JS_CONTROLS = r"""
   for (const el of document.querySelectorAll('.widget-slider .noUi-handle, .widget-dropdown select')) {
     if (el.offsetParent === null) continue;  // hidden (another tab, a collapsed box)
     if (el.closest('.wb-export')) continue;  // the export bar writes files, it changes no figure
+    if (el.closest('.wb-deferred')) continue;  // acts only through a button (an expensive run)
     let kind;
     if (el.closest('.widget-slider')) {
       if (el.closest('.mod-disabled') || el.closest('[disabled]')) continue;

@@ -27,6 +27,7 @@ import ipywidgets as W
 import plotly.graph_objects as go
 
 from workbench import config
+from workbench.panels.figure import LiveFigure
 from workbench.plots import save_html
 
 #: formats :func:`export_figures` writes; "html" always works, "svg"/"png" need kaleido and a Chromium
@@ -35,7 +36,7 @@ _EXPORT_CHOICES = (("HTML", ("html",)), ("HTML + SVG", ("html", "svg")), ("HTML 
                    ("HTML + SVG + PNG", ("html", "svg", "png")))
 
 
-def export_figures(figures: dict[str, go.Figure], directory: str | Path,
+def export_figures(figures: dict[str, go.Figure | LiveFigure], directory: str | Path,
                    formats: Sequence[str] = ("html",)) -> tuple[list[Path], str]:
     """Write each figure as ``<directory>/<name>.<format>``; returns (paths written, a note on what was skipped).
 
@@ -48,7 +49,7 @@ def export_figures(figures: dict[str, go.Figure], directory: str | Path,
         raise ValueError(f"formats must be a non-empty subset of {EXPORT_FORMATS}, got {formats!r}")
     directory = Path(directory)
     written: list[Path] = []
-    plain = {name: go.Figure(fig) for name, fig in figures.items()}
+    plain = {name: go.Figure(fig.figure if isinstance(fig, LiveFigure) else fig) for name, fig in figures.items()}
     if "html" in formats:
         written += [save_html(fig, directory / f"{name}.html") for name, fig in plain.items()]
     static = [f for f in formats if f != "html"]
@@ -77,12 +78,9 @@ def _in_kernel() -> bool:
     return ip is not None and getattr(ip, "kernel", None) is not None
 
 
-def replace_figure(fig: go.FigureWidget, new: go.Figure) -> None:
-    """Redraw a displayed FigureWidget in place with the traces and layout of ``new`` (one batched update)."""
-    with fig.batch_update():
-        fig.data = ()
-        fig.add_traces(list(new.data))
-        fig.layout = new.layout
+def replace_figure(live: LiveFigure, new: go.Figure) -> None:
+    """Show ``new`` in a panel's figure (same as ``live.update(new)``)."""
+    live.update(new)
 
 
 class Panel:
@@ -92,7 +90,8 @@ class Panel:
     debounce_s: float = 0.25
 
     def __init__(self) -> None:
-        self.figures: dict[str, go.FigureWidget] = {}
+        #: the panel's figures by name; each is shown and redrawn through its LiveFigure
+        self.figures: dict[str, LiveFigure] = {}
         self.status = W.HTML()
         self.export_dir = W.Text(value="exports", description="export to", layout=W.Layout(width="260px"))
         self.export_format = W.Dropdown(options=_EXPORT_CHOICES, value=("html",), description="as",
@@ -117,36 +116,7 @@ class Panel:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        self._refresh_figure_widgets()
         display(self.widget)
-
-    def _refresh_figure_widgets(self) -> None:
-        """Before the first display, rebuild each FigureWidget from its current figure.
-
-        Traces added to a FigureWidget before any front end has shown it travel as update messages; Voila
-        drops those and draws the widget's initial (often empty) state. A fresh widget built from the figure
-        carries the data in its initial state. The new widgets replace the old ones in ``self.figures`` and in
-        the layout; later updates go through ``self.figures`` as before.
-        """
-        if getattr(self, "_figures_refreshed", False):
-            return
-        self._figures_refreshed = True
-        swap = {}
-        for name, old in list(self.figures.items()):
-            new = go.FigureWidget(go.Figure(old))
-            self.figures[name] = new
-            swap[id(old)] = new
-
-        def walk(widget: W.Widget) -> None:
-            children = getattr(widget, "children", None)
-            if children is None:
-                return
-            if any(id(c) in swap for c in children):
-                widget.children = tuple(swap.get(id(c), c) for c in children)
-            for c in widget.children:
-                walk(c)
-
-        walk(self.widget)
 
     def _clear_progress(self) -> None:
         """Clear the progress area in a kernel (outside one, clear_output would print terminal escapes)."""
@@ -162,6 +132,19 @@ class Panel:
         fn = handler or self.update
         for w in widgets:
             w.observe(lambda _change, fn=fn: self.schedule(fn), names="value")
+
+    def defer(self, widgets: Sequence[W.Widget], button: W.Button) -> None:
+        """Controls that take effect only through ``button`` (an expensive run): a change says so in the status
+        line instead of recomputing, and the controls carry the CSS class ``wb-deferred`` (the browser tests
+        change live controls only)."""
+        def note(_change) -> None:
+            if not self._busy:
+                self.status.value = (f"<small>settings changed: press <b>{html.escape(button.description)}</b> "
+                                     f"to recompute</small>")
+
+        for w in widgets:
+            w.add_class("wb-deferred")
+            w.observe(note, names="value")
 
     def schedule(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` after ``debounce_s`` of quiet in a running event loop; at once otherwise."""

@@ -12,17 +12,10 @@ import plotly.graph_objects as go
 
 from workbench import config
 from workbench.generalization import advani_saxe_errors, simulate_advani_saxe
-from workbench.panels.base import Panel
+from workbench.panels.base import Panel, replace_figure
+from workbench.panels.figure import LiveFigure
 from workbench.plots import dynamics as P
 from workbench.studies.dynamics import advani_saxe_study, kernel_vs_training, sphere_learning_curve_study
-
-
-def _replace(fig: go.FigureWidget, new: go.Figure) -> None:
-    with fig.batch_update():
-        fig.data = ()
-        fig.add_traces(list(new.data))
-        fig.layout.shapes = new.layout.shapes
-        fig.layout.title = new.layout.title
 
 
 class KernelDynamicsPanel(Panel):
@@ -41,10 +34,10 @@ class KernelDynamicsPanel(Panel):
         self.step = W.IntSlider(value=0, min=0, max=1, description="GD step", continuous_update=True)
         self.result = self.compute()
         self.figures = {
-            "functions": go.FigureWidget(P.function_snapshot(self.result, self.step.value)),
-            "losses": go.FigureWidget(P.loss_curves(self.result, step=self.step.value)),
-            "modes": go.FigureWidget(P.mode_residuals(self.result)),
-            "width_errors": go.FigureWidget(P.width_errors(self.result)),
+            "functions": LiveFigure(P.function_snapshot(self.result, self.step.value)),
+            "losses": LiveFigure(P.loss_curves(self.result, step=self.step.value)),
+            "modes": LiveFigure(P.mode_residuals(self.result)),
+            "width_errors": LiveFigure(P.width_errors(self.result)),
         }
         self._set_step_range()
         controls = W.HBox([W.VBox([self.widths]), W.VBox([self.depth, self.activation]),
@@ -68,8 +61,8 @@ class KernelDynamicsPanel(Panel):
         self.step.value = min(self.step.value, int(steps[-1]))
 
     def redraw_time(self) -> None:
-        _replace(self.figures["functions"], P.function_snapshot(self.result, self.step.value))
-        _replace(self.figures["losses"], P.loss_curves(self.result, step=self.step.value))
+        replace_figure(self.figures["functions"], P.function_snapshot(self.result, self.step.value))
+        replace_figure(self.figures["losses"], P.loss_curves(self.result, step=self.step.value))
 
     def update(self) -> None:
         if not self.widths.value:
@@ -77,8 +70,8 @@ class KernelDynamicsPanel(Panel):
         self.result = self.compute()
         self._set_step_range()
         self.redraw_time()
-        _replace(self.figures["modes"], P.mode_residuals(self.result))
-        _replace(self.figures["width_errors"], P.width_errors(self.result))
+        replace_figure(self.figures["modes"], P.mode_residuals(self.result))
+        replace_figure(self.figures["width_errors"], P.width_errors(self.result))
 
 
 class AdvaniSaxePanel(Panel):
@@ -90,8 +83,8 @@ class AdvaniSaxePanel(Panel):
         self.noise_var = W.FloatSlider(value=0.25, min=0.0, max=1.0, step=0.05, description="noise var")
         self.init_var = W.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.1, description="init var")
         self.study = self.compute()
-        self.figures = {"alpha": go.FigureWidget(P.advani_saxe_alpha(self.study, alpha=self.alpha.value)),
-                        "time": go.FigureWidget(self._time_figure())}
+        self.figures = {"alpha": LiveFigure(P.advani_saxe_alpha(self.study, alpha=self.alpha.value)),
+                        "time": LiveFigure(self._time_figure())}
         self.layout([W.HBox([self.alpha, self.noise_var, self.init_var])], list(self.figures.values()))
         self.watch([self.noise_var, self.init_var])
         self.watch([self.alpha], self.redraw_alpha)
@@ -114,8 +107,8 @@ class AdvaniSaxePanel(Panel):
         return P.advani_saxe_time(t, e_g, e_t, alpha=a, sim_times=sim_t, sim=sim, sim_row=0)
 
     def redraw_alpha(self) -> None:
-        _replace(self.figures["alpha"], P.advani_saxe_alpha(self.study, alpha=self.alpha.value))
-        _replace(self.figures["time"], self._time_figure())
+        replace_figure(self.figures["alpha"], P.advani_saxe_alpha(self.study, alpha=self.alpha.value))
+        replace_figure(self.figures["time"], self._time_figure())
 
     def update(self) -> None:
         self.study = self.compute()
@@ -130,7 +123,7 @@ class LearningCurvePanel(Panel):
         self.ridge = W.FloatLogSlider(value=1e-3, base=10, min=-6, max=0, description="ridge")
         self.noise = W.FloatLogSlider(value=1e-2, base=10, min=-4, max=0, description="noise var")
         self.study = self.compute()
-        self.figures = {"learning_curve": go.FigureWidget(P.learning_curve(self.study))}
+        self.figures = {"learning_curve": LiveFigure(P.learning_curve(self.study))}
         self.layout([W.HBox([self.ridge, self.noise])], list(self.figures.values()))
         self.watch([self.ridge, self.noise])
         self.status.value = f"<small>{self.study.info}</small>"
@@ -143,4 +136,4 @@ class LearningCurvePanel(Panel):
 
     def update(self) -> None:
         self.study = self.compute()
-        _replace(self.figures["learning_curve"], P.learning_curve(self.study))
+        replace_figure(self.figures["learning_curve"], P.learning_curve(self.study))

@@ -14,12 +14,12 @@ import ipywidgets as W
 import jax
 import jax.numpy as jnp
 import numpy as np
-import plotly.graph_objects as go
 
 from workbench import config
 from workbench.data import digits, gaussian_inputs, mlp_teacher
 from workbench.nets import MLP
 from workbench.panels.base import Panel
+from workbench.panels.figure import LiveFigure
 from workbench.plots.hessian import density_figure, lr_max_figure, noise_excess, top_eigenvalue_figure
 from workbench.studies.hessian import BatchHessianStudy, batch_hessian_study
 
@@ -74,9 +74,9 @@ class BatchHessianPanel(Panel):
         self.summary = W.HTML()
         self._cache: dict[tuple, BatchHessianStudy] = {}
         self.study = self.compute()
-        self.figures["density"] = go.FigureWidget(density_figure(self.study))
-        self.figures["top"] = go.FigureWidget(top_eigenvalue_figure(self.study))
-        self.figures["lr"] = go.FigureWidget(lr_max_figure(self.study))
+        self.figures["density"] = LiveFigure(density_figure(self.study))
+        self.figures["top"] = LiveFigure(top_eigenvalue_figure(self.study))
+        self.figures["lr"] = LiveFigure(lr_max_figure(self.study))
         controls = W.HBox([W.VBox([self.depth, self.width, self.activation, self.loss]),
                            W.VBox([self.dataset, self.kind, self.train_steps]), self.batch_sizes])
         self.layout([controls, self.summary],
@@ -122,12 +122,7 @@ class BatchHessianPanel(Panel):
         self.study = self.compute()
         for name, builder in (("density", density_figure), ("top", top_eigenvalue_figure), ("lr", lr_max_figure)):
             new = builder(self.study)
-            fig = self.figures[name]
-            with fig.batch_update():
-                fig.data = ()
-                fig.add_traces(list(new.data))
-                fig.layout.annotations = new.layout.annotations
-                fig.layout.title = new.layout.title
+            self.figures[name].update(new)
         self._summarize()
 
     def numbers(self) -> dict[str, np.ndarray | float]:

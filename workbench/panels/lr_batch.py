@@ -14,6 +14,7 @@ from workbench import config
 from workbench import lr_batch as lb
 from workbench.nets import ACTIVATIONS, PARAMETRIZATIONS
 from workbench.panels.base import Panel, replace_figure
+from workbench.panels.figure import LiveFigure
 from workbench.plots.lr_batch import kaplan_figure, loss_heatmap, lr_vs_batch, tradeoff_plot
 from workbench.studies.lr_batch import (DATASETS, LrBatchConfig, LrBatchStudy, QuadraticStudy, default_config,
                                         fit_table, quadratic_study, run_study)
@@ -144,7 +145,7 @@ class LrBatchPanel(Panel):
         self.study: LrBatchStudy | None = None
         self.quadratic: QuadraticStudy | None = None
         for name in ("heatmap", "lr_vs_batch", "tradeoff", "quadratic", "kaplan"):
-            self.figures[name] = go.FigureWidget()
+            self.figures[name] = LiveFigure()
         controls = [
             W.HBox([W.VBox([self.depth, self.width, self.activation, self.parametrization]),
                     W.VBox([self.dataset, self.num_data, self.noise_std, self.optimizers]),
@@ -159,6 +160,9 @@ class LrBatchPanel(Panel):
                 W.HTML("<h4>Control: noisy quadratic, where the theory is exact</h4>"), self.figures["quadratic"],
                 calculators]
         self.layout(controls, body)
+        self.defer([self.depth, self.width, self.activation, self.parametrization, self.dataset, self.num_data,
+                    self.noise_std, self.optimizers, self.batch_sizes, self.lr_range, self.num_lrs, self.seeds,
+                    self.num_steps, self.target, self.results_dir], self.run_button)
         self.watch([self.calc_loss, self.calc_bstar, self.calc_alpha, self.calc_n, self.calc_d], self.update_calculators)
         self.update_calculators()
         self.status.value = f"<small>{html.escape(config.device_report())}</small>"

@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 from workbench import config
 from workbench.nets import MLP
 from workbench.panels.base import Panel, replace_figure
+from workbench.panels.figure import LiveFigure
 from workbench.plots import base_figure
 from workbench.plots.ntk import convergence, drift, sphere, spectrum
 from workbench.studies.ntk import (
@@ -75,7 +76,7 @@ class NTKPanel(Panel):
         self.computed: list[str] = []  # which studies the last update recomputed (not served from cache)
         for name, title in (("spectrum", "NTK spectrum"), ("convergence", "Width convergence"),
                             ("sphere", "Sphere eigenvalues"), ("drift", "Kernel drift")):
-            self.figures[name] = go.FigureWidget(base_figure(title, "", ""))
+            self.figures[name] = LiveFigure(base_figure(title, "", ""))
         self.update()
         controls = W.HBox([W.VBox([self.depth, self.width, self.activation, self.w_std]),
                            W.VBox([self.b_std, self.parametrization, self.dataset, self.n])])

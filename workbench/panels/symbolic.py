@@ -11,11 +11,11 @@ import html
 
 import ipywidgets as W
 import numpy as np
-import plotly.graph_objects as go
 import sympy as sp
 
 from workbench import config, symbolic
 from workbench.panels.base import Panel
+from workbench.panels.figure import LiveFigure
 from workbench.plots.symbolic import check_figure, error_ratio_figure, price_figure
 from workbench.symbolic.core import CheckResult, Derivation
 from workbench.symbolic.expressions import ExpressionError
@@ -86,9 +86,9 @@ class SymbolicPanel(Panel):
         self._last: CheckResult | None = None
         self._syncing = False
         self._sync_choices()
-        self.figures["check"] = go.FigureWidget(go.Figure())
-        self.figures["check_all"] = go.FigureWidget(go.Figure())
-        self.figures["price"] = go.FigureWidget(go.Figure())
+        self.figures["check"] = LiveFigure()
+        self.figures["check_all"] = LiveFigure()
+        self.figures["price"] = LiveFigure()
         controls = [W.HBox([self.derivation, self.method, self.output])]
         body = [self.steps, self.result, self.figures["check"],
                 W.HTML("<h4>Whole registry</h4>"), self.run_all, self.table, self.figures["check_all"],
@@ -139,22 +139,14 @@ class SymbolicPanel(Panel):
                            sweep_name=d.sweep[0], output_name=d.outputs[i],
                            curve=None if curve is None else (curve[0], curve[1][:, i]),
                            title=f"{d.title} [{r.method}]")
-        fig = self.figures["check"]
-        with fig.batch_update():
-            fig.data = ()
-            fig.add_traces(list(new.data))
-            fig.layout = new.layout
+        self.figures["check"].update(new)
 
     def run_check_all(self) -> symbolic.CheckTable:
         table = symbolic.check_all(progress=True)
         self.table.value = table.to_html() + f"<p><small>{html.escape(table.format().splitlines()[-1])}</small></p>"
         new = error_ratio_figure([f"{r.name}/{r.method}" for r in table], [r.worst_ratio for r in table],
                                  [r.passed for r in table])
-        fig = self.figures["check_all"]
-        with fig.batch_update():
-            fig.data = ()
-            fig.add_traces(list(new.data))
-            fig.layout = new.layout
+        self.figures["check_all"].update(new)
         return table
 
     def update_price(self) -> None:
@@ -165,8 +157,4 @@ class SymbolicPanel(Panel):
             return
         self.price_message.value = html.escape(res.message())
         new = price_figure(res.k12, res.lhs, res.rhs, res.tolerance, activation=str(res.phi))
-        fig = self.figures["price"]
-        with fig.batch_update():
-            fig.data = ()
-            fig.add_traces(list(new.data))
-            fig.layout = new.layout
+        self.figures["price"].update(new)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import ipywidgets as W
 import jax
 import numpy as np
-import plotly.graph_objects as go
 
 from workbench import config
 from workbench.data import great_circle
 from workbench.nets import ACTIVATIONS, MLP, sample_functions
 from workbench.panels.base import Panel
+from workbench.panels.figure import LiveFigure
 from workbench.plots.tour import function_draws
 
 WIDTHS = (4, 16, 64, 256, 1024, 4096)
@@ -38,7 +38,7 @@ class TourPanel(Panel):
         self.activation = W.Dropdown(options=sorted(ACTIVATIONS), value="relu", description="activation")
         self.draws = W.IntSlider(value=config.pick(3, 5), min=1, max=10, description="draws")
         t, out = self.compute()
-        self.figures["draws"] = go.FigureWidget(function_draws(t, out, title=self._title()))
+        self.figures["draws"] = LiveFigure(function_draws(t, out, title=self._title()))
         controls = W.HBox([W.VBox([self.width, self.depth]), W.VBox([self.activation, self.draws])])
         self.layout([controls], [self.figures["draws"]])
         self.watch([self.width, self.depth, self.activation, self.draws])
@@ -54,8 +54,4 @@ class TourPanel(Panel):
     def update(self) -> None:
         t, out = self.compute()
         new = function_draws(t, out, title=self._title())
-        fig = self.figures["draws"]
-        with fig.batch_update():
-            fig.data = ()
-            fig.add_traces(list(new.data))
-            fig.layout.title = new.layout.title
+        self.figures["draws"].update(new)

@@ -128,7 +128,7 @@ def ntk_empirical(points: np.ndarray, *, samples: int, seed: int, **_: Any) -> E
     for depth_f, w2, b2 in points:
         depth = int(round(depth_f))
         net = MLP(depth=depth, width=width, activation="relu", w_std=math.sqrt(w2), b_std=math.sqrt(b2))
-        kers, nngp = [], []
+        kers = []
         for s in range(seeds):
             params = net.init(jax.random.PRNGKey(1000 * seed + s), in_dim=2)
             kers.append(np.asarray(empirical_ntk(net, params, x), dtype=float))

@@ -1,0 +1,137 @@
+"""The panel machinery without a browser: LiveFigure, callback errors, debouncing, exports."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+
+import ipywidgets as W
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from workbench.panels.base import Panel, export_figures, replace_figure
+from workbench.panels.figure import PLOTLY_MIME, LiveFigure, figure_mimebundle
+
+
+class Demo(Panel):
+    """One slider, one figure: the slider sets how many points are drawn."""
+
+    def __init__(self, broken: bool = False) -> None:
+        super().__init__()
+        self.broken = broken
+        self.calls: list[int] = []
+        self.n = W.IntSlider(value=2, min=1, max=5)
+        self.figures["line"] = LiveFigure()
+        self.layout([self.n], [self.figures["line"]])
+        self.watch([self.n])
+
+    def update(self) -> None:
+        self.calls.append(self.n.value)
+        if self.broken:
+            raise ZeroDivisionError("broken on purpose")
+        replace_figure(self.figures["line"], go.Figure(go.Scatter(y=np.arange(self.n.value, dtype=float))))
+
+
+def _shown(live: LiveFigure) -> dict:
+    """The figure JSON the front end receives (the one display output of the Output widget)."""
+    (out,) = live.outputs
+    assert out["output_type"] == "display_data"
+    return out["data"][PLOTLY_MIME]
+
+
+def _decode(arr) -> list[float]:
+    """plotly.io writes numpy arrays as base64 typed arrays: decode one back to numbers."""
+    if isinstance(arr, dict):
+        return np.frombuffer(base64.b64decode(arr["bdata"]), dtype=arr["dtype"]).tolist()
+    return list(arr)
+
+
+def test_live_figure_sends_json_and_replaces_it_whole():
+    live = LiveFigure(go.Figure(go.Scatter(x=[0, 1, 2], y=np.array([1.0, 3.0, 2.0]), name="a"),
+                                layout={"title": {"text": "first"}}))
+    shown = _shown(live)
+    json.dumps(live.outputs)  # the widget state must be plain JSON (no numpy arrays)
+    assert [t["name"] for t in shown["data"]] == ["a"]
+    assert _decode(shown["data"][0]["y"]) == [1.0, 3.0, 2.0]
+    assert shown["layout"]["title"]["text"] == "first"
+    live.update(go.Figure([go.Scatter(y=[5.0]), go.Bar(y=[1, 2])], layout={"title": {"text": "second"}}))
+    shown = _shown(live)
+    assert len(live.outputs) == 1  # replaced, not appended
+    assert [t["type"] for t in shown["data"]] == ["scatter", "bar"]
+    assert shown["layout"]["title"]["text"] == "second"
+    assert live.figure.layout.title.text == "second" and len(live.figure.data) == 2
+    assert "second" in live.outputs[0]["data"]["text/plain"]
+
+
+def test_live_figure_and_mimebundle_reject_non_figures():
+    with pytest.raises(TypeError, match="must be a plotly.graph_objects.Figure, got dict"):
+        LiveFigure().update({"data": []})
+    with pytest.raises(TypeError, match="got list"):
+        figure_mimebundle([])
+
+
+def test_panel_redraws_on_change_outside_a_kernel():
+    panel = Demo()
+    panel.refresh()
+    assert _decode(_shown(panel.figures["line"])["data"][0]["y"]) == [0.0, 1.0]
+    panel.n.value = 4  # no event loop here: recomputed at once
+    assert panel.calls == [2, 4]
+    assert _decode(_shown(panel.figures["line"])["data"][0]["y"]) == [0.0, 1.0, 2.0, 3.0]
+    assert "updated in" in panel.status.value
+
+
+def test_panel_shows_callback_errors_in_its_status(capsys):
+    panel = Demo(broken=True)
+    panel.n.value = 3
+    assert "error:</b> ZeroDivisionError: broken on purpose" in panel.status.value
+    assert "ZeroDivisionError" in capsys.readouterr().err  # the traceback is printed, not swallowed
+
+
+def test_panel_debounces_a_burst_in_an_event_loop():
+    """In a running event loop (a kernel), a burst of widget changes gives one recomputation with the last value."""
+    panel = Demo()
+    panel.debounce_s = 0.05
+
+    async def burst():
+        for v in (3, 4, 5):
+            panel.n.value = v
+        await asyncio.sleep(0.5)
+
+    t = threading.Thread(target=lambda: asyncio.run(burst()))
+    t.start()
+    t.join(timeout=30)
+    assert panel.calls == [5]
+    assert list(panel.figures["line"].figure.data[0].y) == [0, 1, 2, 3, 4]
+    assert "updated in" in panel.status.value
+
+
+def test_panel_export_defaults_to_html_and_takes_formats(tmp_path):
+    panel = Demo()
+    panel.refresh()
+    written = panel.export(tmp_path)
+    assert [p.name for p in written] == ["line.html"]
+    assert "exported 1 file(s)" in panel.status.value
+    text = written[0].read_text()
+    assert "plotly-graph-div" in text and "Plotly.newPlot" in text  # standalone: plotly.js embedded
+    with pytest.raises(ValueError, match="formats must be a non-empty subset"):
+        panel.export(tmp_path, formats=("html", "jpeg"))
+
+
+def test_export_rejects_unknown_format(tmp_path):
+    with pytest.raises(ValueError, match=r"formats must be a non-empty subset of \('html', 'svg', 'png'\)"):
+        export_figures({"demo": go.Figure()}, tmp_path, ("pdf",))
+
+
+def test_deferred_controls_say_press_the_button_and_do_not_recompute():
+    panel = Demo()
+    panel.refresh()
+    steps = W.IntSlider(value=10, description="steps")
+    run = W.Button(description="Run sweep")
+    panel.defer([steps], run)
+    steps.value = 20
+    assert panel.calls == [2]  # no recomputation
+    assert "press <b>Run sweep</b> to recompute" in panel.status.value
+    assert "wb-deferred" in steps._dom_classes

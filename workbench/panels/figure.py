@@ -1,0 +1,62 @@
+"""A live plotly figure for panels: an ``ipywidgets.Output`` that shows one figure through plotly's mime renderer.
+
+Why not ``plotly.graph_objects.FigureWidget``: since plotly 6 a FigureWidget is an anywidget whose model carries
+plotly's whole 5 MB JavaScript bundle as its ``_esm`` string, so every figure on a page sends, parses and
+compiles its own copy. anywidget gives a model 2 s to load that code; past that, the model's ``ready`` promise
+rejects and every later update message to it is dropped ("[anywidget] Failed to initialize model"). A Voila
+page, which creates all its figure models at once, hit that on 2 cores: figures drew once and then never changed.
+
+A :class:`LiveFigure` sends only the figure's JSON (typed arrays base64-encoded) as a
+``application/vnd.plotly.v1+json`` display output; JupyterLab, Notebook 7, Voila and VS Code render it with
+plotly's own mime extension (``jupyterlab-plotly``, installed with plotly), which loads plotly.js once per page.
+An update replaces the output in one message (no blank flash). The price: the front end redraws the whole
+figure on each update, so a zoom the user made is not kept across updates (a FigureWidget kept it).
+"""
+
+from __future__ import annotations
+
+import ipywidgets as W
+import plotly.graph_objects as go
+import plotly.io as pio
+
+#: the plotly mime type rendered by the ``jupyterlab-plotly`` extension
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+
+def figure_mimebundle(fig: go.Figure) -> dict:
+    """Display data of ``fig`` for the plotly mime renderer: ``{PLOTLY_MIME: json, "text/plain": summary}``.
+
+    The JSON is what ``plotly.io`` writes (numpy arrays as base64 typed arrays), so it crosses the kernel's
+    websocket without a float-by-float text encoding.
+    """
+    if not isinstance(fig, go.Figure):
+        raise TypeError(f"fig must be a plotly.graph_objects.Figure, got {type(fig).__name__}")
+    bundle = dict(pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict()))
+    title = fig.layout.title.text or "untitled"
+    bundle["text/plain"] = f"<plotly figure {title!r}: {len(fig.data)} trace(s)>"
+    return bundle
+
+
+class LiveFigure(W.Output):
+    """An Output widget holding one plotly figure; :meth:`update` replaces the figure and redraws it.
+
+    ``live.figure`` is the current ``go.Figure`` (read it in tests and exports; change it only through
+    :meth:`update`). Place the LiveFigure in any ipywidgets layout like another widget.
+    """
+
+    def __init__(self, figure: go.Figure | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._figure = go.Figure()
+        self.update(go.Figure() if figure is None else figure)
+
+    @property
+    def figure(self) -> go.Figure:
+        """The figure shown now."""
+        return self._figure
+
+    def update(self, new: go.Figure) -> None:
+        """Show ``new`` instead of the current figure (one message to the front end, no flash)."""
+        if not isinstance(new, go.Figure):
+            raise TypeError(f"new must be a plotly.graph_objects.Figure, got {type(new).__name__}")
+        self._figure = new
+        self.outputs = ({"output_type": "display_data", "data": figure_mimebundle(new), "metadata": {}},)
