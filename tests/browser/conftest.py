@@ -1,8 +1,8 @@
-"""Fixtures of the real-browser suite: one Chromium, one JupyterLab and one Voila server per test session.
+"""Fixtures of the real-browser suite: one Chromium, one JupyterLab and one Voila server per test module.
 
 * Chromium is Debian's (``/usr/bin/chromium``, or ``$WORKBENCH_CHROMIUM``), driven by Playwright. If it or
   Playwright is missing, the browser tests are skipped with the reason, except with ``CI=true``, where a
-  missing one is a failure. The suite is opt-in: it is collected only with ``WORKBENCH_BROWSER=1``.
+  missing one is a failure. ``WORKBENCH_BROWSER=0`` leaves the suite out.
 * The servers serve a temporary copy of ``notebooks/`` (autosave never dirties the repository) plus the
   generated fixture notebooks (a deliberately broken callback), in fast mode (``WORKBENCH_FAST=1``, which the
   kernels inherit). Each server is stopped by its own process id in a ``finally``.
@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 
-# The real-browser suite is opt-in (WORKBENCH_BROWSER=1): it runs every notebook twice more in headless Chromium,
-# takes longer than the rest of the suite together on 2 cores, and in Voila several panels still fail (see the
-# notes of issue 8). `WORKBENCH_BROWSER=1 ./run test tests/browser` runs it.
-collect_ignore_glob = [] if os.environ.get("WORKBENCH_BROWSER", "").strip() == "1" else ["test_*.py"]
+# The real-browser suite runs with the rest of the suite (./run test, and so CI). WORKBENCH_BROWSER=0 leaves it out
+# (e.g. for a quick run on a machine without Chromium, where it would be skipped anyway).
+collect_ignore_glob = ["test_*.py"] if os.environ.get("WORKBENCH_BROWSER", "").strip() == "0" else []
 
 from tests.browser import harness
 from tests.browser.fixture_notebooks import write_fixture_notebooks
@@ -59,9 +58,13 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path):
-    """One headless Chromium for the whole session."""
+    """One headless Chromium per test module.
+
+    Module, not session scope: while Playwright's sync API is open it keeps an asyncio loop "running" in this
+    thread, so a panel test that the same pytest worker runs later would find a running loop and defer its
+    update to a timer that never fires. Closing the browser after each browser module ends that loop."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -82,13 +85,13 @@ def served_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab_server(browser, served_root, tmp_path_factory):
     with harness.running_server("lab", served_root, tmp_path_factory.mktemp("lab")) as server:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def voila_server(browser, served_root, tmp_path_factory):
     with harness.running_server("voila", served_root, tmp_path_factory.mktemp("voila")) as server:
         yield server

@@ -120,7 +120,7 @@ def server_env(tmp: Path) -> dict[str, str]:
     env["BROWSER"] = "true"
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     # one thread per kernel: the machine is shared with the other pytest worker
-    env.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    env.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
     return env
 
 
