@@ -20,3 +20,18 @@ TOL = {"float64": 1e-10, "float32": 1e-5}
 def key() -> jax.Array:
     """A fixed PRNG key; split it in the test rather than writing literal seeds everywhere."""
     return jax.random.PRNGKey(20261123)
+
+
+def _order(item: pytest.Item) -> int:
+    """Notebooks (nbmake) first, then the real-browser tests, then the rest (a stable sort keeps file order)."""
+    path = str(item.path)
+    if path.endswith(".ipynb"):
+        return 0
+    return 1 if "/tests/browser/" in path.replace("\\", "/") else 2
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run order (pytest-xdist hands out whole files in this order): nbmake's notebook runs fill JAX's persistent
+    compilation cache (``./run test`` sets it) before the JupyterLab and Voila runs of the same notebooks, and the
+    long browser files start early so the short unit-test files even out the two workers at the end."""
+    items.sort(key=_order)

@@ -10,6 +10,9 @@ read from the environment variable ``WORKBENCH_FAST`` each time it is asked for.
   wraps its work in :func:`matmul_precision` (``"highest"``) and says so in its result.
 * ``WORKBENCH_FAST=1`` shrinks problem sizes in notebooks and tests (every cell still
   runs); :func:`pick` chooses between the fast and the full value.
+* ``WORKBENCH_STATIC_FIGURES=png`` (or ``svg``), or :func:`workbench.plots.use_static_renderer`, makes
+  displayed figures and panels carry a static image too, for GitHub and nbconvert HTML
+  (:func:`static_figures` says which format is on).
 """
 
 from __future__ import annotations
@@ -101,3 +104,30 @@ def fast_mode() -> bool:
 def pick(fast: T, full: T) -> T:
     """Return ``fast`` in fast mode (``WORKBENCH_FAST=1``), else ``full``."""
     return fast if fast_mode() else full
+
+
+STATIC_FORMATS = ("png", "svg")
+_static_override: list[str | None] = []  # set by set_static_figures; empty: follow the environment
+
+
+def static_figures() -> str | None:
+    """The static image format figures carry besides their interactive JSON (``"png"``, ``"svg"``), or None.
+
+    Set by :func:`set_static_figures` (via :func:`workbench.plots.use_static_renderer`), else read from the
+    environment variable ``WORKBENCH_STATIC_FIGURES`` (empty or ``0``: off).
+    """
+    if _static_override:
+        return _static_override[-1]
+    value = os.environ.get("WORKBENCH_STATIC_FIGURES", "").strip().lower()
+    if value in ("", "0", "off", "none", "false", "no"):
+        return None
+    if value not in STATIC_FORMATS:
+        raise ValueError(f"WORKBENCH_STATIC_FIGURES must be one of {STATIC_FORMATS} or empty, got {value!r}")
+    return value
+
+
+def set_static_figures(fmt: str | None) -> None:
+    """Turn static figure images on (``"png"`` or ``"svg"``) or off (None), overriding the environment."""
+    if fmt is not None and fmt not in STATIC_FORMATS:
+        raise ValueError(f"fmt must be one of {STATIC_FORMATS} or None, got {fmt!r}")
+    _static_override[:] = [fmt]

@@ -116,7 +116,19 @@ class Panel:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        display(self.widget)
+        bundle = self.widget._repr_mimebundle_()
+        if config.static_figures() is not None:
+            bundle["text/html"] = self.static_html()
+        display(bundle, raw=True)
+
+    def static_html(self) -> str:
+        """The panel as static HTML: every figure as an image (static figures on) and the status line.
+
+        A displayed panel carries this next to its widget view: where widgets do not render (GitHub, nbconvert
+        HTML of a notebook saved without widget state) this is what shows, as of the panel's first display.
+        """
+        images = "".join(fig.static_html() for fig in self.figures.values())
+        return f'<div class="wb-static-panel">{images}<div>{self.status.value}</div></div>'
 
     def _clear_progress(self) -> None:
         """Clear the progress area in a kernel (outside one, clear_output would print terminal escapes)."""

@@ -11,13 +11,22 @@ A :class:`LiveFigure` sends only the figure's JSON (typed arrays base64-encoded)
 plotly's own mime extension (``jupyterlab-plotly``, installed with plotly), which loads plotly.js once per page.
 An update replaces the output in one message (no blank flash). The price: the front end redraws the whole
 figure on each update, so a zoom the user made is not kept across updates (a FigureWidget kept it).
+
+With static figures on (:func:`workbench.plots.use_static_renderer`), each output also carries a PNG or SVG
+image, which nbconvert HTML and other front ends without plotly's renderer show instead.
 """
 
 from __future__ import annotations
 
+import base64
+import html
+
 import ipywidgets as W
 import plotly.graph_objects as go
 import plotly.io as pio
+
+from workbench import config
+from workbench.plots import static_image
 
 #: the plotly mime type rendered by the ``jupyterlab-plotly`` extension
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -34,7 +43,27 @@ def figure_mimebundle(fig: go.Figure) -> dict:
     bundle = dict(pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict()))
     title = fig.layout.title.text or "untitled"
     bundle["text/plain"] = f"<plotly figure {title!r}: {len(fig.data)} trace(s)>"
+    fmt = config.static_figures()
+    if fmt is not None:  # an image too, for front ends without plotly's renderer (nbconvert HTML, GitHub)
+        image = static_image(fig, fmt)
+        if fmt == "png":
+            bundle["image/png"] = base64.b64encode(image).decode("ascii")
+        else:
+            bundle["image/svg+xml"] = image.decode("utf-8")
     return bundle
+
+
+def image_html(bundle: dict) -> str:
+    """An ``<img>`` tag with the static image of a figure's mime bundle (data URI), or "" without one."""
+    if "image/png" in bundle:
+        src = "data:image/png;base64," + bundle["image/png"]
+    elif "image/svg+xml" in bundle:
+        src = "data:image/svg+xml;base64," + base64.b64encode(bundle["image/svg+xml"].encode("utf-8")).decode("ascii")
+    else:
+        return ""
+    alt = html.escape(bundle.get("text/plain", "figure"))
+    return f'<img src="{src}" alt="{alt}" style="max-width:100%;display:block;margin:4px 0">'
+
 
 
 class LiveFigure(W.Output):
@@ -60,3 +89,7 @@ class LiveFigure(W.Output):
             raise TypeError(f"new must be a plotly.graph_objects.Figure, got {type(new).__name__}")
         self._figure = new
         self.outputs = ({"output_type": "display_data", "data": figure_mimebundle(new), "metadata": {}},)
+
+    def static_html(self) -> str:
+        """The static image of the current figure as an ``<img>`` tag ("" when static figures are off)."""
+        return image_html(self.outputs[0]["data"]) if self.outputs else ""
