@@ -135,3 +135,22 @@ def test_deferred_controls_say_press_the_button_and_do_not_recompute():
     assert panel.calls == [2]  # no recomputation
     assert "press <b>Run sweep</b> to recompute" in panel.status.value
     assert "wb-deferred" in steps._dom_classes
+
+
+def test_side_by_side_shares_the_row():
+    from workbench.panels.figure import side_by_side
+
+    a, b, c = LiveFigure(), LiveFigure(), LiveFigure()
+    row = side_by_side(a, b, c)
+    assert list(row.children) == [a, b, c]
+    assert a.layout.width == b.layout.width == "33.33%" and c.layout.min_width == "0"
+    with pytest.raises(TypeError, match="LiveFigure"):
+        side_by_side(go.Figure())
+
+
+def test_legend_below_moves_the_shown_legend_only():
+    fig = go.Figure([go.Scatter(y=[1, 2], name="a"), go.Scatter(y=[2, 1], name="b")], layout={"height": 400})
+    live = LiveFigure(fig, legend_below=True)
+    shown = _shown(live)["layout"]
+    assert shown["legend"]["yanchor"] == "top" and shown["legend"]["y"] < 0 and shown["height"] > 400
+    assert live.figure.layout.height == 400 and live.figure.layout.legend.y is None  # the figure itself is untouched

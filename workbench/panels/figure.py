@@ -73,8 +73,10 @@ class LiveFigure(W.Output):
     :meth:`update`). Place the LiveFigure in any ipywidgets layout like another widget.
     """
 
-    def __init__(self, figure: go.Figure | None = None, **kwargs) -> None:
+    def __init__(self, figure: go.Figure | None = None, *, legend_below: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
+        #: draw the legend under the plot (for narrow figures, where a legend above wraps over the title)
+        self.legend_below = legend_below
         self._figure = go.Figure()
         self.update(go.Figure() if figure is None else figure)
 
@@ -88,8 +90,34 @@ class LiveFigure(W.Output):
         if not isinstance(new, go.Figure):
             raise TypeError(f"new must be a plotly.graph_objects.Figure, got {type(new).__name__}")
         self._figure = new
-        self.outputs = ({"output_type": "display_data", "data": figure_mimebundle(new), "metadata": {}},)
+        shown = _with_legend_below(new) if self.legend_below else new
+        self.outputs = ({"output_type": "display_data", "data": figure_mimebundle(shown), "metadata": {}},)
 
     def static_html(self) -> str:
         """The static image of the current figure as an ``<img>`` tag ("" when static figures are off)."""
         return image_html(self.outputs[0]["data"]) if self.outputs else ""
+
+
+def _with_legend_below(fig: go.Figure) -> go.Figure:
+    """A copy of ``fig`` with a horizontal legend under the plot and the figure taller by the room it takes."""
+    out = go.Figure(fig)
+    rows = max(1, (len([t for t in out.data if t.showlegend is not False]) + 1) // 2)
+    extra = 30 + 22 * rows
+    out.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.16 - 0.02 * rows, x=0),
+                      height=(out.layout.height or 450) + extra,
+                      margin=dict(b=(out.layout.margin.b or 50) + extra))
+    return out
+
+
+def side_by_side(*figures: LiveFigure) -> W.HBox:
+    """Figures in one row, sharing its width equally (each plot sizes itself to its share, legend below)."""
+    if not figures or not all(isinstance(f, LiveFigure) for f in figures):
+        raise TypeError("side_by_side takes one or more LiveFigure objects")
+    share = f"{100 / len(figures):.4g}%"
+    for f in figures:
+        f.layout.width = share
+        f.layout.min_width = "0"
+        if not f.legend_below:
+            f.legend_below = True
+            f.update(f.figure)
+    return W.HBox(list(figures), layout=W.Layout(width="100%"))

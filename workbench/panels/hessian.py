@@ -19,7 +19,7 @@ from workbench import config
 from workbench.data import digits, gaussian_inputs, mlp_teacher
 from workbench.nets import MLP
 from workbench.panels.base import Panel
-from workbench.panels.figure import LiveFigure
+from workbench.panels.figure import LiveFigure, side_by_side
 from workbench.plots.hessian import density_figure, lr_max_figure, noise_excess, top_eigenvalue_figure
 from workbench.studies.hessian import BatchHessianStudy, batch_hessian_study
 
@@ -80,7 +80,7 @@ class BatchHessianPanel(Panel):
         controls = W.HBox([W.VBox([self.depth, self.width, self.activation, self.loss]),
                            W.VBox([self.dataset, self.kind, self.train_steps]), self.batch_sizes])
         self.layout([controls, self.summary],
-                    [self.figures["density"], W.HBox([self.figures["top"], self.figures["lr"]])])
+                    [self.figures["density"], side_by_side(self.figures["top"], self.figures["lr"])])
         self.watch([self.depth, self.width, self.activation, self.loss, self.dataset, self.kind, self.batch_sizes,
                     self.train_steps])
         self.status.value = f"<small>{html.escape(config.device_report())}</small>"

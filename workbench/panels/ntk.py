@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 from workbench import config
 from workbench.nets import MLP
 from workbench.panels.base import Panel, replace_figure
-from workbench.panels.figure import LiveFigure
+from workbench.panels.figure import LiveFigure, side_by_side
 from workbench.plots import base_figure
 from workbench.plots.ntk import convergence, drift, sphere, spectrum
 from workbench.studies.ntk import (
@@ -80,8 +80,8 @@ class NTKPanel(Panel):
         self.update()
         controls = W.HBox([W.VBox([self.depth, self.width, self.activation, self.w_std]),
                            W.VBox([self.b_std, self.parametrization, self.dataset, self.n])])
-        body = [W.HBox([self.figures["spectrum"], self.figures["convergence"]]),
-                W.HBox([self.figures["sphere"], self.figures["drift"]])]
+        body = [side_by_side(self.figures["spectrum"], self.figures["convergence"]),
+                side_by_side(self.figures["sphere"], self.figures["drift"])]
         self.layout([controls], body)
         self.watch([self.depth, self.width, self.activation, self.w_std, self.b_std, self.parametrization,
                     self.dataset, self.n])
