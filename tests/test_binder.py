@@ -48,7 +48,7 @@ def test_fresh_venv_from_binder_files(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([_python311(), "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
-    proc = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "-r", "binder/requirements.txt"], cwd=repo,
+    proc = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--no-compile", "-r", "binder/requirements.txt"], cwd=repo,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     check = (
