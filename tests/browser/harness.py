@@ -505,8 +505,9 @@ def check_voila_notebook(browser, base_url: str, notebook: str, screenshot: Path
     except NotebookCheckFailed as exc:
         if VOILA_RESTORE_RACE not in str(exc):
             raise
+        first = " ".join(str(exc).split())[:600]
         result = _check_voila_once(browser, base_url, notebook, screenshot, code_lines, change_timeout)
-        result.changed_by += f" (after one reload: {VOILA_RESTORE_RACE})"
+        result.changed_by += f" (after one reload; the first load showed: {first})"
         return result
 
 
