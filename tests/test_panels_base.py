@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from workbench.panels.base import Panel, export_figures, replace_figure
+from workbench.panels.base import Panel, export_figures
 from workbench.panels.figure import PLOTLY_MIME, LiveFigure, figure_mimebundle
 
 
@@ -32,7 +32,7 @@ class Demo(Panel):
         self.calls.append(self.n.value)
         if self.broken:
             raise ZeroDivisionError("broken on purpose")
-        replace_figure(self.figures["line"], go.Figure(go.Scatter(y=np.arange(self.n.value, dtype=float))))
+        self.figures["line"].update(go.Figure(go.Scatter(y=np.arange(self.n.value, dtype=float))))
 
 
 def _shown(live: LiveFigure) -> dict:

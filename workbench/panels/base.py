@@ -78,11 +78,6 @@ def _in_kernel() -> bool:
     return ip is not None and getattr(ip, "kernel", None) is not None
 
 
-def replace_figure(live: LiveFigure, new: go.Figure) -> None:
-    """Show ``new`` in a panel's figure (same as ``live.update(new)``)."""
-    live.update(new)
-
-
 class Panel:
     """Subclass and implement :meth:`update` (recompute and redraw from the current widget values)."""
 

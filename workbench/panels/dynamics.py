@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 
 from workbench import config
 from workbench.generalization import advani_saxe_errors, simulate_advani_saxe
-from workbench.panels.base import Panel, replace_figure
+from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure
 from workbench.plots import dynamics as P
 from workbench.studies.dynamics import advani_saxe_study, kernel_vs_training, sphere_learning_curve_study
@@ -61,8 +61,8 @@ class KernelDynamicsPanel(Panel):
         self.step.value = min(self.step.value, int(steps[-1]))
 
     def redraw_time(self) -> None:
-        replace_figure(self.figures["functions"], P.function_snapshot(self.result, self.step.value))
-        replace_figure(self.figures["losses"], P.loss_curves(self.result, step=self.step.value))
+        self.figures["functions"].update(P.function_snapshot(self.result, self.step.value))
+        self.figures["losses"].update(P.loss_curves(self.result, step=self.step.value))
 
     def update(self) -> None:
         if not self.widths.value:
@@ -70,8 +70,8 @@ class KernelDynamicsPanel(Panel):
         self.result = self.compute()
         self._set_step_range()
         self.redraw_time()
-        replace_figure(self.figures["modes"], P.mode_residuals(self.result))
-        replace_figure(self.figures["width_errors"], P.width_errors(self.result))
+        self.figures["modes"].update(P.mode_residuals(self.result))
+        self.figures["width_errors"].update(P.width_errors(self.result))
 
 
 class AdvaniSaxePanel(Panel):
@@ -107,8 +107,8 @@ class AdvaniSaxePanel(Panel):
         return P.advani_saxe_time(t, e_g, e_t, alpha=a, sim_times=sim_t, sim=sim, sim_row=0)
 
     def redraw_alpha(self) -> None:
-        replace_figure(self.figures["alpha"], P.advani_saxe_alpha(self.study, alpha=self.alpha.value))
-        replace_figure(self.figures["time"], self._time_figure())
+        self.figures["alpha"].update(P.advani_saxe_alpha(self.study, alpha=self.alpha.value))
+        self.figures["time"].update(self._time_figure())
 
     def update(self) -> None:
         self.study = self.compute()
@@ -136,4 +136,4 @@ class LearningCurvePanel(Panel):
 
     def update(self) -> None:
         self.study = self.compute()
-        replace_figure(self.figures["learning_curve"], P.learning_curve(self.study))
+        self.figures["learning_curve"].update(P.learning_curve(self.study))

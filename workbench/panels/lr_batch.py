@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from workbench import config
 from workbench import lr_batch as lb
 from workbench.nets import ACTIVATIONS, PARAMETRIZATIONS
-from workbench.panels.base import Panel, replace_figure
+from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure
 from workbench.plots.lr_batch import kaplan_figure, loss_heatmap, lr_vs_batch, tradeoff_plot
 from workbench.studies.lr_batch import (DATASETS, LrBatchConfig, LrBatchStudy, QuadraticStudy, default_config,
@@ -199,14 +199,14 @@ class LrBatchPanel(Panel):
         self.study = study
         if quadratic is not None:
             self.quadratic = quadratic
-            replace_figure(self.figures["quadratic"], quadratic_figure(quadratic))
+            self.figures["quadratic"].update(quadratic_figure(quadratic))
         opts = list(self.study.sweeps)
         self.heatmap_opt.options = opts
         if self.heatmap_opt.value not in opts:
             self.heatmap_opt.value = opts[0]
         figs = study_figures(self.study, self.heatmap_opt.value)
         for name, fig in figs.items():
-            replace_figure(self.figures[name], fig)
+            self.figures[name].update(fig)
         self.summary.value = self.summary_html()
 
     def summary_html(self) -> str:
@@ -230,7 +230,7 @@ class LrBatchPanel(Panel):
 
     def _redraw_heatmap(self) -> None:
         if self.study is not None and self.heatmap_opt.value in self.study.sweeps:
-            replace_figure(self.figures["heatmap"], loss_heatmap(self.study.sweeps[self.heatmap_opt.value]))
+            self.figures["heatmap"].update(loss_heatmap(self.study.sweeps[self.heatmap_opt.value]))
 
     def update_calculators(self) -> None:
         loss, bstar, alpha = self.calc_loss.value, self.calc_bstar.value, self.calc_alpha.value
@@ -238,5 +238,5 @@ class LrBatchPanel(Panel):
         grid = np.linspace(1.5, 6.0, 100)
         fig = kaplan_figure(grid, np.asarray(lb.kaplan_critical_batch(grid, bstar, alpha)),
                             marker=(loss, float(lb.kaplan_critical_batch(loss, bstar, alpha))))
-        replace_figure(self.figures["kaplan"], fig)
+        self.figures["kaplan"].update(fig)
 

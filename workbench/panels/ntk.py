@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 
 from workbench import config
 from workbench.nets import MLP
-from workbench.panels.base import Panel, replace_figure
+from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure, side_by_side
 from workbench.plots import base_figure
 from workbench.plots.ntk import convergence, drift, sphere, spectrum
@@ -147,12 +147,12 @@ class NTKPanel(Panel):
         self.computed = []
         mup_note = "muP has no fixed infinite-width NTK (see kernels.analytic): pick ntk or standard"
         res = self.spectrum_result()
-        replace_figure(self.figures["spectrum"], spectrum(res) if res is not None
+        self.figures["spectrum"].update(spectrum(res) if res is not None
                         else _message_figure("NTK spectrum", mup_note))
         res = self.convergence_result()
-        replace_figure(self.figures["convergence"], convergence(res) if res is not None
+        self.figures["convergence"].update(convergence(res) if res is not None
                         else _message_figure("Width convergence", mup_note))
         res = self.sphere_result()
-        replace_figure(self.figures["sphere"], sphere(res) if res is not None
+        self.figures["sphere"].update(sphere(res) if res is not None
                         else _message_figure("Sphere eigenvalues", mup_note))
-        replace_figure(self.figures["drift"], drift(self.drift_result()))
+        self.figures["drift"].update(drift(self.drift_result()))
