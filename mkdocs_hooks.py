@@ -8,15 +8,19 @@
   without executing them; they are committed without outputs, so the pages show code and text.
 * Optional pages (``docs/SCALING.md`` and any other page listed in :data:`OPTIONAL`) enter the navigation
   only when the file exists.
+* Citations ``docs/theory.md#<anchor>`` in docstrings and notebooks become links to that section of the theory
+  page (``tests/test_docs.py`` checks that every cited anchor exists).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
+from mkdocs.utils import get_relative_url
 
 log = logging.getLogger("mkdocs.hooks.workbench")
 
@@ -84,3 +88,14 @@ def on_files(files, config):
         files.append(File(path.relative_to(ROOT).as_posix(), str(ROOT), config["site_dir"],
                           config["use_directory_urls"]))
     return files
+
+
+#: a plain-text citation, not already part of a URL or an attribute
+THEORY_CITATION = re.compile(r"(?<![/\w\"'#.])docs/theory\.md#([A-Za-z0-9_-]+)")
+
+
+def on_page_content(html, page, config, files):
+    if page.file.src_uri == "theory.md":
+        return html
+    theory = get_relative_url("theory/" if config["use_directory_urls"] else "theory.html", page.url or ".")
+    return THEORY_CITATION.sub(lambda m: f'<a href="{theory}#{m.group(1)}">{m.group(0)}</a>', html)
