@@ -588,7 +588,12 @@ def train_mlp(net: MLP, data: Any, *, loss: str = "mse", reduction: str = "sum",
         ``loss="mean"``); ``"cross_entropy"``: softmax cross entropy (targets (n, out_dim) probabilities
         or (n, 1) integer labels), or for ``out_dim = 1`` the logistic loss log(1 + exp(-y f)) with
         y = +-1; summed or averaged over examples.
-      optimizer, lrs, seeds, num_steps, batch_size, record_every: as in :func:`train`.
+      optimizer: as in :func:`train`.
+      lrs: as in :func:`train`.
+      seeds: as in :func:`train`.
+      num_steps: as in :func:`train`.
+      batch_size: as in :func:`train`.
+      record_every: as in :func:`train`.
       x_eval: inputs (m, d) on which the outputs are recorded: ``result.evals`` has shape
         (num_lrs, num_seeds, R, m, out_dim).
       ntk_steps: recorded steps at which the empirical NTK on ``x_ntk`` is computed:

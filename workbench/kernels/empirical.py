@@ -363,7 +363,8 @@ def empirical_ntk(apply_fn: Callable | MLP, params: Any, x1: jax.Array, x2: jax.
       apply_fn: ``apply_fn(params, x) -> (n, k)`` over any parameter pytree (flax, equinox, plain
         dicts), or a :class:`~workbench.nets.MLP` / its bound ``net.apply`` (enables ``"structured"``).
       params: the parameter pytree.
-      x1, x2: inputs of shape (n1, ...) and (n2, ...) with the same feature shape.
+      x1: inputs of shape (n1, ...).
+      x2: inputs of shape (n2, ...) with the feature shape of ``x1`` (default ``x1``).
       method: ``"auto"``, ``"jacobian"``, ``"ntvp"`` or ``"structured"`` (module docstring).
       block_size: compute in blocks of at most this many rows and columns (bounds memory).
       output: ``"trace"`` (n1, n2), summed over outputs, or ``"full"`` (n1, n2, k, k).

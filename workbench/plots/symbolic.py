@@ -17,7 +17,9 @@ def check_figure(sweep: np.ndarray, closed: np.ndarray, numeric: np.ndarray, tol
 
     Args:
       sweep: (points,) the swept parameter at the check points.
-      closed, numeric, tolerance: (points,) values of one output.
+      closed: (points,) closed-form values of one output.
+      numeric: (points,) numerical values of that output.
+      tolerance: (points,) allowed |closed - numeric|.
       curve: optional dense (x, y) of the closed form along the sweep.
     """
     sweep, closed, numeric, tolerance = (np.asarray(a, dtype=float).reshape(-1) for a in

@@ -180,13 +180,15 @@ def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Seque
 
     Args:
       net: an MLP (anything hashable with ``init(key, in_dim)`` and ``apply(params, x)``).
-      x, y: the data set, shapes (N, d) and (N, out_dim) (one-hot rows for cross-entropy).
+      x: the data set's inputs, shape (N, d).
+      y: its targets, shape (N, out_dim) (one-hot rows for cross-entropy).
       batch_sizes: batch sizes B in [1, N].
       loss: ``"mse"`` or ``"cross_entropy"`` (mean over the batch, :mod:`workbench.hessian`).
       kind: ``"hessian"`` or ``"ggn"``.
       num_batches: batches drawn per B; top_k: eigenvalues kept per batch.
       params: parameters to look at (default ``net.init(key)``), then ``train_steps`` of full-batch GD at ``lr``.
-      slq_steps, slq_probes: Lanczos depth and probes per batch for the densities.
+      slq_steps: Lanczos depth for the densities.
+      slq_probes: probes per batch for the densities.
       noise_probes: Hutchinson probes for ||H_B - H||_F^2.
     """
     check_choice("loss", loss, OUTPUT_LOSSES)
