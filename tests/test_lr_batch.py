@@ -14,6 +14,7 @@ from jax.flatten_util import ravel_pytree
 from scipy.optimize import minimize_scalar
 
 from workbench import lr_batch as lb
+from workbench.experiments.sweep import _run_point
 from workbench.hessian import mlp_loss
 from workbench.nets import MLP
 
@@ -417,7 +418,7 @@ def test_lr_grid_sharding_over_devices_reassembles_in_order():
 
     lrs = np.array([0.1, 0.3, 1.0, 3.0, 10.0])
     dev = jax.devices()[0]
-    row = lb._run_point(fake_train, [dev, dev], None, None, jnp.zeros((4, 1)), jnp.zeros((4, 1)), lrs,
+    row = _run_point(fake_train, [dev, dev], None, None, jnp.zeros((4, 1)), jnp.zeros((4, 1)), lrs,
                         progress=False)
     assert sorted(calls) == [[0.1, 0.3, 1.0], [3.0, 10.0]]
     np.testing.assert_array_equal(row["train_loss"][:, 0, 0], lrs)

@@ -30,6 +30,7 @@ import jax
 import numpy as np
 
 from workbench import config
+from workbench import experiments as ex
 from workbench import lr_batch as lb
 from workbench.data import digits, mlp_teacher
 from workbench.hessian import mlp_loss
@@ -81,7 +82,7 @@ class LrBatchConfig:
         if not self.optimizers:
             raise ValueError("optimizers must not be empty")
         for opt in self.optimizers:
-            check_choice("optimizers", opt, lb.SWEEP_OPTIMIZERS)
+            check_choice("optimizers", opt, ex.SWEEP_OPTIMIZERS)
         lb.check_batch_sizes(self.batch_sizes, num_data=self.num_data)
         lb.lr_grid(self.lr_min, self.lr_max, self.num_lrs)
         check_positive_int("seeds", self.seeds)
@@ -163,7 +164,7 @@ class TheoryCurves(NamedTuple):
     eps_max: float
 
 
-def theory_curves(stats: lb.NoiseScale, curv: lb.CurvatureStats, batch_sizes: np.ndarray, *,
+def theory_curves(stats: lb.NoiseScale, curv: ex.CurvatureStats, batch_sizes: np.ndarray, *,
                   momentum: float = 0.9) -> TheoryCurves:
     """Every theory curve of lr against B from statistics measured at one point (THEORY.md sections 8, 9):
 
@@ -196,7 +197,7 @@ class LrBatchStudy(NamedTuple):
     description: str
     stats: lb.NoiseScale
     estimate: lb.TwoBatchEstimate
-    curvature: lb.CurvatureStats
+    curvature: ex.CurvatureStats
     theory: TheoryCurves
     sweeps: dict[str, lb.SweepResult]
     max_stable: dict[str, lb.LrEstimate]
@@ -253,17 +254,17 @@ def run_study(cfg: LrBatchConfig | None = None, *, progress: bool = True, num_dr
     start = time.perf_counter()
     prob = build_problem(cfg)
     data = (prob.x, prob.y)
-    stats = lb.gradient_noise_stats(prob.loss_fn, prob.params0, data)
+    stats = ex.gradient_noise_stats(prob.loss_fn, prob.params0, data)
     n = cfg.num_data
     b_small = max(1, min(cfg.batch_sizes))
     b_big = max(b_small + 1, n // 4)
-    est = lb.two_batch_noise_scale(prob.loss_fn, prob.params0, data, b_small, b_big, num_draws=num_draws,
+    est = ex.two_batch_noise_scale(prob.loss_fn, prob.params0, data, b_small, b_big, num_draws=num_draws,
                                    key=jax.random.PRNGKey(cfg.seed + 11))
-    curv = lb.curvature_stats(prob.loss_fn, prob.params0, data, key=jax.random.PRNGKey(cfg.seed + 12))
+    curv = ex.curvature_stats(prob.loss_fn, prob.params0, data, key=jax.random.PRNGKey(cfg.seed + 12))
     grid = np.unique(np.round(np.geomspace(1, n, 60)))
     theory = theory_curves(stats, curv, grid, momentum=cfg.momentum)
     t_stats = time.perf_counter() - start
-    sweeps = lb.sweep(prob.loss_fn, prob.init_fn, data, batch_sizes=cfg.batch_sizes, lrs=cfg.lrs,
+    sweeps = ex.sweep(prob.loss_fn, prob.init_fn, data, batch_sizes=cfg.batch_sizes, lrs=cfg.lrs,
                       optimizers=cfg.optimizers, seeds=cfg.seeds, num_steps=cfg.num_steps,
                       record_every=cfg.record_every, momentum=cfg.momentum, results_dir=cfg.results_dir,
                       tag=prob.description, progress=progress)
