@@ -14,10 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from workbench import config
-from workbench.experiments.gradient_noise import _check_data_pair
 from workbench.hessian import hessian_operator, hvp
 from workbench.linalg.krylov import top_eigenvalues
-from workbench.validation import check_positive_int
+from workbench.validation import check_data_pair, check_positive_int
 
 __all__ = ["CurvatureStats", "curvature_stats"]
 
@@ -64,7 +63,7 @@ def curvature_stats(loss_fn: Callable, params: Any, data: Any, *, num_probes: in
     (:func:`workbench.linalg.krylov.top_eigenvalues`) otherwise. Per-example products are n HVPs per
     vector (:func:`workbench.hessian.hvp` vmapped over examples): for small data sets and models.
     """
-    x, y = _check_data_pair("data", data)
+    x, y = check_data_pair("data", data)
     num_probes = check_positive_int("num_probes", num_probes, minimum=2)
     dense_max = check_positive_int("dense_max", dense_max, minimum=0)
     key = jax.random.PRNGKey(0) if key is None else key

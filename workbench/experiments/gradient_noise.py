@@ -19,20 +19,9 @@ from workbench import config
 from workbench.hessian import hessian_operator, per_example_grads
 from workbench.lr_batch.analysis import TwoBatchEstimate, noise_scale_estimate
 from workbench.lr_batch.theory import NoiseScale, noise_scale
-from workbench.validation import check_finite, check_positive_int
+from workbench.validation import check_data_pair, check_positive_int
 
 __all__ = ["batch_grad_sq_norms", "gradient_noise_stats", "two_batch_noise_scale"]
-
-
-def _check_data_pair(name: str, data: Any) -> tuple[jax.Array, jax.Array]:
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise TypeError(f"{name} must be a pair (x, y) of arrays, got {type(data).__name__}")
-    x, y = jnp.asarray(data[0]), jnp.asarray(data[1])
-    if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
-        raise ValueError(f"{name}: x and y need equal, non-zero leading sizes, got shapes {x.shape} and {y.shape}")
-    check_finite(f"{name} x", x)
-    check_finite(f"{name} y", y)
-    return x, y
 
 
 def gradient_noise_stats(loss_fn: Callable, params: Any, data: Any, *, chunk_size: int = 64) -> NoiseScale:
@@ -45,7 +34,7 @@ def gradient_noise_stats(loss_fn: Callable, params: Any, data: Any, *, chunk_siz
     tr(H Sigma) = (1/n) sum_i (g_i - G)^T H (g_i - G), done as ``chunk_size`` HVPs at a time.
     Cost: n + 1 full-data HVPs, so for small data sets (n up to a few thousand).
     """
-    x, y = _check_data_pair("data", data)
+    x, y = check_data_pair("data", data)
     chunk_size = check_positive_int("chunk_size", chunk_size)
     with config.matmul_precision("highest"):
         grads = per_example_grads(loss_fn, params, (x, y))  # (n, P)
@@ -89,7 +78,7 @@ def batch_grad_sq_norms(loss_fn: Callable, params: Any, data: Any, batch_size: i
     Batches are drawn without replacement within a batch (``replace=False``: E|G_B|^2 = |G|^2 + c_B tr(Sigma))
     or with replacement (``replace=True``: |G|^2 + tr(Sigma)/B); independent across draws.
     """
-    x, y = _check_data_pair("data", data)
+    x, y = check_data_pair("data", data)
     n = int(x.shape[0])
     batch_size = check_positive_int("batch_size", batch_size)
     if not replace and batch_size > n:
@@ -105,7 +94,7 @@ def two_batch_noise_scale(loss_fn: Callable, params: Any, data: Any, b_small: in
     """McCandlish's two-batch-size estimates of |G|^2, tr(Sigma) and B_simple from ``num_draws`` random
     batches of each size (:func:`batch_grad_sq_norms`, :func:`noise_scale_estimate`), with standard errors.
     Without replacement the sampling factor c_B of the data set size is used (num_data = n)."""
-    x, y = _check_data_pair("data", data)
+    x, y = check_data_pair("data", data)
     k1, k2 = jax.random.split(key)
     small = batch_grad_sq_norms(loss_fn, params, (x, y), b_small, num_draws, k1, replace=replace)
     big = batch_grad_sq_norms(loss_fn, params, (x, y), b_big, num_draws, k2, replace=replace)

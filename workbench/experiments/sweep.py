@@ -16,10 +16,9 @@ import jax
 import numpy as np
 
 from workbench import config, training
-from workbench.experiments.gradient_noise import _check_data_pair
-from workbench.lr_batch._inputs import ArrayLike, _seed_array, check_batch_sizes, check_lrs
+from workbench.lr_batch._inputs import ArrayLike, check_batch_sizes
 from workbench.lr_batch.analysis import SweepResult
-from workbench.validation import check_choice, check_positive_int
+from workbench.validation import check_choice, check_data_pair, check_lrs, check_positive_int, check_seeds
 
 __all__ = ["SWEEP_OPTIMIZERS", "sweep", "sweep_point_path"]
 
@@ -69,10 +68,10 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
     one contiguous chunk per device, each trained by :func:`~workbench.training.train` in its own thread
     under ``jax.default_device`` (runs are independent per lr, so the result is the same as on one device).
     """
-    x, y = _check_data_pair("train_data", train_data)
+    x, y = check_data_pair("train_data", train_data)
     n = int(x.shape[0])
     bs = check_batch_sizes(batch_sizes, num_data=n)
-    eta = check_lrs(lrs)
+    eta = check_lrs(lrs, grid=True)
     if isinstance(optimizers, str):
         optimizers = (optimizers,)
     optimizers = tuple(optimizers)
@@ -80,7 +79,7 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
         raise ValueError("optimizers must not be empty")
     for opt in optimizers:
         check_choice("optimizers", opt, SWEEP_OPTIMIZERS)
-    seed_arr = _seed_array(seeds)
+    seed_arr = check_seeds(seeds)
     num_steps = check_positive_int("num_steps", num_steps)
     record_every = check_positive_int("record_every", record_every)
     check_choice("sampling", sampling, ("iid", "shuffle"))

@@ -25,6 +25,7 @@ from workbench.lr_batch.quadratic import (QUADRATIC_OPTIMIZERS, NoisyQuadratic, 
                                           random_noisy_quadratic, simulate_noisy_quadratic)
 from workbench.lr_batch.theory import (EOS_OPTIMIZERS, NoiseScale, critical_batch_size, critical_batch_tradeoff,
                                        eos_threshold, expected_batch_grad_sq_norm, gd_stability_limit,
+                                       max_lr_from_sharpness, mccandlish_critical_batch,
                                        kaplan_critical_batch, mccandlish_optimal_lr, noise_scale, rmt_critical_batch,
                                        rmt_max_lr, sampling_factor, scaling_rule, sgd_stability_limit_1d,
                                        simple_noise_scale, step_law)
@@ -47,7 +48,8 @@ __all__ = ["ArrayLike", "CurvatureStats", "EOS_OPTIMIZERS", "LrEstimate", "Noise
            "TwoBatchEstimate", "batch_grad_sq_norms", "best_loss", "check_batch_sizes", "check_lrs",
            "critical_batch_size", "critical_batch_tradeoff", "curvature_stats", "eos_threshold",
            "expected_batch_grad_sq_norm", "final_loss", "fit_power_law", "fit_steps_examples", "gd_stability_limit",
-           "gradient_noise_stats", "kaplan_critical_batch", "lr_grid", "max_stable_lr", "mccandlish_optimal_lr",
+           "gradient_noise_stats", "kaplan_critical_batch", "lr_grid", "max_lr_from_sharpness", "max_stable_lr", "mccandlish_critical_batch",
+           "mccandlish_optimal_lr",
            "noise_scale", "noise_scale_estimate", "noise_scale_estimators", "noisy_quadratic_expected_loss",
            "noisy_quadratic_stability_limit", "noisy_quadratic_stats", "optimal_lr", "random_noisy_quadratic",
            "rmt_critical_batch", "rmt_max_lr", "sampling_factor", "scaling_rule", "sgd_stability_limit_1d",

@@ -12,9 +12,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from workbench.lr_batch._inputs import ArrayLike, _nonnegative_array, _positive_array
+from workbench.lr_batch._inputs import ArrayLike
 from workbench.lr_batch.theory import sampling_factor
-from workbench.validation import check_choice, check_positive_int, check_real
+from workbench._compat import warn_deprecated
+from workbench.stats import PowerLawFit, fit_loglog
+from workbench.validation import check_array, check_choice, check_positive_int, check_real
 
 __all__ = ["LrEstimate", "PowerLawFit", "SweepResult", "TradeoffFit", "TwoBatchEstimate", "best_loss",
            "final_loss", "fit_power_law", "fit_steps_examples", "max_stable_lr", "noise_scale_estimate",
@@ -35,8 +37,8 @@ def noise_scale_estimators(sq_norm_small: ArrayLike, sq_norm_big: ArrayLike, b_s
 
     Worked value: mean |G_10|^2 = 11, mean |G_1000|^2 = 1.1 give (1.0, 100.0).
     """
-    small = _nonnegative_array("sq_norm_small", sq_norm_small)
-    big = _nonnegative_array("sq_norm_big", sq_norm_big)
+    small = check_array("sq_norm_small", sq_norm_small, nonnegative=True)
+    big = check_array("sq_norm_big", sq_norm_big, nonnegative=True)
     b_small = check_positive_int("b_small", b_small)
     b_big = check_positive_int("b_big", b_big)
     if b_big <= b_small:
@@ -69,24 +71,23 @@ def noise_scale_estimate(sq_norm_small: ArrayLike, sq_norm_big: ArrayLike, b_sma
     Both estimators are linear in the two means, so their variance is a^2 var(small)/k_small +
     b^2 var(big)/k_big; B_simple's standard error comes from the delta method.
     """
-    small = _nonnegative_array("sq_norm_small", sq_norm_small).ravel()
-    big = _nonnegative_array("sq_norm_big", sq_norm_big).ravel()
+    small = check_array("sq_norm_small", sq_norm_small, nonnegative=True).ravel()
+    big = check_array("sq_norm_big", sq_norm_big, nonnegative=True).ravel()
     if small.size < 2 or big.size < 2:
         raise ValueError(f"standard errors need >= 2 draws of each size, got {small.size} and {big.size}")
     g2, tr_sigma = noise_scale_estimators(small, big, b_small, b_big, num_data)
     n = float(num_data)
     c_small = float(sampling_factor(b_small, n))
     c_big = float(sampling_factor(b_big, n))
-    scale = 1.0
     d = c_small - c_big
-    # d(tr)/d(m_small) = scale/d, d(tr)/d(m_big) = -scale/d; d(g2)/d(m_small) = -c_big/d, d(g2)/d(m_big) = c_small/d
+    # d(tr)/d(m_small) = 1/d, d(tr)/d(m_big) = -1/d; d(g2)/d(m_small) = -c_big/d, d(g2)/d(m_big) = c_small/d
     v_small = np.var(small, ddof=1) / small.size
     v_big = np.var(big, ddof=1) / big.size
-    tr_se = math.sqrt((scale / d) ** 2 * (v_small + v_big))
+    tr_se = math.sqrt((1.0 / d) ** 2 * (v_small + v_big))
     g2_se = math.sqrt((c_big / d) ** 2 * v_small + (c_small / d) ** 2 * v_big)
     b_simple = tr_sigma / g2
-    grad_small = (scale / d) / g2 + tr_sigma * (c_big / d) / g2 ** 2
-    grad_big = (-scale / d) / g2 - tr_sigma * (c_small / d) / g2 ** 2
+    grad_small = (1.0 / d) / g2 + tr_sigma * (c_big / d) / g2 ** 2
+    grad_big = (-1.0 / d) / g2 - tr_sigma * (c_small / d) / g2 ** 2
     b_se = math.sqrt(grad_small ** 2 * v_small + grad_big ** 2 * v_big)
     return TwoBatchEstimate(g2, g2_se, tr_sigma, tr_se, b_simple, b_se, int(min(small.size, big.size)))
 
@@ -106,7 +107,7 @@ def fit_steps_examples(batch_sizes: ArrayLike, steps: ArrayLike) -> TradeoffFit:
 
     Entries with non-finite steps (target never reached) are dropped; at least 2 must remain.
     """
-    b = _positive_array("batch_sizes", batch_sizes).ravel()
+    b = check_array("batch_sizes", batch_sizes, positive=True).ravel()
     s = np.asarray(steps, dtype=np.float64).ravel()
     if s.shape != b.shape:
         raise ValueError(f"steps must have the same length as batch_sizes ({b.size}), got shape {s.shape}")
@@ -244,38 +245,13 @@ def optimal_lr(result: SweepResult, *, by: str = "final") -> LrEstimate:
     return LrEstimate(value, lo, hi, per_seed)
 
 
-class PowerLawFit(NamedTuple):
-    """y = prefactor * x^exponent fitted by least squares in log-log, with the slope's standard error."""
-
-    exponent: float
-    exponent_se: float
-    prefactor: float
-    num_points: int
-
-
 def fit_power_law(x: ArrayLike, y: ArrayLike, *, x_max: float = math.inf) -> PowerLawFit:
-    """Least-squares line through (log x, log y) for points with x <= ``x_max`` and finite positive y.
+    """Deprecated alias of :func:`workbench.stats.fit_loglog` (the one log-log fit).
 
     Used for lr*(B) ~ B^alpha: expect alpha about 1 for SGD and 1/2 for Adam in the small-B regime.
     """
-    xa = _positive_array("x", x).ravel()
-    ya = np.asarray(y, dtype=np.float64).ravel()
-    if ya.shape != xa.shape:
-        raise ValueError(f"y must have the same length as x ({xa.size}), got shape {ya.shape}")
-    x_max = check_real("x_max", x_max, positive=True, allow_inf=True)
-    ok = (xa <= x_max) & np.isfinite(ya) & (ya > 0)
-    if ok.sum() < 2:
-        raise ValueError(f"need at least 2 points with x <= x_max and finite positive y, got {int(ok.sum())}")
-    lx, ly = np.log(xa[ok]), np.log(ya[ok])
-    coef, res, *_ = np.polyfit(lx, ly, 1, full=True)
-    slope, intercept = float(coef[0]), float(coef[1])
-    k = int(ok.sum())
-    if k > 2:
-        resid = ly - (slope * lx + intercept)
-        se = math.sqrt(float(resid @ resid) / (k - 2) / float(np.sum((lx - lx.mean()) ** 2)))
-    else:
-        se = math.nan
-    return PowerLawFit(slope, se, math.exp(intercept), k)
+    warn_deprecated("workbench.lr_batch.fit_power_law", "workbench.stats.fit_loglog")
+    return fit_loglog(x, y, x_max=x_max)
 
 
 def steps_to_target_per_batch(result: SweepResult, target_loss: float) -> np.ndarray:

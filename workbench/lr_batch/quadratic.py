@@ -16,10 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from workbench import config
-from workbench.lr_batch._inputs import ArrayLike, _out, _positive_array, _seed_array, check_batch_sizes, check_lrs
+from workbench.lr_batch._inputs import ArrayLike, _out, check_batch_sizes
 from workbench.lr_batch.analysis import SweepResult
-from workbench.lr_batch.theory import NoiseScale, gd_stability_limit, noise_scale
-from workbench.validation import check_choice, check_finite, check_positive_int, check_real
+from workbench.lr_batch.theory import NoiseScale, max_lr_from_sharpness, noise_scale
+from workbench.validation import (check_array, check_choice, check_finite, check_lrs, check_positive_int, check_real,
+                                  check_seeds)
 
 __all__ = ["QUADRATIC_OPTIMIZERS", "NoisyQuadratic", "noisy_quadratic_expected_loss", "noisy_quadratic_stability_limit",
            "noisy_quadratic_stats", "random_noisy_quadratic", "simulate_noisy_quadratic"]
@@ -103,14 +104,14 @@ def noisy_quadratic_stability_limit(problem: NoisyQuadratic, batch_size: ArrayLi
     (it is then GD's 2/lambda_max); with heavy-ball momentum beta (additive noise only) it is
     (2 + 2 beta)/lambda_max."""
     _check_quadratic(problem)
-    b = _positive_array("batch_size", batch_size)
+    b = check_array("batch_size", batch_size, positive=True)
     lam = np.asarray(problem.eigvals, np.float64)
     s = np.asarray(problem.curvature_std, np.float64)
     beta = check_real("momentum", momentum, nonnegative=True)
     if beta > 0:
         if np.any(s > 0):
             raise ValueError("momentum > 0 is only supported with curvature_std = 0 (additive noise)")
-        return _out(np.broadcast_to(gd_stability_limit(float(lam.max()), beta), b.shape).copy())
+        return _out(np.broadcast_to(max_lr_from_sharpness(float(lam.max()), beta), b.shape).copy())
     lim = 2.0 * lam[None, :] / (lam[None, :] ** 2 + s[None, :] ** 2 / b.reshape(-1, 1))
     return _out(np.min(lim, axis=1).reshape(b.shape))
 
@@ -124,7 +125,7 @@ def noisy_quadratic_expected_loss(problem: NoisyQuadratic, lrs: ArrayLike, batch
     One step from theta0 gives McCandlish's L - lr |G|^2 + lr^2/2 (G^T H G + tr(H Sigma)/B) exactly.
     """
     _check_quadratic(problem)
-    eta = np.atleast_1d(_positive_array("lrs", lrs)).reshape(-1, 1)
+    eta = np.atleast_1d(check_array("lrs", lrs, positive=True)).reshape(-1, 1)
     b = check_positive_int("batch_size", batch_size)
     num_steps = check_positive_int("num_steps", num_steps, minimum=0)
     lam = np.asarray(problem.eigvals, np.float64)[None, :]
@@ -189,7 +190,7 @@ def simulate_noisy_quadratic(problem: NoisyQuadratic, lrs: ArrayLike, batch_size
     the initial loss; its state is frozen there and later losses are +inf.
     """
     _check_quadratic(problem)
-    eta = check_lrs(lrs)
+    eta = check_lrs(lrs, grid=True)
     bs = check_batch_sizes(batch_sizes)
     num_steps = check_positive_int("num_steps", num_steps)
     check_choice("optimizer", optimizer, QUADRATIC_OPTIMIZERS)
@@ -197,7 +198,7 @@ def simulate_noisy_quadratic(problem: NoisyQuadratic, lrs: ArrayLike, batch_size
     if beta >= 1:
         raise ValueError(f"momentum must be in [0, 1), got {beta:g}")
     factor = check_real("divergence_factor", divergence_factor, positive=True)
-    seed_arr = _seed_array(seeds)
+    seed_arr = check_seeds(seeds)
     run = _quadratic_runner(num_steps, optimizer, factor)
     dtype = jnp.result_type(float)
     q = jnp.asarray(problem.basis, dtype)

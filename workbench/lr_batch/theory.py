@@ -11,7 +11,8 @@ sampling factor
     c_B = (n - B) / (B (n - 1))   for batches drawn without replacement from n examples,
     c_B = 1 / B                   with replacement or from infinite data (``num_data=inf``).
 
-(Finite-population sampling: Var of a batch mean = population variance (n - B)/(B (n - 1)).)
+(Finite-population sampling: Var of a batch mean = population variance (n - B)/(B (n - 1)); the one
+implementation is :func:`workbench.stats.sampling_factor`, re-exported here.)
 
 Theory (every formula cites its source; learning rates are SGD step sizes eps in theta <- theta - eps G_B):
 
@@ -37,30 +38,19 @@ from typing import NamedTuple
 import numpy as np
 
 from workbench import rmt
-from workbench.lr_batch._inputs import ArrayLike, _out, _positive_array
-from workbench.validation import check_choice, check_positive_int, check_real
+from workbench._compat import deprecated_alias
+from workbench.lr_batch._inputs import ArrayLike, _out
+from workbench.stats import sampling_factor
+from workbench.validation import check_array, check_choice, check_positive_int, check_real
 
 __all__ = ["EOS_OPTIMIZERS", "NoiseScale", "critical_batch_size", "critical_batch_tradeoff", "eos_threshold",
-           "expected_batch_grad_sq_norm", "gd_stability_limit", "kaplan_critical_batch", "mccandlish_optimal_lr",
+           "expected_batch_grad_sq_norm", "gd_stability_limit", "kaplan_critical_batch", "max_lr_from_sharpness",
+           "mccandlish_critical_batch", "mccandlish_optimal_lr",
            "noise_scale", "rmt_critical_batch", "rmt_max_lr", "sampling_factor", "scaling_rule",
            "sgd_stability_limit_1d", "simple_noise_scale", "step_law"]
 
 
 # ============================================================================ McCandlish et al. 2018
-
-
-def sampling_factor(batch_size: ArrayLike, num_data: float = math.inf) -> np.ndarray | float:
-    """c_B = (n - B)/(B (n - 1)): variance of a without-replacement batch mean per unit of the
-    population (1/n) per-example variance; 1/B for n = inf (or sampling with replacement)."""
-    b = _positive_array("batch_size", batch_size)
-    n = check_real("num_data", num_data, positive=True, allow_inf=True)
-    if math.isinf(n):
-        return _out(1.0 / b)
-    if n < 2:
-        raise ValueError(f"num_data must be >= 2 (or inf), got {n:g}")
-    if np.any(b > n):
-        raise ValueError(f"batch_size must not exceed num_data={n:g}, got {batch_size!r}")
-    return _out((n - b) / (b * (n - 1.0)))
 
 
 def mccandlish_optimal_lr(batch_size: ArrayLike, eps_max: float, b_noise: float) -> np.ndarray | float:
@@ -72,7 +62,7 @@ def mccandlish_optimal_lr(batch_size: ArrayLike, eps_max: float, b_noise: float)
     >>> round(mccandlish_optimal_lr(1000, 0.1, 100), 7)
     0.0909091
     """
-    b = _positive_array("batch_size", batch_size)
+    b = check_array("batch_size", batch_size, positive=True)
     eps_max = check_real("eps_max", eps_max, positive=True)
     b_noise = check_real("b_noise", b_noise, nonnegative=True)
     return _out(eps_max / (1.0 + b_noise / b))
@@ -130,8 +120,8 @@ def expected_batch_grad_sq_norm(g2: float, tr_sigma: float, batch_size: ArrayLik
     return _out(g2 + c * tr_sigma)
 
 
-def critical_batch_size(s_min: float, e_min: float) -> float:
-    """B_crit = E_min / S_min (McCandlish et al. 2018, eq. 2.12)."""
+def mccandlish_critical_batch(s_min: float, e_min: float) -> float:
+    """B_crit = E_min / S_min (McCandlish et al. 2018, eq. 2.12): the batch size of the steps/examples trade-off."""
     s_min = check_real("s_min", s_min, positive=True)
     e_min = check_real("e_min", e_min, positive=True)
     return e_min / s_min
@@ -144,8 +134,8 @@ def critical_batch_tradeoff(s_min: float, e_min: float, batch_size: ArrayLike
     These solve (S/S_min - 1)(E/E_min - 1) = 1 with E = B S (McCandlish et al. 2018, eq. 2.11).
     Worked value: S_min = 1000, E_min = 1e5 give B_crit = 100 and S(100) = 2000.
     """
-    b_crit = critical_batch_size(s_min, e_min)
-    b = _positive_array("batch_size", batch_size)
+    b_crit = mccandlish_critical_batch(s_min, e_min)
+    b = check_array("batch_size", batch_size, positive=True)
     return _out(s_min * (1.0 + b_crit / b)), _out(e_min * (1.0 + b / b_crit))
 
 
@@ -169,8 +159,9 @@ def sgd_stability_limit_1d(batch_size: ArrayLike, sharpness: float, nonuniformit
     return _out(2.0 * a / (a * a + c * s * s))
 
 
-def gd_stability_limit(sharpness: float, momentum: float = 0.0) -> float:
-    """Largest stable step of (heavy-ball) GD on a quadratic of top curvature lambda: (2 + 2 beta)/lambda."""
+def max_lr_from_sharpness(sharpness: float, momentum: float = 0.0) -> float:
+    """Largest stable step of (heavy-ball) GD on a quadratic of top curvature lambda (the sharpness):
+    (2 + 2 beta)/lambda, 2/lambda for plain GD (Cohen et al. 2021; Polyak 1964 for the heavy ball)."""
     lam = check_real("sharpness", sharpness, positive=True)
     beta = check_real("momentum", momentum, nonnegative=True)
     if beta >= 1:
@@ -188,7 +179,7 @@ def eos_threshold(lr: ArrayLike, optimizer: str = "gd", momentum: float = 0.9) -
     ``"adam"`` (beta1 = ``momentum``): the preconditioned sharpness hovers near (2 + 2 beta1)/((1 - beta1) lr).
     """
     check_choice("optimizer", optimizer, EOS_OPTIMIZERS)
-    eta = _positive_array("lr", lr)
+    eta = check_array("lr", lr, positive=True)
     beta = check_real("momentum", momentum, nonnegative=True)
     if beta >= 1:
         raise ValueError(f"momentum must be in [0, 1), got {beta:g}")
@@ -210,7 +201,7 @@ def rmt_max_lr(batch_size: ArrayLike, lambda1: float, num_params: int, sigma2: f
     Wigner edge 2 s sqrt(P) below it; s^2 = sigma2 (1/B - 1/N) N/(N - 1)).
     """
 
-    b = _positive_array("batch_size", batch_size)
+    b = check_array("batch_size", batch_size, positive=True)
     lam = check_real("lambda1", lambda1, positive=True)
     p = check_positive_int("num_params", num_params)
     s2 = check_real("sigma2", sigma2, nonnegative=True)
@@ -221,16 +212,16 @@ def rmt_max_lr(batch_size: ArrayLike, lambda1: float, num_params: int, sigma2: f
 
 def rmt_critical_batch(lambda1: float, num_params: int, sigma2: float) -> float:
     """B* = P sigma^2 / lambda1^2: below it the random-matrix max lr grows linearly in B (THEORY.md section 8;
-    :func:`workbench.rmt.critical_batch_size`)."""
+    :func:`workbench.rmt.hessian_noise_critical_batch`)."""
 
-    return rmt.critical_batch_size(lambda1, num_params, sigma2)
+    return rmt.hessian_noise_critical_batch(lambda1, num_params, sigma2)
 
 
 def scaling_rule(batch_size: ArrayLike, lr_ref: float, b_ref: float, exponent: float = 1.0
                  ) -> np.ndarray | float:
     """lr(B) = lr_ref (B / b_ref)^exponent: exponent 1 is the linear rule for SGD (Goyal et al. 2017;
     Granziol et al. 2022 in the noise-dominated regime), 1/2 the square-root rule for Adam."""
-    b = _positive_array("batch_size", batch_size)
+    b = check_array("batch_size", batch_size, positive=True)
     lr_ref = check_real("lr_ref", lr_ref, positive=True)
     b_ref = check_real("b_ref", b_ref, positive=True)
     exponent = check_real("exponent", exponent)
@@ -247,7 +238,7 @@ def kaplan_critical_batch(loss: ArrayLike, b_star: float = 2e8, inv_alpha_b: flo
     Defaults B* = 2e8 tokens, 1/alpha_B = 4.76 are the paper's fitted values (editable).
     Worked value: L = 3 gives about 1.07e6 tokens.
     """
-    loss_arr = _positive_array("loss", loss)
+    loss_arr = check_array("loss", loss, positive=True)
     b_star = check_real("b_star", b_star, positive=True)
     inv_alpha_b = check_real("inv_alpha_b", inv_alpha_b, positive=True)
     return _out(b_star / loss_arr ** inv_alpha_b)
@@ -261,10 +252,18 @@ def step_law(num_params: ArrayLike, num_tokens: ArrayLike, *, lr_coef: float = 1
 
     Worked value: N = 1e9, D = 1e11 give lr = 1.6325e-3 and B = 1.108e6 tokens.
     """
-    n = _positive_array("num_params", num_params)
-    d = _positive_array("num_tokens", num_tokens)
+    n = check_array("num_params", num_params, positive=True)
+    d = check_array("num_tokens", num_tokens, positive=True)
+    n, d = np.broadcast_arrays(n, d)  # both results have the broadcast shape of (N, D)
     for name, v in (("lr_coef", lr_coef), ("b_coef", b_coef)):
         check_real(name, v, positive=True)
     for name, v in (("lr_n_exp", lr_n_exp), ("lr_d_exp", lr_d_exp), ("b_d_exp", b_d_exp)):
         check_real(name, v)
     return _out(lr_coef * n ** lr_n_exp * d ** lr_d_exp), _out(b_coef * d ** b_d_exp)
+
+
+# deprecated names (one release): each said less than the new one what it computes
+critical_batch_size = deprecated_alias(mccandlish_critical_batch, "workbench.lr_batch.critical_batch_size",
+                                       "workbench.lr_batch.mccandlish_critical_batch")
+gd_stability_limit = deprecated_alias(max_lr_from_sharpness, "workbench.lr_batch.gd_stability_limit",
+                                      "workbench.lr_batch.max_lr_from_sharpness")

@@ -35,6 +35,7 @@ from workbench import lr_batch as lb
 from workbench.data import digits, mlp_teacher
 from workbench.hessian import mlp_loss
 from workbench.nets import ACTIVATIONS, MLP, PARAMETRIZATIONS
+from workbench.stats import fit_loglog
 from workbench.validation import check_choice, check_positive_int, check_real
 
 DATASETS = ("teacher", "digits")
@@ -178,8 +179,8 @@ def theory_curves(stats: lb.NoiseScale, curv: ex.CurvatureStats, batch_sizes: np
     n = curv.num_data
     ones = np.ones_like(b)
     curves = {
-        "GD: 2/lambda1": ones * lb.gd_stability_limit(curv.lambda1),
-        f"heavy ball: (2+2beta)/lambda1, beta={momentum:g}": ones * lb.gd_stability_limit(curv.lambda1, momentum),
+        "GD: 2/lambda1": ones * lb.max_lr_from_sharpness(curv.lambda1),
+        f"heavy ball: (2+2beta)/lambda1, beta={momentum:g}": ones * lb.max_lr_from_sharpness(curv.lambda1, momentum),
         "SGD 1-d mean-square: 2a/(a^2 + c_B s^2)": np.asarray(
             lb.sgd_stability_limit_1d(b, curv.curv_mean, curv.curv_std, num_data=n)),
         "RMT: 2/lambda'(B)": np.asarray(lb.rmt_max_lr(b, curv.lambda1, curv.num_params, curv.sigma2, num_data=n)),
@@ -234,7 +235,7 @@ def analyze(sweeps: dict[str, lb.SweepResult], *, num_data: int, target_loss: fl
         optimal[opt] = lb.optimal_lr(res)
         for kind, est in (("max-stable", max_stable[opt]), ("optimal", optimal[opt])):
             try:
-                fits[f"{opt} {kind}"] = lb.fit_power_law(res.batch_sizes, est.value, x_max=fit_max)
+                fits[f"{opt} {kind}"] = fit_loglog(res.batch_sizes, est.value, x_max=fit_max)
             except ValueError:  # fewer than 2 usable points
                 pass
         steps[opt] = lb.steps_to_target_per_batch(res, target)
@@ -276,6 +277,38 @@ def run_study(cfg: LrBatchConfig | None = None, *, progress: bool = True, num_dr
     initial_loss = float(prob.loss_fn(prob.params0, data))  # the point where the theory is evaluated
     return LrBatchStudy(cfg, prob.description, stats, est, curv, theory, sweeps, max_stable, optimal, fits,
                         target, steps, tradeoff, seconds, info, initial_loss)
+
+
+class LrCurves(NamedTuple):
+    """What the lr-vs-B figure draws: ``measured`` (name -> (batch sizes, :class:`LrEstimate`)), ``theory``
+    (name -> (batch sizes, lr)) with the anchored scaling rules, and the scale ``markers`` inside the plotted range."""
+
+    measured: dict[str, tuple[np.ndarray, lb.LrEstimate]]
+    theory: dict[str, tuple[np.ndarray, np.ndarray]]
+    markers: dict[str, float]
+
+
+def lr_curves(study: LrBatchStudy) -> LrCurves:
+    """Measured max-stable and optimal lr per optimizer, every theory curve, and the linear (SGD) and
+    square-root (Adam) scaling rules anchored at the smallest-B optimal lr (Goyal et al. 2017; Granziol et al. 2022)."""
+    measured = {}
+    for opt, res in study.sweeps.items():
+        measured[f"{opt} max-stable"] = (res.batch_sizes, study.max_stable[opt])
+        measured[f"{opt} optimal"] = (res.batch_sizes, study.optimal[opt])
+    th = study.theory
+    theory = {name: (th.batch_sizes, lr) for name, lr in th.curves.items()}
+    for opt, exponent, label in (("sgd", 1.0, "linear rule"), ("adam", 0.5, "square-root rule")):
+        if opt in study.optimal:
+            v = study.optimal[opt].value
+            ok = np.flatnonzero(np.isfinite(v))
+            if ok.size:
+                b0, v0 = float(study.sweeps[opt].batch_sizes[ok[0]]), float(v[ok[0]])
+                theory[f"{label} (B^{exponent:g}) through {opt} optimal at B={b0:g}"] = (
+                    th.batch_sizes, np.asarray(lb.scaling_rule(th.batch_sizes, v0, b0, exponent)))
+    # scales marked only where they fall inside the plotted range (the summary lists them all)
+    markers = {name: v for name, v in (("B_noise", th.b_noise), ("RMT B*", th.b_star_rmt))
+               if th.batch_sizes.min() <= v <= th.batch_sizes.max()}
+    return LrCurves(measured, theory, markers)
 
 
 def fit_table(study: LrBatchStudy) -> str:
@@ -327,5 +360,6 @@ def quadratic_study(*, dim: int = 16, batch_sizes: Sequence[int] = (1, 4, 16, 64
 
 
 __all__ = ["DATASETS", "LrBatchConfig", "LrBatchStudy", "Problem", "QuadraticStudy", "TheoryCurves", "analyze",
-           "build_problem", "default_config", "fit_table", "quadratic_study", "run_study", "theory_curves"]
+           "LrCurves", "build_problem", "default_config", "fit_table", "lr_curves", "quadratic_study", "run_study",
+           "theory_curves"]
 

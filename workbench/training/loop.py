@@ -52,7 +52,9 @@ import optax
 from tqdm.auto import tqdm
 
 from workbench import config
-from workbench.validation import check_choice, check_finite, check_positive_int, check_real
+from workbench._compat import warn_deprecated
+from workbench.validation import (check_choice, check_data_pair, check_finite, check_lrs, check_positive_int,
+                                  check_real, check_seeds)
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
 SAMPLINGS = ("shuffle", "iid")
@@ -114,48 +116,6 @@ class _State(NamedTuple):
     opt_state: Any  # leaves (L, S, ...)
     div_step: jax.Array  # (L, S) int, -1 = alive
     snaps: Params  # leaves (num_snap, L, S, ...) or None
-
-
-# --------------------------------------------------------------------------- validation helpers
-def _as_lrs(lrs: Any) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(lrs, dtype=float))
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"lrs must be a positive number or a non-empty 1-d sequence of them, got {lrs!r}")
-    if not np.all(np.isfinite(arr)) or not np.all(arr > 0):
-        raise ValueError(f"lrs must be finite and > 0, got {arr.tolist()}")
-    return arr
-
-
-def _as_seeds(seeds: Any) -> np.ndarray:
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        seeds = (int(seeds),)
-    try:
-        seq = list(seeds)
-    except TypeError:
-        raise TypeError(f"seeds must be an int or a sequence of ints, got {seeds!r}") from None
-    if not seq:
-        raise ValueError("seeds must not be empty")
-    for s in seq:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
-            raise ValueError(f"seeds must be non-negative integers, got {seeds!r}")
-    if len(set(int(s) for s in seq)) != len(seq):
-        raise ValueError(f"seeds must be distinct, got {seeds!r}")
-    return np.asarray(seq, dtype=np.int64)
-
-
-def _check_data(name: str, data: Any) -> tuple[jax.Array, jax.Array]:
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise TypeError(f"{name} must be a pair (x, y) of arrays, got {type(data).__name__}")
-    x, y = jnp.asarray(data[0]), jnp.asarray(data[1])
-    if x.ndim == 0 or y.ndim == 0:
-        raise ValueError(f"{name}: x and y need a leading example axis, got shapes {x.shape} and {y.shape}")
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"{name}: x and y must have equal leading sizes, got shapes {x.shape} and {y.shape}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} has no examples")
-    check_finite(f"{name} x", x)
-    check_finite(f"{name} y", y)
-    return x, y
 
 
 @functools.lru_cache(maxsize=64)
@@ -352,7 +312,8 @@ def train(loss_fn: Callable[[Params, Batch], jax.Array], init_fn: Callable[[jax.
         (heavy ball, coefficient ``momentum``), ``"adam"`` (``adam_b1``, ``adam_b2``, ``adam_eps``), or an
         optax transformation built with learning rate 1 (its updates are multiplied by lr and the multipliers).
       lrs: one learning rate or a sequence; runs are vmapped over them.
-      seeds: one seed or a sequence of distinct non-negative ints; runs are vmapped over them.
+      seeds: a sequence of distinct non-negative ints; runs are vmapped over them (an int is deprecated
+        here: it meant one seed, and will mean a count as in :func:`workbench.validation.check_seeds`).
       num_steps: number of optimizer steps (>= 1).
       batch_size: minibatch size B (1 <= B <= n), or ``None`` for the full batch.
       sampling: ``"shuffle"`` (epochs of a fresh permutation) or ``"iid"`` (independent batches).
@@ -388,12 +349,17 @@ def train(loss_fn: Callable[[Params, Batch], jax.Array], init_fn: Callable[[jax.
         raise TypeError(f"eval_fn must be callable eval_fn(params) or None, got {eval_fn!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable callback(steps_done) or None, got {callback!r}")
-    x, y = _check_data("train_data", train_data)
+    x, y = check_data_pair("train_data", train_data)
     if test_data is not None:
-        test_data = _check_data("test_data", test_data)
+        test_data = check_data_pair("test_data", test_data)
     n = int(x.shape[0])
-    lrs_np = _as_lrs(lrs)
-    seeds_np = _as_seeds(seeds)
+    lrs_np = check_lrs(lrs)
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        # the one meaning of an int seed argument is a count (validation.check_seeds); here it was one seed
+        warn_deprecated(f"train(seeds={int(seeds)}) meaning the single seed {int(seeds)}",
+                        f"seeds=[{int(seeds)}] (an int will mean a count of seeds 0..n-1, as everywhere else)")
+        seeds = [int(seeds)]
+    seeds_np = check_seeds(seeds)
     num_steps = check_positive_int("num_steps", num_steps)
     record_every = check_positive_int("record_every", record_every)
     num_chunks = check_positive_int("num_chunks", num_chunks)

@@ -15,16 +15,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from workbench import config
+from workbench import config, losses
 from workbench.kernels.empirical import empirical_ntk
 from workbench.nets import MLP
-from workbench.training.loop import Batch, Params, TrainResult, _check_data, train
-from workbench.validation import check_choice, check_finite, is_concrete
+from workbench.training.loop import Batch, Params, TrainResult, train
+from workbench.validation import check_choice, check_data_pair, check_finite, is_concrete
 
-LOSSES = ("mse", "cross_entropy")
-REDUCTIONS = ("sum", "mean")
+LOSSES = losses.LOSSES
+REDUCTIONS = losses.REDUCTIONS
 
 __all__ = ["LOSSES", "REDUCTIONS", "train_mlp"]
 
@@ -34,20 +33,13 @@ def _mlp_loss(net: MLP, loss: str, reduction: str) -> Callable[[Params, Batch], 
     """The loss closure for ``net`` (cached, so repeated calls reuse the compiled training program)."""
     def mse(params, batch):
         xb, yb = batch
-        r = net.apply(params, xb) - yb
-        total = 0.5 * jnp.sum(r * r)
-        return total if reduction == "sum" else total / r.size
+        f = net.apply(params, xb)
+        total = losses.mse(f, yb, reduction="sum")
+        return total if reduction == "sum" else total / f.size  # "mean": over the n * out_dim entries
 
     def cross_entropy(params, batch):
         xb, yb = batch
-        logits = net.apply(params, xb)
-        if net.out_dim == 1:  # binary, labels +-1: log(1 + exp(-y f))
-            per = jax.nn.softplus(-yb[:, 0] * logits[:, 0])
-        elif yb.shape[1] == 1:  # integer class labels stored as floats
-            per = optax.softmax_cross_entropy_with_integer_labels(logits, yb[:, 0].astype(jnp.int32))
-        else:
-            per = optax.softmax_cross_entropy(logits, yb)
-        return jnp.sum(per) if reduction == "sum" else jnp.mean(per)
+        return losses.cross_entropy(net.apply(params, xb), yb, reduction=reduction)
 
     return mse if loss == "mse" else cross_entropy
 
@@ -125,12 +117,12 @@ def train_mlp(net: MLP, data: Any, *, loss: str = "mse", reduction: str = "sum",
         train_data = tuple(data)
     else:
         raise TypeError(f"data must be a workbench.data.Dataset or a pair (x, y), got {type(data).__name__}")
-    x, y = _check_data("train_data", train_data)
+    x, y = check_data_pair("train_data", train_data)
     if x.ndim != 2:
         raise ValueError(f"training inputs must have shape (n, in_dim), got {x.shape}")
     _check_mlp_targets("training", net, loss, y)
     if kwargs.get("test_data") is not None:
-        xt, yt = _check_data("test_data", kwargs["test_data"])
+        xt, yt = check_data_pair("test_data", kwargs["test_data"])
         if xt.ndim != 2 or xt.shape[1] != x.shape[1]:
             raise ValueError(f"test inputs must have shape (n, {x.shape[1]}), got {xt.shape}")
         _check_mlp_targets("test", net, loss, yt)
