@@ -154,3 +154,12 @@ def test_one_meaning_of_an_int_seed():
     with pytest.raises(ValueError, match="non-negative"):
         check_seeds([-1])
     assert math.isclose(stats.sampling_factor(10, 101), 0.091, rel_tol=1e-15)  # (101 - 10)/(10 * 100)
+
+
+def test_moved_lr_batch_names_warn_and_are_the_experiments_ones():
+    from workbench import experiments
+
+    with pytest.warns(DeprecationWarning, match="workbench.experiments.sweep"):
+        assert lb.sweep is experiments.sweep
+    with pytest.warns(DeprecationWarning, match="workbench.experiments.curvature_stats"):
+        assert lb.curvature_stats is experiments.curvature_stats

@@ -104,3 +104,15 @@ def test_cheap_panels_build_and_update(monkeypatch):
     lc.noise.value = 0.5
     assert "error" not in lc.status.value
     assert np.all(np.asarray(lc.figures["learning_curve"].figure.data[0].y) > np.asarray(old))  # more noise, more error
+
+
+def test_advani_saxe_time_is_theory_plus_simulation():
+    from workbench.generalization import advani_saxe_errors
+    from workbench.studies.dynamics import advani_saxe_time
+
+    t = np.array([0.5, 5.0])
+    r = advani_saxe_time(0.7, t, sim_times=(1.0,), num_features=20, num_trials=2, noise_var=0.25)
+    e_g, e_t = advani_saxe_errors(0.7, t, noise_var=0.25)
+    np.testing.assert_array_equal(r.E_g, e_g)  # the study passes the theory through unchanged
+    np.testing.assert_array_equal(r.E_t, e_t)
+    assert r.sim.E_g.shape == (1, 1) and np.isfinite(r.sim.E_g).all()

@@ -1,4 +1,5 @@
-"""Output losses l(f_i, y_i) of one example and their reductions over a batch. One home for the losses
+"""Output losses l(f_i, y_i) of one example and their reductions over a batch (docs/theory.md#14-losses-hessians-and-gauss-newton).
+One home for the losses
 that training (:mod:`workbench.training`), the Hessian operators (:mod:`workbench.hessian`) and the
 Hessian study use.
 

@@ -4,10 +4,10 @@
 * :func:`sampling_factor`: c_B = (n - B)/(B (n - 1)) = (1/B - 1/n) n/(n - 1), the variance of the mean of B
   draws without replacement from n values per unit of their population (1/n) variance (Cochran 1977,
   "Sampling Techniques", eq. 2.8); 1/B for n = inf or with replacement. Used by the gradient-noise model
-  (McCandlish et al. 2018; docs/theory.md, learning rate and batch size) and the batch-Hessian model
-  (Granziol et al. 2022; docs/theory.md, batch Hessian).
+  (McCandlish et al. 2018; docs/theory.md#9-learning-rate-and-batch-size) and the batch-Hessian model
+  (Granziol et al. 2022; docs/theory.md#8-the-batch-hessian).
 * :func:`fit_loglog`: y = prefactor * x^exponent by least squares on (log x, log y), with the slope's
-  standard error.
+  standard error (docs/theory.md#16-sweeps-and-fits).
 """
 
 from __future__ import annotations

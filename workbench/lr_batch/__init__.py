@@ -7,7 +7,8 @@
 * :mod:`~workbench.lr_batch.quadratic`: the noisy-quadratic model and its vmapped SGD simulator.
 
 Measurements on a model (gradient-noise and curvature statistics) and the resumable sweep driver run
-training, so they live one layer up, in :mod:`workbench.experiments`; their old names here still resolve.
+training, so they live one layer up, in :mod:`workbench.experiments`; their old names here still resolve for
+one release, with a DeprecationWarning.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from workbench._compat import warn_deprecated
 from workbench.lr_batch._inputs import ArrayLike, check_batch_sizes, check_lrs, lr_grid
 from workbench.lr_batch.analysis import (LrEstimate, PowerLawFit, SweepResult, TradeoffFit, TwoBatchEstimate,
                                          best_loss, final_loss, fit_power_law, fit_steps_examples, max_stable_lr,
@@ -30,8 +32,8 @@ from workbench.lr_batch.theory import (EOS_OPTIMIZERS, NoiseScale, critical_batc
                                        rmt_max_lr, sampling_factor, scaling_rule, sgd_stability_limit_1d,
                                        simple_noise_scale, step_law)
 
-# names that moved up to workbench.experiments (they run models); resolved on first use so that this
-# theory package never imports the layer above it
+# names that moved up to workbench.experiments (they run models): resolved on first use, with a
+# DeprecationWarning, so that this theory package never imports the layer above it (not in __all__)
 _MOVED = {
     "CurvatureStats": "workbench.experiments.curvature",
     "curvature_stats": "workbench.experiments.curvature",
@@ -43,22 +45,21 @@ _MOVED = {
     "sweep_point_path": "workbench.experiments.sweep",
 }
 
-__all__ = ["ArrayLike", "CurvatureStats", "EOS_OPTIMIZERS", "LrEstimate", "NoiseScale", "NoisyQuadratic",
-           "PowerLawFit", "QUADRATIC_OPTIMIZERS", "SWEEP_OPTIMIZERS", "SweepResult", "TradeoffFit",
-           "TwoBatchEstimate", "batch_grad_sq_norms", "best_loss", "check_batch_sizes", "check_lrs",
-           "critical_batch_size", "critical_batch_tradeoff", "curvature_stats", "eos_threshold",
+__all__ = ["ArrayLike", "EOS_OPTIMIZERS", "LrEstimate", "NoiseScale", "NoisyQuadratic", "PowerLawFit",
+           "QUADRATIC_OPTIMIZERS", "SweepResult", "TradeoffFit", "TwoBatchEstimate", "best_loss", "check_batch_sizes",
+           "check_lrs", "critical_batch_size", "critical_batch_tradeoff", "eos_threshold",
            "expected_batch_grad_sq_norm", "final_loss", "fit_power_law", "fit_steps_examples", "gd_stability_limit",
-           "gradient_noise_stats", "kaplan_critical_batch", "lr_grid", "max_lr_from_sharpness", "max_stable_lr", "mccandlish_critical_batch",
-           "mccandlish_optimal_lr",
-           "noise_scale", "noise_scale_estimate", "noise_scale_estimators", "noisy_quadratic_expected_loss",
-           "noisy_quadratic_stability_limit", "noisy_quadratic_stats", "optimal_lr", "random_noisy_quadratic",
-           "rmt_critical_batch", "rmt_max_lr", "sampling_factor", "scaling_rule", "sgd_stability_limit_1d",
-           "simple_noise_scale", "simulate_noisy_quadratic", "step_law", "steps_to_target",
-           "steps_to_target_per_batch", "sweep", "sweep_point_path", "two_batch_noise_scale"]
+           "kaplan_critical_batch", "lr_grid", "max_lr_from_sharpness", "max_stable_lr", "mccandlish_critical_batch",
+           "mccandlish_optimal_lr", "noise_scale", "noise_scale_estimate", "noise_scale_estimators",
+           "noisy_quadratic_expected_loss", "noisy_quadratic_stability_limit", "noisy_quadratic_stats", "optimal_lr",
+           "random_noisy_quadratic", "rmt_critical_batch", "rmt_max_lr", "sampling_factor", "scaling_rule",
+           "sgd_stability_limit_1d", "simple_noise_scale", "simulate_noisy_quadratic", "step_law", "steps_to_target",
+           "steps_to_target_per_batch"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MOVED:
+    if name in _MOVED:  # deprecated for one release: import from workbench.experiments
+        warn_deprecated(f"workbench.lr_batch.{name}", f"workbench.experiments.{name} (defined in {_MOVED[name]})")
         return getattr(importlib.import_module(_MOVED[name]), name)
     raise AttributeError(f"module 'workbench.lr_batch' has no attribute {name!r}")
 
