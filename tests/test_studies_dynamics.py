@@ -58,7 +58,14 @@ def test_advani_saxe_study_peak_and_early_stopping():
     st = advani_saxe_study(alphas=np.linspace(0.2, 2.0, 37), num_features=50, num_trials=3)
     inf_col = list(np.isinf(st.times)).index(True)
     assert st.alphas[np.argmax(st.E_g_alpha[:, inf_col])] == pytest.approx(1.0, abs=0.06)
-    assert st.sim.E_g.shape == (3, 3)
+    # the simulation points against the theory (finite entries; alpha = 1, t = inf is the divergent peak): with
+    # N = 50 and 3 trials the deterministic limit sits within a few standard errors (measured: at most 2.2)
+    from workbench.generalization import advani_saxe_errors
+
+    theory = advani_saxe_errors(st.sim_alphas[:, None], st.sim_times[None, :], noise_var=0.25)[0]
+    finite = np.isfinite(theory)
+    assert finite.sum() == 8
+    assert np.all(np.abs(st.sim.E_g - theory)[finite] < 4 * st.sim.E_g_sem[finite])
     # at alpha = 1 the best stopping time is finite and beats t = inf
     row = list(st.sim_alphas).index(1.0)
     assert np.min(st.E_g_time[row]) < st.E_g_time[row, -1]
