@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from workbench import config
+from workbench import experiments as ex
 from workbench import lr_batch as lb
 from workbench.studies.lr_batch import build_problem, default_config, fit_table, quadratic_study, run_study
 
@@ -39,7 +40,7 @@ def worked_values() -> None:
         ["B_simple (|G|^2=1, tr Sigma=100)", f"{lb.simple_noise_scale(1, 100):.6g}", "100"],
         ["two-batch |G|^2 (11 at B=10, 1.1 at B=1000)", f"{g2:.6g}", "1.0"],
         ["two-batch tr(Sigma)", f"{tr:.6g}", "100"],
-        ["B_crit (S_min=1000, E_min=1e5)", f"{lb.critical_batch_size(1000, 1e5):.6g}", "100"],
+        ["B_crit (S_min=1000, E_min=1e5)", f"{lb.mccandlish_critical_batch(1000, 1e5):.6g}", "100"],
         ["S at B=100", f"{s:.6g}", "2000"],
         ["1-d SGD limit, h in {0,2}, B=1,3,10", str(np.round(lb.sgd_stability_limit_1d([1, 3, 10], 1, 1), 6)),
          "2B/(B+1)"],
@@ -68,11 +69,11 @@ def estimators(cfg) -> None:
     prob = build_problem(cfg)
     data = (prob.x, prob.y)
     t0 = time.perf_counter()
-    st = lb.gradient_noise_stats(prob.loss_fn, prob.params0, data)
+    st = ex.gradient_noise_stats(prob.loss_fn, prob.params0, data)
     t1 = time.perf_counter()
     rows = []
     for b_small, b_big in ((1, 32), (4, cfg.num_data // 2)):
-        est = lb.two_batch_noise_scale(prob.loss_fn, prob.params0, data, b_small, b_big, num_draws=400,
+        est = ex.two_batch_noise_scale(prob.loss_fn, prob.params0, data, b_small, b_big, num_draws=400,
                                        key=jax.random.PRNGKey(b_small))
         for name, exact, got, se in (("|G|^2", st.g2, est.g2, est.g2_se), ("tr(Sigma)", st.tr_sigma, est.tr_sigma,
                                                                           est.tr_sigma_se),
@@ -80,7 +81,7 @@ def estimators(cfg) -> None:
             rows.append([f"{b_small}/{b_big}", name, f"{exact:.4g}", f"{got:.4g}", f"{se:.2g}",
                          f"{(got - exact) / se:+.2f}"])
     t2 = time.perf_counter()
-    c = lb.curvature_stats(prob.loss_fn, prob.params0, data)
+    c = ex.curvature_stats(prob.loss_fn, prob.params0, data)
     t3 = time.perf_counter()
     table(f"Two-batch estimators vs exact at init ({prob.description}; 400 draws per size)",
           ["B small/big", "quantity", "exact", "estimate", "stderr", "z"], rows)

@@ -10,9 +10,9 @@ from scipy.integrate import solve_ivp
 
 from workbench.dynamics import (
     UnstableLearningRateWarning,
-    gd_stability_limit,
     gradient_descent,
     gradient_flow,
+    max_lr_from_ntk,
 )
 
 X = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
@@ -112,8 +112,8 @@ def test_gradient_descent_matches_explicit_iteration_and_expm(worked):
 def test_unstable_gradient_descent_is_reported(worked):
     k, _ = worked
     lam_max = np.linalg.eigvalsh(k)[-1]
-    assert gd_stability_limit(k) == pytest.approx(2 / lam_max, rel=1e-12)
-    assert gd_stability_limit(k, loss="mean") == pytest.approx(2 * 3 / lam_max, rel=1e-12)
+    assert max_lr_from_ntk(k) == pytest.approx(2 / lam_max, rel=1e-12)
+    assert max_lr_from_ntk(k, loss="mean") == pytest.approx(2 * 3 / lam_max, rel=1e-12)
     with pytest.warns(UnstableLearningRateWarning, match="stability limit"):
         gd = gradient_descent(k, Y, lr=1.1 * 2 / lam_max)
     assert not gd.stable and gd.lr_max == pytest.approx(2 / lam_max)

@@ -96,13 +96,14 @@ K = np.arange(1, 2001, dtype=float)
 def test_learning_curve_worked_values():
     # Issue values (independent); kappa solved by Brent to ~1e-15: compare to 1e-9 relative.
     lc = kernel_learning_curve(K ** -2, K ** -2, 50, ridge=1e-3, noise=0.01)
-    assert lc.kappa[0] == pytest.approx(4.9361132773e-2, rel=1e-9)
-    assert lc.gamma[0] == pytest.approx(0.4899327392, rel=1e-9)
-    assert lc.E_g[0] == pytest.approx(5.7005864539e-2, rel=1e-9)
+    assert type(lc.kappa) is float and lc.mode_errors.shape == K.shape  # scalar p: floats (docs/conventions.md)
+    assert lc.kappa == pytest.approx(4.9361132773e-2, rel=1e-9)
+    assert lc.gamma == pytest.approx(0.4899327392, rel=1e-9)
+    assert lc.E_g == pytest.approx(5.7005864539e-2, rel=1e-9)
     # the self-consistent equation and the mode decomposition hold
-    kap = lc.kappa[0]
+    kap = lc.kappa
     assert kap == pytest.approx(1e-3 + kap * np.sum(K ** -2 / (50 * K ** -2 + kap)), rel=1e-12)
-    assert lc.E_g[0] == pytest.approx(lc.mode_errors[0].sum() + 0.01 * lc.gamma[0] / (1 - lc.gamma[0]), rel=1e-12)
+    assert lc.E_g == pytest.approx(lc.mode_errors.sum() + 0.01 * lc.gamma / (1 - lc.gamma), rel=1e-12)
 
 
 def test_degeneracies_equal_repeated_eigenvalues():
@@ -127,7 +128,7 @@ def test_learning_curve_matches_gaussian_feature_simulation():
     # The issue's case at p = 50, 60 trials (seeded): within 3 standard errors.
     sim = simulate_kernel_regression(K ** -2, K ** -2, [50], ridge=1e-3, noise=0.01, num_trials=60, seed=2)
     lc = kernel_learning_curve(K ** -2, K ** -2, 50, ridge=1e-3, noise=0.01)
-    assert abs(sim.E_g[0] - lc.E_g[0]) < 3 * sim.E_g_sem[0], (sim.E_g, sim.E_g_sem, lc.E_g)
+    assert abs(sim.E_g[0] - lc.E_g) < 3 * sim.E_g_sem[0], (sim.E_g, sim.E_g_sem, lc.E_g)
 
 
 def test_sphere_relu_ntk_learning_curve_matches_simulation():

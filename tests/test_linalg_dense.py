@@ -9,6 +9,7 @@ from workbench.linalg.dense import (
     check_psd,
     condition_number,
     effective_rank,
+    eigenpairs,
     eigh,
     kernel_target_alignment,
     top_eigenpairs,
@@ -23,17 +24,25 @@ def _with_spectrum(vals, seed=0):
 def test_eigh_recovers_constructed_spectrum():
     vals = np.array([5.0, 3.0, 2.0, 0.5, 0.1])
     k, q = _with_spectrum(vals)
-    ev, vec = eigh(k)
+    pairs = eigenpairs(k)
+    ev, vec = pairs.eigenvalues, pairs.eigenvectors.T  # rows -> columns, to compare with q's columns
     np.testing.assert_allclose(ev, vals, rtol=1e-12)  # LAPACK backward error ~ n eps ||K||
     np.testing.assert_allclose(np.abs(np.sum(vec * q, axis=0)), 1.0, rtol=1e-10)
+    assert pairs.converged and np.all(pairs.residuals < 1e-12 * vals[0])  # |K v - lambda v|, same backward error
+    with pytest.deprecated_call():  # the old name: same numbers, eigenvectors as columns
+        old_ev, old_vec = eigh(k)
+    np.testing.assert_array_equal(old_ev, ev)
+    np.testing.assert_array_equal(old_vec, vec)
 
 
 def test_top_eigenpairs_lanczos_matches_dense():
     rng = np.random.default_rng(1)
     a = rng.standard_normal((200, 60))
     k = a @ a.T
-    ev, vec = top_eigenpairs(k, 6)
-    dense_ev, dense_vec = eigh(k)
+    top = eigenpairs(k, 6)
+    ev, vec = top.eigenvalues, top.eigenvectors.T
+    dense = eigenpairs(k)
+    dense_ev, dense_vec = dense.eigenvalues, dense.eigenvectors.T
     np.testing.assert_allclose(ev, dense_ev[:6], rtol=1e-10)  # ARPACK with tol=0 converges to machine precision
     np.testing.assert_allclose(np.abs(np.sum(vec * dense_vec[:, :6], axis=0)), 1.0, rtol=1e-8)
     np.testing.assert_allclose(k @ vec, vec * ev, atol=1e-9 * ev[0])
@@ -57,14 +66,18 @@ def test_diagnostics():
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match="not symmetric"):
-        eigh(np.array([[1.0, 2.0], [0.0, 1.0]]))
+        eigenpairs(np.array([[1.0, 2.0], [0.0, 1.0]]))
     with pytest.raises(ValueError, match="non-finite"):
-        eigh(np.array([[1.0, np.nan], [np.nan, 1.0]]))
+        eigenpairs(np.array([[1.0, np.nan], [np.nan, 1.0]]))
     with pytest.raises(ValueError, match="square"):
-        eigh(np.ones((2, 3)))
+        eigenpairs(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="not positive semi-definite"):
+        eigenpairs(np.diag([1.0, -0.5]), psd=True)
     with pytest.raises(ValueError, match="not positive semi-definite"):
         check_psd(np.diag([1.0, -0.5]))
     with pytest.raises(ValueError, match="num must be <="):
+        eigenpairs(np.eye(3), 4)
+    with pytest.deprecated_call(), pytest.raises(ValueError, match="num must be <="):
         top_eigenpairs(np.eye(3), 4)
     with pytest.raises(ValueError, match=r"y must have shape \(3,\)"):
         kernel_target_alignment(np.eye(3), np.ones(4))

@@ -13,8 +13,11 @@ import pytest
 from jax.flatten_util import ravel_pytree
 from scipy.optimize import minimize_scalar
 
+from workbench import experiments as ex
 from workbench import lr_batch as lb
+from workbench.experiments.sweep import _run_point
 from workbench.hessian import mlp_loss
+from workbench.stats import fit_loglog
 from workbench.nets import MLP
 
 # ----------------------------------------------------------------------------- worked values (the issue's)
@@ -27,7 +30,7 @@ def test_worked_values_mccandlish():
     g2, tr = lb.noise_scale_estimators(11.0, 1.1, 10, 1000)
     assert g2 == pytest.approx(1.0, rel=1e-12) and tr == pytest.approx(100.0, rel=1e-12)
     steps, examples = lb.critical_batch_tradeoff(1000, 1e5, 100)
-    assert lb.critical_batch_size(1000, 1e5) == pytest.approx(100.0, rel=1e-12)
+    assert lb.mccandlish_critical_batch(1000, 1e5) == pytest.approx(100.0, rel=1e-12)
     assert steps == pytest.approx(2000.0, rel=1e-12) and examples == pytest.approx(2e5, rel=1e-12)
 
 
@@ -115,24 +118,19 @@ def test_eos_thresholds_are_spectral_radius_one(beta):
         assert fn(thr) == pytest.approx(1.0, abs=1e-9)
         assert fn(thr * 0.99) < 1 < fn(thr * 1.01)
     assert lb.eos_threshold(lr, "gd") == pytest.approx(2 / lr)
-    assert lb.gd_stability_limit(4.0, beta) == pytest.approx((2 + 2 * beta) / 4.0)
+    assert lb.max_lr_from_sharpness(4.0, beta) == pytest.approx((2 + 2 * beta) / 4.0)
 
 
 def test_power_law_fit_recovers_exponent():
     b = np.array([2.0, 4, 8, 16, 32, 64, 512])
     y = 0.01 * b ** 0.5
     y[-1] = 1.0  # saturated point, excluded by x_max
-    fit = lb.fit_power_law(b, y, x_max=64)
+    fit = fit_loglog(b, y, x_max=64)
     assert fit.exponent == pytest.approx(0.5, abs=1e-12) and fit.prefactor == pytest.approx(0.01, rel=1e-12)
     assert fit.num_points == 6
 
 
 def test_rmt_max_lr_limits():
-    pytest.importorskip("workbench.rmt")
-    from workbench import rmt
-
-    if not hasattr(rmt, "batch_hessian_top"):
-        pytest.skip("workbench.rmt.batch_hessian_top not there yet")
     lam, p, s2 = 2.0, 400, 0.05
     b_star = lb.rmt_critical_batch(lam, p, s2)  # P sigma^2 / lambda^2 = 5
     b = np.array([200, 1000, 10_000])  # all above the BBP threshold s sqrt(P) < lambda
@@ -222,7 +220,7 @@ def test_gradient_noise_stats_against_dense(mlp_problem):
     """Exact statistics vs an independent dense computation: jax.hessian of the full loss and a
     reverse-mode Jacobian of the vector of per-example losses (float64: agreement to ~1e-10 relative)."""
     net, params, (x, y), loss_fn = mlp_problem
-    st = lb.gradient_noise_stats(loss_fn, params, (x, y), chunk_size=16)  # 40 = 2 chunks + padding
+    st = ex.gradient_noise_stats(loss_fn, params, (x, y), chunk_size=16)  # 40 = 2 chunks + padding
     flat, unravel = ravel_pytree(params)
     h = jax.jit(jax.hessian(lambda p: loss_fn(unravel(p), (x, y))))(flat)
 
@@ -243,7 +241,7 @@ def test_curvature_stats_against_dense(mlp_problem, key):
     """lambda1 and the per-example curvatures along its eigenvector against dense per-example Hessians
     (jax.hessian, vmapped): exact up to rounding; sigma^2 (Hutchinson, 64 probes) within 4 standard errors."""
     _, params, (x, y), loss_fn = mlp_problem
-    cs = lb.curvature_stats(loss_fn, params, (x, y), num_probes=64, key=key)
+    cs = ex.curvature_stats(loss_fn, params, (x, y), num_probes=64, key=key)
     flat, unravel = ravel_pytree(params)
     hs = jax.jit(jax.vmap(lambda xi, yi: jax.hessian(lambda p: loss_fn(unravel(p), (xi[None], yi[None])))(flat)))(x, y)
     hs = np.asarray(hs)
@@ -262,8 +260,8 @@ def test_curvature_stats_against_dense(mlp_problem, key):
 def test_two_batch_estimators_agree_with_exact(mlp_problem, key, replace):
     """Two-batch estimates over repeated draws within 3 standard errors of the exact statistics."""
     _, params, data, loss_fn = mlp_problem
-    st = lb.gradient_noise_stats(loss_fn, params, data)
-    est = lb.two_batch_noise_scale(loss_fn, params, data, 2, 20, num_draws=300, key=key, replace=replace)
+    st = ex.gradient_noise_stats(loss_fn, params, data)
+    est = ex.two_batch_noise_scale(loss_fn, params, data, 2, 20, num_draws=300, key=key, replace=replace)
     assert abs(est.g2 - st.g2) < 3 * est.g2_se
     assert abs(est.tr_sigma - st.tr_sigma) < 3 * est.tr_sigma_se
     assert abs(est.b_simple - st.b_simple) < 3 * est.b_simple_se
@@ -333,11 +331,11 @@ def test_sweep_divergence_resume_and_interrupt(tiny_sweep_setup, tmp_path, monke
         return real_train(*a, **k)
 
     monkeypatch.setattr(training, "train", interrupting)
-    part = lb.sweep(loss_fn, init_fn, data, **kw)
+    part = ex.sweep(loss_fn, init_fn, data, **kw)
     assert not part["sgd"].completed and part["sgd"].batch_sizes.tolist() == [4]
     assert len(list(tmp_path.glob("sgd_B4_*.npz"))) == 1 and not list(tmp_path.glob("sgd_B16_*"))
     monkeypatch.setattr(training, "train", real_train)
-    full = lb.sweep(loss_fn, init_fn, data, **kw)  # resumes: trains only B = 16
+    full = ex.sweep(loss_fn, init_fn, data, **kw)  # resumes: trains only B = 16
     r = full["sgd"]
     assert r.completed and r.batch_sizes.tolist() == [4, 16] and r.train_loss.shape == (2, 3, 2, 4)
     np.testing.assert_array_equal(r.train_loss[0], part["sgd"].train_loss[0])
@@ -348,11 +346,11 @@ def test_sweep_divergence_resume_and_interrupt(tiny_sweep_setup, tmp_path, monke
         raise AssertionError("a finished point was retrained")
 
     monkeypatch.setattr(training, "train", no_training)
-    again = lb.sweep(loss_fn, init_fn, data, **kw)  # everything loads from disk
+    again = ex.sweep(loss_fn, init_fn, data, **kw)  # everything loads from disk
     np.testing.assert_array_equal(again["sgd"].train_loss, r.train_loss)
     # a changed configuration does not reuse the files
     with pytest.raises(AssertionError, match="retrained"):
-        lb.sweep(loss_fn, init_fn, data, **{**kw, "num_steps": 20})
+        ex.sweep(loss_fn, init_fn, data, **{**kw, "num_steps": 20})
 
 
 # ----------------------------------------------------------------------------- bad inputs
@@ -362,15 +360,15 @@ def test_bad_inputs(tiny_sweep_setup, quadratic):
     loss_fn, init_fn, data, _ = tiny_sweep_setup
     base = dict(lrs=[0.1], num_steps=5, progress=False)
     with pytest.raises(ValueError, match="batch_sizes must not be empty"):
-        lb.sweep(loss_fn, init_fn, data, batch_sizes=[], **base)
+        ex.sweep(loss_fn, init_fn, data, batch_sizes=[], **base)
     with pytest.raises(ValueError, match="batch_sizes must be integers >= 1"):
-        lb.sweep(loss_fn, init_fn, data, batch_sizes=[0, 4], **base)
+        ex.sweep(loss_fn, init_fn, data, batch_sizes=[0, 4], **base)
     with pytest.raises(ValueError, match="must not exceed the number of training examples"):
-        lb.sweep(loss_fn, init_fn, data, batch_sizes=[64], **base)
+        ex.sweep(loss_fn, init_fn, data, batch_sizes=[64], **base)
     with pytest.raises(ValueError, match="lrs must be > 0"):
-        lb.sweep(loss_fn, init_fn, data, batch_sizes=[4], lrs=[0.1, -1.0], num_steps=5)
+        ex.sweep(loss_fn, init_fn, data, batch_sizes=[4], lrs=[0.1, -1.0], num_steps=5)
     with pytest.raises(ValueError, match="optimizers must be one of"):
-        lb.sweep(loss_fn, init_fn, data, batch_sizes=[4], optimizers=("lbfgs",), **base)
+        ex.sweep(loss_fn, init_fn, data, batch_sizes=[4], optimizers=("lbfgs",), **base)
     with pytest.raises(TypeError, match="batch_sizes must be integers"):
         lb.check_batch_sizes([2.5])
     with pytest.raises(ValueError, match="batch_size must be > 0"):
@@ -417,7 +415,7 @@ def test_lr_grid_sharding_over_devices_reassembles_in_order():
 
     lrs = np.array([0.1, 0.3, 1.0, 3.0, 10.0])
     dev = jax.devices()[0]
-    row = lb._run_point(fake_train, [dev, dev], None, None, jnp.zeros((4, 1)), jnp.zeros((4, 1)), lrs,
+    row = _run_point(fake_train, [dev, dev], None, None, jnp.zeros((4, 1)), jnp.zeros((4, 1)), lrs,
                         progress=False)
     assert sorted(calls) == [[0.1, 0.3, 1.0], [3.0, 10.0]]
     np.testing.assert_array_equal(row["train_loss"][:, 0, 0], lrs)

@@ -47,7 +47,7 @@ def test_lr_max_closed_form_above_threshold():
     # 2/lambda'(B) = (2/lambda1)/(1 + B*/B), B* = P sigma^2/lambda1^2 (THEORY.md section 8).
     b = np.array([16.0, 100.0, 1000.0])
     pred = rmt.batch_hessian_top(5.0, 10 ** 4, 0.01, b)
-    bstar = rmt.critical_batch_size(5.0, 10 ** 4, 0.01)
+    bstar = rmt.hessian_noise_critical_batch(5.0, 10 ** 4, 0.01)
     np.testing.assert_allclose(pred.lr_max, (2 / 5) / (1 + bstar / b), rtol=1e-12)
 
 

@@ -111,3 +111,18 @@ def test_bad_inputs(problem):
         S.batch_hessian_study(net, x, y[:10], [4], params=params)
     with pytest.raises(ValueError, match="kind must be one of"):
         S.batch_hessian_study(net, x, y, [4], kind="fisher", params=params)
+
+
+def test_noise_bulks_are_the_random_matrix_densities():
+    # the bulks the density figure draws are study fields; each is a probability density on its support:
+    # the 200-point trapezoid rule on a square-root edge is accurate to ~1e-3 (error O(h^1.5), h = 1/50)
+    xs, ys = S.noise_bulks("hessian", np.array([4, 1000]), np.array([0.01, 0.0]), 100, 1000, 0.1)
+    assert np.all(np.isnan(xs[1])) and np.all(np.isnan(ys[1]))  # B = N: no noise, no bulk
+    assert np.trapezoid(ys[0], xs[0]) == pytest.approx(1.0, abs=2e-3)
+    assert xs[0, -1] == pytest.approx(2 * np.sqrt(0.01 * 100), rel=1e-12)  # Wigner edge 2 s sqrt(P)
+    xg, yg = S.noise_bulks("ggn", np.array([8]), np.array([1e-4]), 100, 10 ** 6, 0.04)
+    ok = np.isfinite(xg[0])
+    assert ok.sum() == S.BULK_POINTS - 2  # strictly inside the Marchenko-Pastur edges
+    # ratio P s^2 / sigma2 = 0.25 < 1: no atom, the continuous part has mass 1; the two edge cells left out
+    # hold O(h^1.5) each, and 2e-2 leaves room for that and the trapezoid error
+    assert np.trapezoid(yg[0][ok], xg[0][ok]) == pytest.approx(1.0, abs=2e-2)

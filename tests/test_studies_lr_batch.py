@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
+from workbench import experiments as ex
 from workbench import lr_batch as lb
 from workbench.panels.lr_batch import LrBatchPanel, calculators_text, parse_batch_sizes, quadratic_figure, study_figures
 from workbench.plots.lr_batch import kaplan_figure, loss_heatmap, lr_vs_batch, tradeoff_plot
@@ -51,7 +52,7 @@ def test_study_structure_and_theory(panel):
 def test_study_theory_curves_direct():
     """theory_curves on hand-made statistics: each entry equals its formula."""
     stats = lb.noise_scale(1.0, 50.0, 2.0, 80.0)
-    curv = lb.CurvatureStats(4.0, np.zeros(3), 4.0, 2.0, 0.01, 0.001, 1000, 100)
+    curv = ex.CurvatureStats(4.0, np.zeros(3), 4.0, 2.0, 0.01, 0.001, 1000, 100)
     b = np.array([1.0, 10.0, 100.0])
     th = theory_curves(stats, curv, b, momentum=0.5)
     np.testing.assert_allclose(th.curves["heavy ball: (2+2beta)/lambda1, beta=0.5"], 3 / 4.0)

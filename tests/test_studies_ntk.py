@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from workbench.nets import MLP
+from workbench.stats import fit_loglog
 from workbench.studies.ntk import (
-    fit_loglog,
     kernel_drift,
     make_inputs,
     spectrum_comparison,

@@ -13,3 +13,5 @@ from workbench.config import set_precision as set_precision
 from workbench.nets import MLP as MLP
 
 __version__ = "0.1.0"
+
+__all__ = ["MLP", "device_report", "fast_mode", "set_precision"]

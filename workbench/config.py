@@ -25,6 +25,9 @@ from typing import Literal, TypeVar
 import jax
 import jax.numpy as jnp
 
+__all__ = ["STATIC_FORMATS", "default_dtype", "device_info", "device_report", "fast_mode", "get_precision",
+           "matmul_precision", "pick", "precision", "set_precision", "set_static_figures", "static_figures"]
+
 Precision = Literal["float32", "float64"]
 _PRECISIONS = ("float32", "float64")
 _MATMUL_PRECISIONS = ("default", "high", "highest")

@@ -24,6 +24,8 @@ import numpy as np
 from workbench.nets import MLP
 from workbench.validation import check_choice, check_positive_int, check_real
 
+__all__ = ["Dataset", "digits", "gaussian_inputs", "great_circle", "linear_teacher", "mlp_teacher", "sphere_points"]
+
 
 class Dataset(NamedTuple):
     """Train and test split: x_* of shape (n, dim), y_* of shape (n, out_dim)."""

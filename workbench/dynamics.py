@@ -33,7 +33,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from workbench import config
+from workbench._compat import deprecated_alias
+from workbench.linalg.dense import eigenpairs
 from workbench.validation import check_choice, check_finite, check_real, check_square_symmetric
+
+__all__ = ["LOSSES", "Ensemble", "gd_stability_limit", "gradient_descent", "gradient_flow", "LinearizedPredictor",
+           "max_lr_from_ntk", "UnstableLearningRateWarning"]
 
 LOSSES = ("sum", "mean")
 
@@ -83,20 +88,6 @@ def _check_times(t: Any, *, integer: bool = False) -> tuple[np.ndarray, bool]:
     return np.atleast_1d(arr), arr.ndim == 0
 
 
-def _psd_eigh(name: str, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenpairs in descending order; raises if ``k`` has a clearly negative eigenvalue."""
-    with np.errstate(all="ignore"):
-        lam, vec = np.linalg.eigh(k)
-    lam, vec = lam[::-1], vec[:, ::-1]
-    n = k.shape[0]
-    scale = max(float(np.max(np.abs(lam))), np.finfo(float).tiny)
-    tol = 100 * n * np.finfo(float).eps * scale
-    if lam[-1] < -max(tol, 1e-8 * scale):
-        raise ValueError(f"{name} is not positive semi-definite: smallest eigenvalue {lam[-1]:.3g} "
-                         f"(largest {lam[0]:.3g}); a kernel matrix must be PSD")
-    return np.clip(lam, 0.0, None), vec
-
-
 class LinearizedPredictor:
     """Closed-form predictions of linearized training; built by :func:`gradient_flow` or :func:`gradient_descent`.
 
@@ -122,7 +113,8 @@ class LinearizedPredictor:
         self.discrete = discrete
         n = k.shape[0]
         self.time_scale = 1.0 if loss == "sum" else 1.0 / self.y.size
-        lam, vec = _psd_eigh("ntk_train", k)
+        pairs = eigenpairs(k, psd=True, name="ntk_train")
+        lam, vec = pairs.eigenvalues, pairs.eigenvectors.T
         self.eigenvalues = lam + self.ridge
         self.eigenvectors = vec
         self._null = self.eigenvalues <= n * np.finfo(float).eps * max(float(lam[0]), np.finfo(float).tiny)
@@ -333,10 +325,15 @@ def gradient_descent(ntk_train: Any, y_train: Any, *, lr: float, ridge: float = 
                                ntk_test_train=ntk_test_train)
 
 
-def gd_stability_limit(ntk_train: Any, *, loss: str = "sum", num_outputs: int = 1) -> float:
-    """Largest stable GD learning rate 2 / lambda_max(Theta) (``"sum"``), times n k for ``"mean"``."""
+def max_lr_from_ntk(ntk_train: Any, *, loss: str = "sum", num_outputs: int = 1) -> float:
+    """Largest stable GD learning rate of the linearized network, 2 / lambda_max(Theta) (``"sum"``), times n k
+    for ``"mean"`` (Lee et al. 2019, sec. 2.4)."""
     k = _check_kernel("ntk_train", ntk_train)
     check_choice("loss", loss, LOSSES)
-    lam, _ = _psd_eigh("ntk_train", k)
+    lam = eigenpairs(k, psd=True, name="ntk_train").eigenvalues
     scale = 1.0 if loss == "sum" else 1.0 / (k.shape[0] * num_outputs)
     return np.inf if lam[0] <= 0 else 2.0 / (scale * float(lam[0]))
+
+
+gd_stability_limit = deprecated_alias(max_lr_from_ntk, "workbench.dynamics.gd_stability_limit",
+                                      "workbench.dynamics.max_lr_from_ntk")

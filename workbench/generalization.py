@@ -21,7 +21,12 @@ from scipy import integrate, optimize
 from threadpoolctl import threadpool_limits
 
 from workbench.kernels.sphere import gegenbauer_normalized, sphere_multiplicities
-from workbench.validation import check_finite, check_positive_int, check_real
+from workbench.stats import fit_loglog
+from workbench.validation import check_finite, check_positive_int, check_real, scalar_or_array
+
+__all__ = ["advani_saxe_errors", "extend_sphere_spectrum", "kernel_learning_curve", "LearningCurve",
+           "marchenko_pastur_xtx", "simulate_advani_saxe", "simulate_kernel_regression",
+           "simulate_sphere_kernel_regression", "SimulationResult"]
 
 
 # =========================================================================== Advani & Saxe
@@ -138,7 +143,7 @@ def advani_saxe_errors(alpha: Any, t: Any, *, teacher_var: float = 1.0, noise_va
     e_g = vals[:m] + s * np.clip(1 - a, 0, None) + noise_var
     e_t = vals[m:] + noise_var * np.clip(1 - 1 / a, 0, None)
     e_g = np.where(singular, np.inf, e_g)
-    return e_g.reshape(shape), e_t.reshape(shape)
+    return scalar_or_array(e_g.reshape(shape)), scalar_or_array(e_t.reshape(shape))
 
 
 def simulate_advani_saxe(alpha: Any, t: Any, *, num_features: int = 200, num_trials: int = 20,
@@ -291,7 +296,7 @@ def kernel_learning_curve(eigenvalues: Any, target_powers: Any, p: Any, *, ridge
     With ``degeneracies`` a degree-k eigenspace of the sphere enters once with g_k = N(d, k).
 
     Returns:
-      :class:`LearningCurve` with arrays over ``p``.
+      :class:`LearningCurve` with arrays over ``p`` (floats, and ``mode_errors`` of shape (num_modes,), for a scalar ``p``).
     """
     eta, v2, g = _check_spectrum(eigenvalues, target_powers, degeneracies)
     ps = np.atleast_1d(np.asarray(p, dtype=float))
@@ -308,6 +313,8 @@ def kernel_learning_curve(eigenvalues: Any, target_powers: Any, p: Any, *, ridge
         mode_errors = bias / one_minus[:, None]
         e_g = (bias.sum(axis=1) + noise * gamma) / one_minus
     e_g = np.where(one_minus <= 0, np.inf, e_g)
+    if np.ndim(p) == 0:  # a scalar p gives floats (docs/conventions.md); mode_errors is then (num_modes,)
+        return LearningCurve(float(ps[0]), float(kappas[0]), float(gamma[0]), float(e_g[0]), mode_errors[0])
     return LearningCurve(ps, kappas, gamma, e_g, mode_errors)
 
 
@@ -383,13 +390,13 @@ def extend_sphere_spectrum(eigenvalues: Any, dim: int, *, max_degree: int = 2000
         raise ValueError("the last eigenvalues are all negligible: nothing to fit a tail to")
     parities = set((nonzero % 2).tolist())
     nonzero = nonzero[-fit_last:]
-    slope, intercept = np.polyfit(np.log(nonzero), np.log(mu[nonzero]), 1)
+    tail = fit_loglog(nonzero, mu[nonzero])
     tail_k = np.arange(k_max + 1, max_degree + 1)
     if len(parities) == 1:
         tail_k = tail_k[tail_k % 2 == parities.pop()]
     degrees = np.arange(k_max + 1)
     keep = np.abs(mu) > tol
-    eta = np.concatenate([np.clip(mu[keep], 0, None), np.exp(intercept) * tail_k.astype(float) ** slope])
+    eta = np.concatenate([np.clip(mu[keep], 0, None), tail.prefactor * tail_k.astype(float) ** tail.exponent])
     deg = np.concatenate([sphere_multiplicities(dim, degrees[keep]), sphere_multiplicities(dim, tail_k)])
     return eta, deg
 

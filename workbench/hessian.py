@@ -39,22 +39,28 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from workbench import losses
 from workbench.validation import check_choice, check_finite, check_positive_int
+
+__all__ = ["KINDS", "OUTPUT_LOSSES", "check_batch", "ComposedLoss", "cross_entropy_output_loss", "CurvatureOperator",
+           "CurvatureProduct", "flatten_params", "ggn_vp", "hessian_operator", "hvp", "loss_and_grad", "mlp_loss",
+           "mse_output_loss", "num_params", "per_example_grads", "unflatten_like"]
 
 Batch = tuple[jax.Array, ...]
 KINDS = ("hessian", "ggn")
-OUTPUT_LOSSES = ("mse", "cross_entropy")
+OUTPUT_LOSSES = losses.LOSSES
 
 
 # ----------------------------------------------------------------------------- losses
 def mse_output_loss(f: jax.Array, y: jax.Array) -> jax.Array:
     """(1/n) sum_i 1/2 |f_i - y_i|^2 for outputs ``f`` and targets ``y`` of shape (n, out_dim)."""
-    return 0.5 * jnp.sum((f - y) ** 2) / f.shape[0]
+    return losses.mse(f, y, reduction="mean")
 
 
 def cross_entropy_output_loss(f: jax.Array, y: jax.Array) -> jax.Array:
-    """-(1/n) sum_i sum_k y_ik log softmax(f_i)_k: logits ``f`` (n, C), target probabilities ``y`` (n, C)."""
-    return -jnp.sum(y * jax.nn.log_softmax(f, axis=-1)) / f.shape[0]
+    """-(1/n) sum_i sum_k y_ik log softmax(f_i)_k: logits ``f`` (n, C), target probabilities ``y`` (n, C)
+    (or the other target forms of :func:`workbench.losses.per_example_loss`)."""
+    return losses.cross_entropy(f, y, reduction="mean")
 
 
 _OUTPUT_LOSS_FNS = {"mse": mse_output_loss, "cross_entropy": cross_entropy_output_loss}

@@ -40,6 +40,8 @@ from workbench.validation import (
     check_real,
 )
 
+__all__ = ["ACTIVATIONS", "MLP", "PARAMETRIZATIONS", "activation_name", "get_activation", "sample_functions"]
+
 Params = list[dict[str, jax.Array]]
 Activation = Callable[[jax.Array], jax.Array]
 

@@ -14,6 +14,8 @@ Conventions (THEORY.md section 7):
 * Spiked covariance I + ell v v^T, ratio = p/m: top sample eigenvalue -> (1 + ell)(1 + ratio/ell)
   if ell > sqrt(ratio), else (1 + sqrt(ratio))^2 (Baik & Silverstein 2006).
 
+Outputs follow docs/conventions.md: a scalar input gives a Python float, arrays broadcast like numpy.
+
 Batch Hessian (THEORY.md section 8; after Granziol, Zohren & Roberts, JMLR 2022; the constants are
 reconstructed from the standard results above, not read in the paper): H_B = H + E_B with E_B a Wigner
 matrix of entry variance s^2 = sigma^2 (1/B - 1/N) N/(N - 1) (sampling B of N points without
@@ -29,8 +31,16 @@ import jax
 import numpy as np
 from scipy.special import comb
 
+from workbench._compat import deprecated_alias
 from workbench.linalg.krylov import difference, squared_norms
-from workbench.validation import check_choice, check_finite, check_positive_int, check_real
+from workbench.stats import fit_loglog, sampling_factor
+from workbench.validation import check_choice, check_finite, check_positive_int, check_real, scalar_or_array
+
+__all__ = ["batch_hessian_top", "batch_noise_variance", "BatchTopPrediction", "critical_batch_size",
+           "fit_noise_variance", "hessian_noise_critical_batch", "marchenko_pastur_atom", "marchenko_pastur_density",
+           "marchenko_pastur_edges", "marchenko_pastur_moment", "noise_frobenius_sq", "NoiseFit", "semicircle_cdf",
+           "semicircle_density", "semicircle_moment", "spiked_covariance_outlier", "spiked_wigner_outlier",
+           "spiked_wigner_overlap", "wigner_edge"]
 
 
 def _array(name: str, x: Any) -> np.ndarray:
@@ -40,21 +50,21 @@ def _array(name: str, x: Any) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- Wigner
-def semicircle_density(x: Any, sigma: float = 1.0) -> np.ndarray:
+def semicircle_density(x: Any, sigma: float = 1.0) -> float | np.ndarray:
     """Wigner semicircle sqrt(4 sigma^2 - x^2)/(2 pi sigma^2) on [-2 sigma, 2 sigma], 0 outside.
 
     Limit of the eigenvalue density of a Wigner matrix with off-diagonal variance sigma^2/n.
     """
     sigma = check_real("sigma", sigma, positive=True)
     x = _array("x", x)
-    return np.sqrt(np.clip(4 * sigma ** 2 - x ** 2, 0.0, None)) / (2 * np.pi * sigma ** 2)
+    return scalar_or_array(np.sqrt(np.clip(4 * sigma ** 2 - x ** 2, 0.0, None)) / (2 * np.pi * sigma ** 2))
 
 
-def semicircle_cdf(x: Any, sigma: float = 1.0) -> np.ndarray:
+def semicircle_cdf(x: Any, sigma: float = 1.0) -> float | np.ndarray:
     """Cumulative distribution of the semicircle: 1/2 + (u sqrt(4 - u^2))/(4 pi) + arcsin(u/2)/pi, u = x/sigma."""
     sigma = check_real("sigma", sigma, positive=True)
     u = np.clip(_array("x", x) / sigma, -2.0, 2.0)
-    return 0.5 + u * np.sqrt(4 - u ** 2) / (4 * np.pi) + np.arcsin(u / 2) / np.pi
+    return scalar_or_array(0.5 + u * np.sqrt(4 - u ** 2) / (4 * np.pi) + np.arcsin(u / 2) / np.pi)
 
 
 def semicircle_moment(k: int, sigma: float = 1.0) -> float:
@@ -72,20 +82,20 @@ def wigner_edge(sigma: float = 1.0) -> float:
     return 2.0 * check_real("sigma", sigma, positive=True)
 
 
-def spiked_wigner_outlier(theta: Any, sigma: float = 1.0) -> np.ndarray:
+def spiked_wigner_outlier(theta: Any, sigma: float = 1.0) -> float | np.ndarray:
     """Limit of the top eigenvalue of W + theta v v^T: theta + sigma^2/theta if theta > sigma, else 2 sigma."""
     sigma = check_real("sigma", sigma, positive=True)
     theta = _array("theta", theta)
     safe = np.where(theta > sigma, theta, 1.0)
-    return np.where(theta > sigma, safe + sigma ** 2 / safe, 2 * sigma)
+    return scalar_or_array(np.where(theta > sigma, safe + sigma ** 2 / safe, 2 * sigma))
 
 
-def spiked_wigner_overlap(theta: Any, sigma: float = 1.0) -> np.ndarray:
+def spiked_wigner_overlap(theta: Any, sigma: float = 1.0) -> float | np.ndarray:
     """Limit of <v, top eigenvector>^2: 1 - sigma^2/theta^2 if theta > sigma, else 0."""
     sigma = check_real("sigma", sigma, positive=True)
     theta = _array("theta", theta)
     safe = np.where(theta > sigma, theta, 1.0)
-    return np.where(theta > sigma, 1 - sigma ** 2 / safe ** 2, 0.0)
+    return scalar_or_array(np.where(theta > sigma, 1 - sigma ** 2 / safe ** 2, 0.0))
 
 
 # ----------------------------------------------------------------------------- Marchenko-Pastur
@@ -97,7 +107,7 @@ def marchenko_pastur_edges(ratio: float, sigma2: float = 1.0) -> tuple[float, fl
     return sigma2 * (1 - r) ** 2, sigma2 * (1 + r) ** 2
 
 
-def marchenko_pastur_density(x: Any, ratio: float, sigma2: float = 1.0) -> np.ndarray:
+def marchenko_pastur_density(x: Any, ratio: float, sigma2: float = 1.0) -> float | np.ndarray:
     """Continuous part sqrt((l+ - x)(x - l-))/(2 pi sigma2 ratio x) of the MP law of S = X^T X/m, ratio = p/m.
 
     Integrates to min(1, 1/ratio); for ratio > 1 the rest is the atom :func:`marchenko_pastur_atom` at 0.
@@ -107,7 +117,7 @@ def marchenko_pastur_density(x: Any, ratio: float, sigma2: float = 1.0) -> np.nd
     inside = (x > lo) & (x < hi)
     xs = np.where(inside, x, 1.0)
     val = np.sqrt(np.clip((hi - xs) * (xs - lo), 0.0, None)) / (2 * np.pi * sigma2 * ratio * xs)
-    return np.where(inside, val, 0.0)
+    return scalar_or_array(np.where(inside, val, 0.0))
 
 
 def marchenko_pastur_atom(ratio: float) -> float:
@@ -130,7 +140,7 @@ def marchenko_pastur_moment(k: int, ratio: float, sigma2: float = 1.0) -> float:
     return float(sigma2 ** k * total)
 
 
-def spiked_covariance_outlier(ell: Any, ratio: float) -> np.ndarray:
+def spiked_covariance_outlier(ell: Any, ratio: float) -> float | np.ndarray:
     """Limit of the top sample eigenvalue for population covariance I + ell v v^T:
     (1 + ell)(1 + ratio/ell) if ell > sqrt(ratio), else the MP edge (1 + sqrt(ratio))^2."""
     ratio = check_real("ratio", ratio, positive=True)
@@ -139,25 +149,24 @@ def spiked_covariance_outlier(ell: Any, ratio: float) -> np.ndarray:
         raise ValueError(f"ell must be >= 0 (a covariance spike), got min {float(ell.min())}")
     above = ell > math.sqrt(ratio)
     safe = np.where(above, ell, 1.0)
-    return np.where(above, (1 + safe) * (1 + ratio / safe), (1 + math.sqrt(ratio)) ** 2)
+    return scalar_or_array(np.where(above, (1 + safe) * (1 + ratio / safe), (1 + math.sqrt(ratio)) ** 2))
 
 
 # ----------------------------------------------------------------------------- batch Hessian
-def batch_noise_variance(sigma2: float, batch_size: Any, num_data: float = math.inf) -> np.ndarray:
+def batch_noise_variance(sigma2: float, batch_size: Any, num_data: float = math.inf) -> float | np.ndarray:
     """Entry variance s^2 = sigma2 (1/B - 1/N) N/(N - 1) of the batch noise E_B = H_B - H (sigma2/B if N = inf).
 
-    The factor is the variance of a mean of B draws without replacement from N (Cochran 1977).
+    The factor is the variance of a mean of B draws without replacement from N (Cochran 1977):
+    :func:`workbench.stats.sampling_factor`.
     """
     sigma2 = check_real("sigma2", sigma2, nonnegative=True)
     b = _array("batch_size", batch_size)
     n = check_real("num_data", num_data, positive=True, allow_inf=True)
     if np.any(b < 1) or np.any(b > n):
         raise ValueError(f"batch_size must be in [1, num_data={n:g}], got {b}")
-    if math.isinf(n):
-        return sigma2 / b
-    if n <= 1:
+    if not math.isinf(n) and n <= 1:
         raise ValueError(f"num_data must be > 1, got {n}")
-    return sigma2 * (1 / b - 1 / n) * n / (n - 1)
+    return scalar_or_array(sigma2 * np.asarray(sampling_factor(b, n)))
 
 
 class BatchTopPrediction(NamedTuple):
@@ -203,25 +212,30 @@ def batch_hessian_top(lambda1: Any, num_params: int, sigma2: float, batch_size: 
         wig = np.sqrt(s2 * p)  # the Wigner sigma of E_B
         edge = 2 * wig
         threshold = wig
-        moved = np.where(lam[None, :] > wig[:, None], lam[None, :] + wig[:, None] ** 2 / lam[None, :], edge[:, None])
+        # spiked Wigner per batch size; no noise (B = N) leaves the eigenvalues where they are
+        moved = np.stack([spiked_wigner_outlier(lam, w) if w > 0 else lam for w in wig])
     else:
         sigma2 = check_real("sigma2", sigma2, positive=True)
         ratio = p * s2 / sigma2
         edge = sigma2 * (1 + np.sqrt(ratio)) ** 2
         threshold = sigma2 * (1 + np.sqrt(ratio))  # lambda at which ell = sqrt(ratio)
         ell = np.maximum(lam / sigma2 - 1, 0.0)
-        above = ell[None, :] > np.sqrt(ratio)[:, None]
-        safe = np.where(above, ell[None, :], 1.0)
-        moved = np.where(above, sigma2 * (1 + safe) * (1 + ratio[:, None] / safe), edge[:, None])
+        # spiked covariance per batch size; at ratio 0 (B = N) the sample matrix is the population one
+        moved = np.stack([sigma2 * (spiked_covariance_outlier(ell, r) if r > 0 else 1 + ell) for r in ratio])
     top = np.maximum(moved.max(axis=1), edge)
     return BatchTopPrediction(b, moved, top, edge, threshold, 2 / top, s2, kind)
 
 
-def critical_batch_size(lambda1: float, num_params: int, sigma2: float) -> float:
-    """B* = P sigma2/lambda1^2: lr_max(B) = (2/lambda1)/(1 + B*/B) above threshold (N = inf, Hessian model)."""
+def hessian_noise_critical_batch(lambda1: float, num_params: int, sigma2: float) -> float:
+    """B* = P sigma2/lambda1^2, the batch size at which the batch-Hessian noise moves the top eigenvalue by a
+    factor 2: lr_max(B) = (2/lambda1)/(1 + B*/B) above threshold (N = inf, Hessian model)."""
     lam = check_real("lambda1", lambda1, positive=True)
     p = check_positive_int("num_params", num_params)
     return p * check_real("sigma2", sigma2, nonnegative=True) / lam ** 2
+
+
+critical_batch_size = deprecated_alias(hessian_noise_critical_batch, "workbench.rmt.critical_batch_size",
+                                       "workbench.rmt.hessian_noise_critical_batch")
 
 
 # ----------------------------------------------------------------------------- fitting sigma^2
@@ -267,5 +281,5 @@ def fit_noise_variance(batch_size: Any, frob_sq: Any, num_params: int, num_data:
     dof = max(int(keep.sum()) - 1, 1)
     stderr = float(math.sqrt(np.sum(resid ** 2) / dof / np.sum(c[keep] ** 2))) if keep.sum() > 1 else math.nan
     small = (b <= num_data / 10) & (s2 > 0)
-    exponent = float(np.polyfit(np.log(b[small]), np.log(s2[small]), 1)[0]) if small.sum() >= 2 else math.nan
+    exponent = fit_loglog(b[small], s2[small]).exponent if small.sum() >= 2 else math.nan
     return NoiseFit(sigma2, stderr, exponent, b, s2)

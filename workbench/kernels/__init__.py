@@ -9,3 +9,7 @@ NTK-vector products, structured MLP method), blocked and sharded.
 from workbench.kernels.analytic import Kernels as Kernels
 from workbench.kernels.analytic import infinite_kernels as infinite_kernels
 from workbench.kernels.empirical import empirical_ntk as empirical_ntk
+from workbench.kernels.sphere import sphere_eigenvalues as sphere_eigenvalues
+from workbench.kernels.sphere import sphere_multiplicities as sphere_multiplicities
+
+__all__ = ["Kernels", "empirical_ntk", "infinite_kernels", "sphere_eigenvalues", "sphere_multiplicities"]

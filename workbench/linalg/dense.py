@@ -4,9 +4,10 @@ Every function takes a concrete symmetric matrix (numpy or JAX) and checks it: s
 symmetric to a relative tolerance, else a ``ValueError`` saying what is wrong. Eigenvalues are
 returned in descending order (the order spectra are plotted in).
 
-* :func:`eigh`: all eigenpairs (LAPACK through numpy), descending.
-* :func:`top_eigenpairs`: the largest k by implicitly restarted Lanczos (ARPACK,
-  ``scipy.sparse.linalg.eigsh`` on a ``LinearOperator``): O(n^2) per iteration instead of O(n^3).
+* :func:`eigenpairs`: all eigenpairs (LAPACK through numpy), or the largest k by implicitly restarted Lanczos
+  (ARPACK, ``scipy.sparse.linalg.eigsh`` on a ``LinearOperator``: O(n^2) per iteration instead of O(n^3)),
+  descending, as the one :class:`Eigenpairs` type (eigenvectors as rows); ``psd=True`` checks and clips.
+  (``eigh`` and ``top_eigenpairs``, with column eigenvectors, are deprecated aliases.)
 * :func:`condition_number`, :func:`effective_rank`, :func:`kernel_target_alignment`,
   :func:`check_psd`.
 """
@@ -18,7 +19,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse.linalg
 
+from workbench._compat import warn_deprecated
+from workbench.linalg.krylov import Eigenpairs
 from workbench.validation import check_choice, check_finite, check_positive_int, check_square_symmetric
+
+__all__ = ["SYMMETRY_RTOL", "check_psd", "condition_number", "effective_rank", "eigh", "eigvalsh",
+           "kernel_target_alignment", "top_eigenpairs", "Eigenpairs", "eigenpairs"]
 
 #: symmetric to this relative tolerance (max |K - K^T| / max |K|): float32 kernels are symmetric to ~1e-6
 SYMMETRY_RTOL = 1e-5
@@ -31,14 +37,57 @@ def _matrix(name: str, k: Any, rtol: float) -> np.ndarray:
     return check_square_symmetric(name, arr.astype(np.result_type(arr.dtype, np.float32)), rtol=rtol)
 
 
-def eigh(k: Any, *, rtol: float = SYMMETRY_RTOL) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (descending) and eigenvectors (columns) of the symmetric matrix ``k``.
-
-    ``k`` is symmetrized as (k + k^T)/2 after the check (removing round-off asymmetry).
-    """
-    arr = _matrix("k", k, rtol)
-    vals, vecs = np.linalg.eigh(0.5 * (arr + arr.T))
+def _eigh(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LAPACK eigenpairs of the symmetrized checked matrix, descending, eigenvectors as columns."""
+    with np.errstate(all="ignore"):
+        vals, vecs = np.linalg.eigh(0.5 * (arr + arr.T))
     return vals[::-1], vecs[:, ::-1]
+
+
+def eigenpairs(k: Any, num: int | None = None, *, psd: bool = False, psd_rtol: float = 1e-8, tol: float = 0.0,
+               rtol: float = SYMMETRY_RTOL, seed: int = 0, name: str = "k") -> Eigenpairs:
+    """Eigenpairs of the symmetric matrix ``k`` as the workbench's one :class:`Eigenpairs` type
+    (docs/conventions.md): ``eigenvalues`` (m,) descending and ``eigenvectors`` (m, n) as unit ROWS
+    (``eigenvectors[i]`` belongs to ``eigenvalues[i]``, the orientation of :func:`workbench.linalg.krylov.top_eigenvalues`),
+    ``residuals`` |K v - lambda v|, ``num_matvecs`` 0 (a dense solver), ``converged`` True.
+
+    ``num=None``: all pairs by LAPACK on (k + k^T)/2. ``num`` < n - 1: the largest ``num`` by implicitly restarted
+    Lanczos (ARPACK ``eigsh(which="LA")`` on x -> K x, ``tol=0`` meaning machine precision, start vector drawn
+    from ``seed``); otherwise LAPACK. ``psd=True`` (all pairs only): the matrix must be positive semi-definite
+    (smallest eigenvalue >= -max(psd_rtol, 100 n eps) max |lambda|, else a ValueError) and eigenvalues are
+    clipped at 0.
+    """
+    arr = _matrix(name, k, rtol)
+    n = arr.shape[0]
+    if num is not None:
+        num = check_positive_int("num", num)
+        if num > n:
+            raise ValueError(f"num must be <= the matrix size {n}, got {num}")
+        if psd:
+            raise ValueError("psd=True needs the whole spectrum (num=None): the smallest eigenvalue decides")
+    if num is None or num >= n - 1:
+        vals, vecs = _eigh(arr)
+        if num is not None:
+            vals, vecs = vals[:num], vecs[:, :num]
+    else:
+        op = scipy.sparse.linalg.LinearOperator((n, n), matvec=lambda v: arr @ v, dtype=arr.dtype)
+        v0 = np.random.default_rng(seed).standard_normal(n).astype(arr.dtype)
+        vals, vecs = scipy.sparse.linalg.eigsh(op, k=num, which="LA", tol=tol, v0=v0)
+        order = np.argsort(vals)[::-1]
+        vals, vecs = vals[order], vecs[:, order]
+    if psd:
+        _check_psd_spectrum(name, vals, psd_rtol)
+        vals = np.clip(vals, 0.0, None)
+    with np.errstate(all="ignore"):
+        residuals = np.linalg.norm(arr @ vecs - vecs * vals, axis=0)
+    return Eigenpairs(vals, vecs.T, residuals, 0, True)
+
+
+def eigh(k: Any, *, rtol: float = SYMMETRY_RTOL) -> tuple[np.ndarray, np.ndarray]:
+    """Deprecated: :func:`eigenpairs` (the one eigenpair type, eigenvectors as rows). Eigenvalues (descending)
+    and eigenvectors (columns) of the symmetric matrix ``k`` symmetrized as (k + k^T)/2 after the check."""
+    warn_deprecated("workbench.linalg.dense.eigh", "workbench.linalg.dense.eigenpairs (eigenvectors as rows)")
+    return _eigh(_matrix("k", k, rtol))
 
 
 def eigvalsh(k: Any, *, rtol: float = SYMMETRY_RTOL) -> np.ndarray:
@@ -49,34 +98,27 @@ def eigvalsh(k: Any, *, rtol: float = SYMMETRY_RTOL) -> np.ndarray:
 
 def top_eigenpairs(k: Any, num: int, *, tol: float = 0.0, rtol: float = SYMMETRY_RTOL,
                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The ``num`` largest eigenvalues (descending) and eigenvectors of symmetric ``k`` by Lanczos.
+    """Deprecated: :func:`eigenpairs` with ``num`` (eigenvectors as rows). The ``num`` largest eigenvalues
+    (descending) and eigenvectors (columns) of symmetric ``k`` by Lanczos (ARPACK)."""
+    warn_deprecated("workbench.linalg.dense.top_eigenpairs", "workbench.linalg.dense.eigenpairs(k, num)")
+    res = eigenpairs(k, num, tol=tol, rtol=rtol, seed=seed)
+    return res.eigenvalues, res.eigenvectors.T
 
-    ARPACK's implicitly restarted Lanczos (``eigsh(which="LA")``) on a ``LinearOperator`` doing
-    x -> K x; ``tol=0`` means machine precision. The start vector is drawn from ``seed`` so that
-    results are reproducible. For ``num >= n - 1`` the dense :func:`eigh` is used.
-    """
-    arr = _matrix("k", k, rtol)
-    n = arr.shape[0]
-    num = check_positive_int("num", num)
-    if num > n:
-        raise ValueError(f"num must be <= the matrix size {n}, got {num}")
-    if num >= n - 1:
-        vals, vecs = eigh(arr, rtol=rtol)
-        return vals[:num], vecs[:, :num]
-    op = scipy.sparse.linalg.LinearOperator((n, n), matvec=lambda v: arr @ v, dtype=arr.dtype)
-    v0 = np.random.default_rng(seed).standard_normal(n).astype(arr.dtype)
-    vals, vecs = scipy.sparse.linalg.eigsh(op, k=num, which="LA", tol=tol, v0=v0)
-    order = np.argsort(vals)[::-1]
-    return vals[order], vecs[:, order]
+
+def _check_psd_spectrum(name: str, vals: np.ndarray, rtol: float) -> None:
+    """The one PSD test: the smallest eigenvalue must not be below -max(rtol, 100 n eps) * max |lambda|
+    (the second term is the round-off of a dense eigensolver on an n x n matrix)."""
+    scale = max(float(np.max(np.abs(vals))), np.finfo(float).tiny)
+    tol = max(rtol, 100 * vals.size * np.finfo(vals.dtype).eps) * scale
+    if vals[-1] < -tol:
+        raise ValueError(f"{name} is not positive semi-definite: smallest eigenvalue {vals[-1]:.3g} < "
+                         f"-{tol:.3g} (largest {vals[0]:.3g}); a kernel or curvature matrix must be PSD")
 
 
 def check_psd(k: Any, *, rtol: float = 1e-8, name: str = "k") -> np.ndarray:
-    """Eigenvalues (descending) of ``k``, or a ``ValueError`` if one is below -rtol * lambda_max."""
+    """Eigenvalues (descending) of ``k``, or a ``ValueError`` if one is below -max(rtol, 100 n eps) * max |lambda|."""
     vals = eigvalsh(k)
-    scale = max(float(np.max(np.abs(vals))), np.finfo(float).tiny)
-    if vals[-1] < -rtol * scale:
-        raise ValueError(f"{name} is not positive semi-definite: smallest eigenvalue {vals[-1]:.3g} < "
-                         f"-{rtol:g} * max |lambda| = {-rtol * scale:.3g}")
+    _check_psd_spectrum(name, vals, rtol)
     return vals
 
 

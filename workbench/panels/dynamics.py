@@ -11,11 +11,11 @@ import numpy as np
 import plotly.graph_objects as go
 
 from workbench import config
-from workbench.generalization import advani_saxe_errors, simulate_advani_saxe
 from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure
 from workbench.plots import dynamics as P
-from workbench.studies.dynamics import advani_saxe_study, kernel_vs_training, sphere_learning_curve_study
+from workbench.studies.dynamics import (advani_saxe_study, advani_saxe_time, kernel_vs_training,
+                                        sphere_learning_curve_study)
 
 
 class KernelDynamicsPanel(Panel):
@@ -98,13 +98,9 @@ class AdvaniSaxePanel(Panel):
                                  alphas=np.linspace(0.1, 3.0, config.pick(41, 117)), **self._kw())
 
     def _time_figure(self) -> go.Figure:
-        a = self.alpha.value
-        t = self.study.t_grid
-        e_g, e_t = advani_saxe_errors(a, t, **self._kw())
-        sim_t = np.array([0.3, 3.0, 30.0])
-        sim = simulate_advani_saxe(np.array([a]), sim_t, num_features=config.pick(60, 200),
-                                   num_trials=config.pick(4, 10), **self._kw())
-        return P.advani_saxe_time(t, e_g, e_t, alpha=a, sim_times=sim_t, sim=sim, sim_row=0)
+        r = advani_saxe_time(self.alpha.value, self.study.t_grid, num_features=config.pick(60, 200),
+                             num_trials=config.pick(4, 10), **self._kw())
+        return P.advani_saxe_time(r.t, r.E_g, r.E_t, alpha=r.alpha, sim_times=r.sim_times, sim=r.sim, sim_row=0)
 
     def redraw_alpha(self) -> None:
         self.figures["alpha"].update(P.advani_saxe_alpha(self.study, alpha=self.alpha.value))

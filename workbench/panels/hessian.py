@@ -12,41 +12,16 @@ import html
 
 import ipywidgets as W
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from workbench import config
-from workbench.data import digits, gaussian_inputs, mlp_teacher
 from workbench.nets import MLP
 from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure, side_by_side
 from workbench.plots.hessian import density_figure, lr_max_figure, noise_excess, top_eigenvalue_figure
-from workbench.studies.hessian import BatchHessianStudy, batch_hessian_study
+from workbench.studies.hessian import DATASETS, BatchHessianStudy, batch_hessian_study, make_data
 
-DATASETS = ("synthetic", "digits")
 BATCH_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-
-
-def make_data(name: str, loss: str, n: int, *, seed: int = 0) -> tuple[jax.Array, jax.Array, str]:
-    """Inputs (n, d) and targets (n, out) for ``name`` in :data:`DATASETS` and ``loss``.
-
-    ``"synthetic"``: Gaussian inputs in 8 dimensions; MSE targets from a random tanh teacher, cross-entropy
-    labels the argmax of a random linear map to 4 classes (one-hot). ``"digits"``: scikit-learn's 8x8 digits,
-    one-hot targets (used as regression targets for MSE).
-    """
-    key = jax.random.PRNGKey(seed)
-    if name == "synthetic":
-        if loss == "mse":
-            ds = mlp_teacher(key, n, 1, 8, noise_std=0.1, inputs="gaussian")
-            return ds.x_train, ds.y_train, ds.description
-        kx, kt = jax.random.split(key)
-        x = gaussian_inputs(kx, n, 8)
-        labels = jnp.argmax(x @ jax.random.normal(kt, (8, 4), x.dtype), axis=1)
-        return x, jax.nn.one_hot(labels, 4, dtype=x.dtype), "Gaussian inputs (d = 8), 4 classes from a linear teacher"
-    if name == "digits":
-        ds = digits(key, n, 10, targets="onehot", center=False)
-        return ds.x_train, ds.y_train, "scikit-learn 8x8 digits, one-hot targets"
-    raise ValueError(f"data set must be one of {DATASETS}, got {name!r}")
 
 
 class BatchHessianPanel(Panel):

@@ -12,12 +12,14 @@ import plotly.graph_objects as go
 
 from workbench import config
 from workbench import lr_batch as lb
+from workbench.experiments import SWEEP_OPTIMIZERS
 from workbench.nets import ACTIVATIONS, PARAMETRIZATIONS
 from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure
-from workbench.plots.lr_batch import kaplan_figure, loss_heatmap, lr_vs_batch, tradeoff_plot
+from workbench.plots.lr_batch import kaplan_figure, loss_heatmap, lr_vs_batch
+from workbench.plots.lr_batch import study_figures as plot_study_figures
 from workbench.studies.lr_batch import (DATASETS, LrBatchConfig, LrBatchStudy, QuadraticStudy, default_config,
-                                        fit_table, quadratic_study, run_study)
+                                        fit_table, lr_curves, quadratic_study, run_study)
 
 
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
@@ -36,36 +38,7 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
 
 def study_figures(study: LrBatchStudy, optimizer: str | None = None) -> dict[str, go.Figure]:
     """The three sweep figures of a study: ``heatmap`` (of ``optimizer``, default the first), ``lr_vs_batch``, ``tradeoff``."""
-    opts = list(study.sweeps)
-    if not opts:
-        raise ValueError("the study has no finished sweep points to plot")
-    optimizer = opts[0] if optimizer is None or optimizer not in study.sweeps else optimizer
-    measured = {}
-    for opt in opts:
-        b = study.sweeps[opt].batch_sizes
-        measured[f"{opt} max-stable"] = (b, study.max_stable[opt])
-        measured[f"{opt} optimal"] = (b, study.optimal[opt])
-    th = study.theory
-    theory = {name: (th.batch_sizes, lr) for name, lr in th.curves.items()}
-    # anchored scaling rules through the smallest-B measurement (linear for SGD, square root for Adam)
-    for opt, exponent, label in (("sgd", 1.0, "linear rule"), ("adam", 0.5, "square-root rule")):
-        if opt in study.optimal:
-            v = study.optimal[opt].value
-            ok = np.flatnonzero(np.isfinite(v))
-            if ok.size:
-                b0, v0 = float(study.sweeps[opt].batch_sizes[ok[0]]), float(v[ok[0]])
-                theory[f"{label} (B^{exponent:g}) through {opt} optimal at B={b0:g}"] = (
-                    th.batch_sizes, np.asarray(lb.scaling_rule(th.batch_sizes, v0, b0, exponent)))
-    # scales marked only where they fall inside the plotted range (the summary lists them all)
-    markers = {name: v for name, v in (("B_noise", th.b_noise), ("RMT B*", th.b_star_rmt))
-               if th.batch_sizes.min() <= v <= th.batch_sizes.max()}
-    fig_lr = lr_vs_batch(measured, theory, fits=study.fits, markers=markers,
-                         title="Largest stable (filled) and optimal (open) learning rate vs B, theory at init")
-    b_all = study.sweeps[opts[0]].batch_sizes
-    fig_tr = tradeoff_plot(b_all, {o: study.steps_to_target[o] for o in opts if
-                                   np.array_equal(study.sweeps[o].batch_sizes, b_all)},
-                           study.tradeoff, b_noise=th.b_noise, b_simple=th.b_simple, target_loss=study.target_loss)
-    return {"heatmap": loss_heatmap(study.sweeps[optimizer]), "lr_vs_batch": fig_lr, "tradeoff": fig_tr}
+    return plot_study_figures(study, lr_curves(study), optimizer)
 
 
 def quadratic_figure(q: QuadraticStudy) -> go.Figure:
@@ -117,7 +90,7 @@ class LrBatchPanel(Panel):
         self.dataset = W.Dropdown(options=DATASETS, value=cfg.dataset, description="data", style=style)
         self.num_data = W.IntText(value=cfg.num_data, description="examples n", style=style)
         self.noise_std = W.FloatText(value=cfg.noise_std, description="label noise", style=style)
-        self.optimizers = W.SelectMultiple(options=lb.SWEEP_OPTIMIZERS, value=cfg.optimizers, description="optimizers",
+        self.optimizers = W.SelectMultiple(options=SWEEP_OPTIMIZERS, value=cfg.optimizers, description="optimizers",
                                            rows=3, style=style)
         self.batch_sizes = W.Text(value=", ".join(str(b) for b in cfg.batch_sizes), description="batch sizes",
                                   style=style)

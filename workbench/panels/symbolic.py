@@ -10,13 +10,13 @@ from __future__ import annotations
 import html
 
 import ipywidgets as W
-import numpy as np
 import sympy as sp
 
 from workbench import config, symbolic
 from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure
 from workbench.plots.symbolic import check_figure, error_ratio_figure, price_figure
+from workbench.studies.symbolic import dense_curve
 from workbench.symbolic.core import CheckResult, Derivation
 from workbench.symbolic.expressions import ExpressionError
 from workbench.symbolic.price import price_check
@@ -46,23 +46,6 @@ def result_html(result: CheckResult) -> str:
             f"(rel {result.max_rel_err:.3g}) &middot; worst err/tol {result.worst_ratio:.3g} &middot; "
             f"{html.escape(result.device)}, {result.dtype}, matmul {result.precision}, {result.seconds:.2f} s<br>"
             f"<small>tolerance: {html.escape(result.tolerance_reason)}; numerics: {html.escape(result.backend)}</small></p>")
-
-
-def dense_curve(deriv: Derivation, result: CheckResult, num: int = 60) -> tuple[np.ndarray, np.ndarray] | None:
-    """The closed form on a dense grid of the swept parameter (None for integer sweeps)."""
-    if deriv.sweep_decimals == 0:
-        return None
-    name, lo, hi = deriv.sweep
-    pts = deriv.points(num) if deriv.sweep_decimals is None else np.unique(deriv.points(num), axis=0)
-    col = deriv.point_names.index(name)
-    base = result.points[0]
-    pts = np.repeat(base[None, :], pts.shape[0], axis=0)
-    pts[:, col] = np.linspace(lo, hi, num)
-    try:
-        vals = deriv.closed_values(pts, **result.closed_inputs)
-    except Exception:  # a closed form only defined at the check points (e.g. integer sizes): markers only
-        return None
-    return pts[:, col], vals
 
 
 class SymbolicPanel(Panel):

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import ipywidgets as W
-import jax
 import numpy as np
 
 from workbench import config
-from workbench.data import great_circle
-from workbench.nets import ACTIVATIONS, MLP, sample_functions
+from workbench.nets import ACTIVATIONS
 from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure
 from workbench.plots.tour import function_draws
-
-WIDTHS = (4, 16, 64, 256, 1024, 4096)
-
-
-def tour_draws(width: int, depth: int, activation: str, num_draws: int, *, dim: int = 3,
-               num_points: int = 200, w_std: float = 2 ** 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Angles (num_points,) and outputs (num_draws, num_points) of random NTK-parametrized MLPs on a great circle."""
-    net = MLP(depth=depth, width=width, activation=activation, w_std=w_std, b_std=0.0)
-    t, x = great_circle(num_points, dim)
-    out = sample_functions(net, jax.random.PRNGKey(seed), x, num_draws)[..., 0]
-    return np.asarray(t), np.asarray(out)
+from workbench.studies.tour import WIDTHS, tour_draws
 
 
 class TourPanel(Panel):

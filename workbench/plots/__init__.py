@@ -96,3 +96,5 @@ def use_static_renderer(fmt: str | None = "png") -> str:
     config.set_static_figures(fmt)
     pio.renderers.default = f"plotly_mimetype+{fmt}"
     return pio.renderers.default
+
+__all__ = ["MEASURED_COLOR", "TEMPLATE", "THEORY_COLOR", "base_figure", "save_html", "static_image", "use_static_renderer"]

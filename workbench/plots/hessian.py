@@ -1,7 +1,8 @@
 """Figures for the batch-Hessian study (pure functions: :class:`BatchHessianStudy` -> plotly figure).
 
 * :func:`density_figure`: SLQ spectral densities per batch size and for the full data (log y), with the
-  random-matrix bulk of the noise (semicircle of radius 2 s sqrt(P), or Marchenko-Pastur for the GGN).
+  random-matrix bulk of the noise (semicircle of radius 2 s sqrt(P), or Marchenko-Pastur for the GGN) that the
+  study computed (``bulk_x``, ``bulk_density``).
 * :func:`top_eigenvalue_figure`: top batch eigenvalue against B with the model's prediction, the full-data
   value, the measured noise top and the Wigner edge, and a plain statement of how far the noise exceeds it.
 * :func:`lr_max_figure`: the implied largest stable SGD step 2/lambda'(B), measured and predicted.
@@ -9,13 +10,10 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
 
-from workbench import rmt
 from workbench.plots import MEASURED_COLOR, THEORY_COLOR, base_figure
 
 DENSITY_FLOOR = 1e-6  # densities below this (relative to the peak) are not drawn on the log axis
@@ -35,27 +33,17 @@ def density_figure(study, *, show_rmt: bool = True) -> go.Figure:
     peak = max(float(np.max(study.full_density)), float(np.max(study.batch_density)))
     floor = DENSITY_FLOOR * peak
     colors = _colors(len(study.batch_sizes))
-    for b, dens, c in zip(study.batch_sizes, study.batch_density, colors):
+    bulk = "Wigner bulk of the noise" if study.kind == "hessian" else "Marchenko-Pastur bulk"
+    for i, (b, dens, c) in enumerate(zip(study.batch_sizes, study.batch_density, colors)):
         fig.add_trace(go.Scatter(x=study.grid, y=np.where(dens > floor, dens, np.nan), mode="lines",
                                  line=dict(color=c), name=f"B = {b}", legendgroup=f"B{b}"))
-        if show_rmt and b < study.num_data:
-            s2 = float(study.noise_var[list(study.batch_sizes).index(b)])
-            if s2 > 0:
-                if study.kind == "hessian":
-                    sig = math.sqrt(s2 * study.num_params)
-                    x = np.linspace(-2 * sig, 2 * sig, 200)
-                    y = rmt.semicircle_density(x, sig)
-                    name = f"Wigner bulk of the noise, B = {b}"
-                else:
-                    level = math.sqrt(max(study.fit.sigma2, 1e-300))
-                    ratio = study.num_params * s2 / max(study.fit.sigma2, 1e-300)
-                    lo, hi = rmt.marchenko_pastur_edges(ratio, level)
-                    x = np.linspace(lo, hi, 200)[1:-1]
-                    y = rmt.marchenko_pastur_density(x, ratio, level)
-                    name = f"Marchenko-Pastur bulk, B = {b}"
-                fig.add_trace(go.Scatter(x=x, y=np.where(y > floor, y, np.nan), mode="lines",
-                                         line=dict(color=c, dash="dot"), name=name, legendgroup=f"B{b}",
-                                         showlegend=False))
+        # the bulk is a field of the study (studies.hessian.noise_bulks): NaN where there is none
+        keep = np.isfinite(study.bulk_x[i]) if show_rmt and study.bulk_x is not None else np.zeros(1, bool)
+        if keep.any():
+            y = study.bulk_density[i][keep]
+            fig.add_trace(go.Scatter(x=study.bulk_x[i][keep], y=np.where(y > floor, y, np.nan), mode="lines",
+                                     line=dict(color=c, dash="dot"), name=f"{bulk}, B = {b}", legendgroup=f"B{b}",
+                                     showlegend=False))
     fig.add_trace(go.Scatter(x=study.grid, y=np.where(study.full_density > floor, study.full_density, np.nan),
                              mode="lines", line=dict(color="black", width=3), name=f"full data (N = {study.num_data})"))
     fig.add_annotation(text="dotted: random-matrix bulk of the noise with the measured s^2", showarrow=False,

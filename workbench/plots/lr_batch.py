@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -153,3 +154,21 @@ def kaplan_figure(losses: np.ndarray, b_crit: np.ndarray, *, marker: tuple[float
                                  text=[f"{marker[1]:.3g} tokens"], textposition="top right",
                                  marker=dict(color=MEASURED_COLOR, size=10)))
     return fig
+
+
+def study_figures(study: Any, curves: Any, optimizer: str | None = None) -> dict[str, go.Figure]:
+    """The three sweep figures of a :class:`workbench.studies.lr_batch.LrBatchStudy`: ``heatmap`` (of
+    ``optimizer``, default the first), ``lr_vs_batch`` (from ``curves`` =
+    :func:`workbench.studies.lr_batch.lr_curves` of the study), ``tradeoff``."""
+    opts = list(study.sweeps)
+    if not opts:
+        raise ValueError("the study has no finished sweep points to plot")
+    optimizer = opts[0] if optimizer is None or optimizer not in study.sweeps else optimizer
+    th = study.theory
+    fig_lr = lr_vs_batch(curves.measured, curves.theory, fits=study.fits, markers=curves.markers,
+                         title="Largest stable (filled) and optimal (open) learning rate vs B, theory at init")
+    b_all = study.sweeps[opts[0]].batch_sizes
+    fig_tr = tradeoff_plot(b_all, {o: study.steps_to_target[o] for o in opts if
+                                   np.array_equal(study.sweeps[o].batch_sizes, b_all)},
+                           study.tradeoff, b_noise=th.b_noise, b_simple=th.b_simple, target_loss=study.target_loss)
+    return {"heatmap": loss_heatmap(study.sweeps[optimizer]), "lr_vs_batch": fig_lr, "tradeoff": fig_tr}

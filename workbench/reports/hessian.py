@@ -51,8 +51,7 @@ def build(args: argparse.Namespace) -> Report:
     import jax
 
     from workbench.nets import MLP
-    from workbench.panels.hessian import make_data
-    from workbench.studies.hessian import batch_hessian_study
+    from workbench.studies.hessian import batch_hessian_study, make_data
 
     if max(args.batch_sizes) > args.num_data:
         raise ValueError(f"--batch-sizes must be <= --num-data={args.num_data}, got {args.batch_sizes}")

@@ -2,7 +2,7 @@
 
 Runs :func:`workbench.studies.lr_batch.run_study` (the function behind the learning-rate notebook) with
 the notebook's defaults (:func:`workbench.studies.lr_batch.default_config`, smaller in fast mode) and the
-options below, and draws the notebook's figures (:func:`workbench.panels.lr_batch.study_figures`): the
+options below, and draws the notebook's figures (:func:`workbench.plots.lr_batch.study_figures`): the
 loss heat map over (B, lr), the largest stable and optimal learning rates against B with the theory curves
 (GD 2/lambda1, 1-d mean-square SGD, the random-matrix 2/lambda'(B), McCandlish's eps_opt(B)) and fitted
 exponents, and the steps/examples trade-off.
@@ -60,12 +60,12 @@ def _overrides(args: argparse.Namespace) -> dict:
 def build(args: argparse.Namespace) -> Report:
     import dataclasses
 
-    from workbench.panels.lr_batch import study_figures
-    from workbench.studies.lr_batch import default_config, run_study
+    from workbench.plots.lr_batch import study_figures
+    from workbench.studies.lr_batch import default_config, lr_curves, run_study
 
     cfg = default_config(**_overrides(args))
     study = run_study(cfg, progress=args.progress)
-    figures = list(study_figures(study).items())
+    figures = list(study_figures(study, lr_curves(study)).items())
 
     th = study.theory
     scales = Table("noise and curvature scales at initialization", ["quantity", "value"], [

@@ -53,8 +53,8 @@ def _derivation_figure(result) -> go.Figure:
     """The notebook's check figure: closed form (dense curve where defined) vs numerics +- tolerance,
     first output, along the swept parameter."""
     from workbench import symbolic
-    from workbench.panels.symbolic import dense_curve
     from workbench.plots.symbolic import check_figure
+    from workbench.studies.symbolic import dense_curve
 
     deriv = symbolic.get(result.name)
     sweep = deriv.sweep[0]

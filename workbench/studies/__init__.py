@@ -1,1 +1,6 @@
-"""Studies: experiments that combine building blocks and theories into the results a notebook plots."""
+"""Studies: experiments that combine building blocks and theories into the results a notebook plots.
+
+One module per notebook topic; import the one you need (``from workbench.studies.ntk import width_convergence``).
+"""
+
+__all__ = ["dynamics", "hessian", "lr_batch", "ntk", "symbolic", "tour"]

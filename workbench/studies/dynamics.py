@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from workbench import config
-from workbench.dynamics import UnstableLearningRateWarning, gd_stability_limit, gradient_descent
+from workbench.dynamics import UnstableLearningRateWarning, gradient_descent, max_lr_from_ntk
 from workbench.generalization import (
     SimulationResult,
     advani_saxe_errors,
@@ -36,6 +36,10 @@ from workbench.kernels.sphere import sphere_eigenvalues
 from workbench.nets import MLP
 from workbench.training import train_mlp
 from workbench.validation import check_positive_int, check_real
+
+__all__ = ["advani_saxe_study", "advani_saxe_time", "AdvaniSaxeStudy", "AdvaniSaxeTime", "circle_data",
+           "circle_target", "CircleData", "kernel_vs_training", "KernelDynamicsResult", "LearningCurveStudy",
+           "sphere_learning_curve_study"]
 
 
 # =========================================================================== kernel dynamics vs training
@@ -135,7 +139,7 @@ def kernel_vs_training(*, widths: Sequence[int] = (64, 256, 1024), depth: int = 
     nngp = np.asarray(k_all.nngp)
     n = n_train
     k_tr, k_te_tr = ntk[:n, :n], ntk[n:, :n]
-    lr_max = gd_stability_limit(k_tr)
+    lr_max = max_lr_from_ntk(k_tr)
     if lr is None:
         lr = check_real("lr_fraction", lr_fraction, positive=True) * lr_max
     lr = check_real("lr", lr, positive=True)
@@ -231,6 +235,33 @@ def advani_saxe_study(*, alphas: np.ndarray | None = None, times: Sequence[float
             f"init_var={init_var:g}, tau={tau:g}; simulation N={num_features}, {num_trials} trials")
     return AdvaniSaxeStudy(alphas, times, eg_a, et_a, t_grid, sa, eg_t, et_t, st, sim, t_grid[np.argmin(eg_t, axis=1)],
                            info)
+
+
+class AdvaniSaxeTime(NamedTuple):
+    """E_g(t), E_t(t) at one ``alpha`` on the times ``t`` (theory), and a simulation (1, H) at ``sim_times``."""
+
+    alpha: float
+    t: np.ndarray
+    E_g: np.ndarray
+    E_t: np.ndarray
+    sim_times: np.ndarray
+    sim: SimulationResult
+
+
+def advani_saxe_time(alpha: float, t: Sequence[float], *, sim_times: Sequence[float] = (0.3, 3.0, 30.0),
+                     noise_var: float = 0.25, teacher_var: float = 1.0, init_var: float = 0.0, tau: float = 1.0,
+                     num_features: int = 200, num_trials: int = 10, seed: int = 0) -> AdvaniSaxeTime:
+    """Generalization and training error against time at one alpha (Advani & Saxe 2020), theory
+    (:func:`workbench.generalization.advani_saxe_errors`) and a finite-size simulation
+    (:func:`workbench.generalization.simulate_advani_saxe`) at ``sim_times``: the early-stopping picture."""
+    alpha = check_real("alpha", alpha, positive=True)
+    t = np.asarray(t, dtype=float)
+    kw = dict(teacher_var=teacher_var, noise_var=noise_var, init_var=init_var, tau=tau)
+    e_g, e_t = advani_saxe_errors(alpha, t, **kw)
+    st = np.asarray(sim_times, dtype=float)
+    sim = simulate_advani_saxe(np.array([alpha]), st, num_features=num_features, num_trials=num_trials,
+                               seed=seed, **kw)
+    return AdvaniSaxeTime(alpha, t, e_g, e_t, st, sim)
 
 
 # =========================================================================== sphere learning curves

@@ -38,18 +38,17 @@ import optax
 from tqdm.auto import tqdm
 
 from workbench import config, rmt
+from workbench.data import digits, gaussian_inputs, mlp_teacher
 from workbench.hessian import KINDS, OUTPUT_LOSSES, ComposedLoss, hessian_operator, mlp_loss, num_params
 from workbench.linalg.krylov import gaussian_broadening, slq_density, squared_norms, top_eigenvalues
-from workbench.validation import check_choice, check_finite, check_positive_int, check_real
+from workbench.losses import per_example_loss
+from workbench.validation import check_choice, check_data_pair, check_positive_int, check_real
+
+__all__ = ["BULK_POINTS", "DATASETS", "batch_hessian_study", "BatchHessianStudy", "make_data", "noise_bulks",
+           "train_full_batch", "TrainedParams", "weighted_mlp_loss", "WeightedOutputLoss", "with_weights"]
 
 
 # ----------------------------------------------------------------------------- weighted loss
-def _per_example(loss: str, f: jax.Array, y: jax.Array) -> jax.Array:
-    if loss == "mse":
-        return 0.5 * jnp.sum((f - y) ** 2, axis=-1)
-    return -jnp.sum(y * jax.nn.log_softmax(f, axis=-1), axis=-1)
-
-
 @dataclasses.dataclass(frozen=True)
 class WeightedOutputLoss:
     """sum_i w_i l(f_i, y_i) with ``yw = concat(y, w[:, None])``: l the per-example ``"mse"``
@@ -58,7 +57,7 @@ class WeightedOutputLoss:
     loss: str
 
     def __call__(self, f: jax.Array, yw: jax.Array) -> jax.Array:
-        return jnp.sum(yw[:, -1] * _per_example(self.loss, f, yw[:, :-1]))
+        return jnp.sum(yw[:, -1] * per_example_loss(self.loss, f, yw[:, :-1]))
 
 
 @functools.lru_cache(maxsize=64)
@@ -133,7 +132,10 @@ class BatchHessianStudy(NamedTuple):
     (:class:`workbench.rmt.BatchTopPrediction` from ``full_top`` and the fitted sigma^2) and ``curve``, the
     same on a dense grid of batch sizes from 1 to N (for plotting);
     ``grid``, ``full_density`` (G,), ``batch_density`` (nB, G): SLQ densities (pooled over batches);
-    ``moments`` (nB + 1, 2) SLQ first two moments (batch sizes, then full data).
+    ``moments`` (nB + 1, 2) SLQ first two moments (batch sizes, then full data);
+    ``bulk_x``, ``bulk_density`` (nB, BULK_POINTS): the random-matrix bulk of the noise with the measured s^2
+    (semicircle of radius 2 s sqrt(P) for the Hessian, Marchenko-Pastur at the fitted level for the GGN), NaN
+    rows where there is none (B = N or s^2 = 0); the plots draw them as they are.
     """
 
     batch_sizes: np.ndarray
@@ -161,6 +163,64 @@ class BatchHessianStudy(NamedTuple):
     diverged_at: int | None
     device: str
     elapsed_s: float
+    bulk_x: np.ndarray | None = None
+    bulk_density: np.ndarray | None = None
+
+
+BULK_POINTS = 200
+DATASETS = ("synthetic", "digits")
+
+
+def noise_bulks(kind: str, batch_sizes: np.ndarray, noise_var: np.ndarray, num_params: int, num_data: int,
+                sigma2: float) -> tuple[np.ndarray, np.ndarray]:
+    """The random-matrix bulk of the batch noise at each B, on BULK_POINTS points (NaN rows where none).
+
+    Hessian: the semicircle :func:`workbench.rmt.semicircle_density` of sigma = s sqrt(P) on [-2 sigma, 2 sigma].
+    GGN: the Marchenko-Pastur density :func:`workbench.rmt.marchenko_pastur_density` of ratio P s^2/sigma2 at
+    level sqrt(sigma2), strictly inside its edges (the end points are dropped, NaN-padded).
+    """
+    xs = np.full((len(batch_sizes), BULK_POINTS), np.nan)
+    ys = np.full((len(batch_sizes), BULK_POINTS), np.nan)
+    for i, (b, s2) in enumerate(zip(batch_sizes, noise_var)):
+        s2 = float(s2)
+        if b >= num_data or not s2 > 0:
+            continue
+        if kind == "hessian":
+            sig = math.sqrt(s2 * num_params)
+            x = np.linspace(-2 * sig, 2 * sig, BULK_POINTS)
+            y = rmt.semicircle_density(x, sig)
+        else:
+            level = math.sqrt(max(sigma2, 1e-300))
+            ratio = num_params * s2 / max(sigma2, 1e-300)
+            lo, hi = rmt.marchenko_pastur_edges(ratio, level)
+            x = np.linspace(lo, hi, BULK_POINTS)[1:-1]
+            y = rmt.marchenko_pastur_density(x, ratio, level)
+        xs[i, :x.size], ys[i, :y.size] = x, y
+    return xs, ys
+
+
+def make_data(name: str, loss: str, n: int, *, seed: int = 0) -> tuple[jax.Array, jax.Array, str]:
+    """Inputs (n, d) and targets (n, out) for ``name`` in :data:`DATASETS` and ``loss``.
+
+    ``"synthetic"``: Gaussian inputs in 8 dimensions; MSE targets from a random tanh teacher, cross-entropy
+    labels the argmax of a random linear map to 4 classes (one-hot). ``"digits"``: scikit-learn's 8x8 digits,
+    one-hot targets (used as regression targets for MSE).
+    """
+    if name not in DATASETS:
+        raise ValueError(f"data set must be one of {DATASETS}, got {name!r}")
+    check_choice("loss", loss, OUTPUT_LOSSES)
+    n = check_positive_int("n", n)
+    key = jax.random.PRNGKey(seed)
+    if name == "synthetic":
+        if loss == "mse":
+            ds = mlp_teacher(key, n, 1, 8, noise_std=0.1, inputs="gaussian")
+            return ds.x_train, ds.y_train, ds.description
+        kx, kt = jax.random.split(key)
+        x = gaussian_inputs(kx, n, 8)
+        labels = jnp.argmax(x @ jax.random.normal(kt, (8, 4), x.dtype), axis=1)
+        return x, jax.nn.one_hot(labels, 4, dtype=x.dtype), "Gaussian inputs (d = 8), 4 classes from a linear teacher"
+    ds = digits(key, n, 10, targets="onehot", center=False)
+    return ds.x_train, ds.y_train, "scikit-learn 8x8 digits, one-hot targets"
 
 
 def _batch_weights(key: jax.Array, n: int, b: int, dtype: Any) -> jax.Array:
@@ -193,11 +253,9 @@ def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Seque
     """
     check_choice("loss", loss, OUTPUT_LOSSES)
     check_choice("kind", kind, KINDS)
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+    x, y = check_data_pair("(x, y)", (x, y))
+    if x.ndim != 2 or y.ndim != 2:
         raise ValueError(f"x and y must be 2-d with equal leading sizes, got shapes {x.shape} and {y.shape}")
-    check_finite("x", x)
-    check_finite("y", y)
     n = int(x.shape[0])
     bs = np.asarray([check_positive_int("batch_sizes[i]", int(b)) for b in batch_sizes])
     if bs.size == 0 or np.any(bs > n):
@@ -272,4 +330,5 @@ def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Seque
     return BatchHessianStudy(
         bs, p, n, kind, loss, full.eigenvalues, full.residuals, batch_top, frob, frob_se, noise_var, noise_top,
         wigner_edge, fit, pred, curve, grid, full_density, batch_density, sigma, moments, trained.steps_done,
-        trained.diverged_at, config.device_report(), time.perf_counter() - start)
+        trained.diverged_at, config.device_report(), time.perf_counter() - start,
+        *noise_bulks(kind, bs, noise_var, p, n, fit.sigma2))

@@ -30,10 +30,12 @@ import jax
 import numpy as np
 
 from workbench import config
+from workbench import experiments as ex
 from workbench import lr_batch as lb
 from workbench.data import digits, mlp_teacher
 from workbench.hessian import mlp_loss
 from workbench.nets import ACTIVATIONS, MLP, PARAMETRIZATIONS
+from workbench.stats import fit_loglog
 from workbench.validation import check_choice, check_positive_int, check_real
 
 DATASETS = ("teacher", "digits")
@@ -81,7 +83,7 @@ class LrBatchConfig:
         if not self.optimizers:
             raise ValueError("optimizers must not be empty")
         for opt in self.optimizers:
-            check_choice("optimizers", opt, lb.SWEEP_OPTIMIZERS)
+            check_choice("optimizers", opt, ex.SWEEP_OPTIMIZERS)
         lb.check_batch_sizes(self.batch_sizes, num_data=self.num_data)
         lb.lr_grid(self.lr_min, self.lr_max, self.num_lrs)
         check_positive_int("seeds", self.seeds)
@@ -163,7 +165,7 @@ class TheoryCurves(NamedTuple):
     eps_max: float
 
 
-def theory_curves(stats: lb.NoiseScale, curv: lb.CurvatureStats, batch_sizes: np.ndarray, *,
+def theory_curves(stats: lb.NoiseScale, curv: ex.CurvatureStats, batch_sizes: np.ndarray, *,
                   momentum: float = 0.9) -> TheoryCurves:
     """Every theory curve of lr against B from statistics measured at one point (THEORY.md sections 8, 9):
 
@@ -177,8 +179,8 @@ def theory_curves(stats: lb.NoiseScale, curv: lb.CurvatureStats, batch_sizes: np
     n = curv.num_data
     ones = np.ones_like(b)
     curves = {
-        "GD: 2/lambda1": ones * lb.gd_stability_limit(curv.lambda1),
-        f"heavy ball: (2+2beta)/lambda1, beta={momentum:g}": ones * lb.gd_stability_limit(curv.lambda1, momentum),
+        "GD: 2/lambda1": ones * lb.max_lr_from_sharpness(curv.lambda1),
+        f"heavy ball: (2+2beta)/lambda1, beta={momentum:g}": ones * lb.max_lr_from_sharpness(curv.lambda1, momentum),
         "SGD 1-d mean-square: 2a/(a^2 + c_B s^2)": np.asarray(
             lb.sgd_stability_limit_1d(b, curv.curv_mean, curv.curv_std, num_data=n)),
         "RMT: 2/lambda'(B)": np.asarray(lb.rmt_max_lr(b, curv.lambda1, curv.num_params, curv.sigma2, num_data=n)),
@@ -196,7 +198,7 @@ class LrBatchStudy(NamedTuple):
     description: str
     stats: lb.NoiseScale
     estimate: lb.TwoBatchEstimate
-    curvature: lb.CurvatureStats
+    curvature: ex.CurvatureStats
     theory: TheoryCurves
     sweeps: dict[str, lb.SweepResult]
     max_stable: dict[str, lb.LrEstimate]
@@ -233,7 +235,7 @@ def analyze(sweeps: dict[str, lb.SweepResult], *, num_data: int, target_loss: fl
         optimal[opt] = lb.optimal_lr(res)
         for kind, est in (("max-stable", max_stable[opt]), ("optimal", optimal[opt])):
             try:
-                fits[f"{opt} {kind}"] = lb.fit_power_law(res.batch_sizes, est.value, x_max=fit_max)
+                fits[f"{opt} {kind}"] = fit_loglog(res.batch_sizes, est.value, x_max=fit_max)
             except ValueError:  # fewer than 2 usable points
                 pass
         steps[opt] = lb.steps_to_target_per_batch(res, target)
@@ -253,17 +255,17 @@ def run_study(cfg: LrBatchConfig | None = None, *, progress: bool = True, num_dr
     start = time.perf_counter()
     prob = build_problem(cfg)
     data = (prob.x, prob.y)
-    stats = lb.gradient_noise_stats(prob.loss_fn, prob.params0, data)
+    stats = ex.gradient_noise_stats(prob.loss_fn, prob.params0, data)
     n = cfg.num_data
     b_small = max(1, min(cfg.batch_sizes))
     b_big = max(b_small + 1, n // 4)
-    est = lb.two_batch_noise_scale(prob.loss_fn, prob.params0, data, b_small, b_big, num_draws=num_draws,
+    est = ex.two_batch_noise_scale(prob.loss_fn, prob.params0, data, b_small, b_big, num_draws=num_draws,
                                    key=jax.random.PRNGKey(cfg.seed + 11))
-    curv = lb.curvature_stats(prob.loss_fn, prob.params0, data, key=jax.random.PRNGKey(cfg.seed + 12))
+    curv = ex.curvature_stats(prob.loss_fn, prob.params0, data, key=jax.random.PRNGKey(cfg.seed + 12))
     grid = np.unique(np.round(np.geomspace(1, n, 60)))
     theory = theory_curves(stats, curv, grid, momentum=cfg.momentum)
     t_stats = time.perf_counter() - start
-    sweeps = lb.sweep(prob.loss_fn, prob.init_fn, data, batch_sizes=cfg.batch_sizes, lrs=cfg.lrs,
+    sweeps = ex.sweep(prob.loss_fn, prob.init_fn, data, batch_sizes=cfg.batch_sizes, lrs=cfg.lrs,
                       optimizers=cfg.optimizers, seeds=cfg.seeds, num_steps=cfg.num_steps,
                       record_every=cfg.record_every, momentum=cfg.momentum, results_dir=cfg.results_dir,
                       tag=prob.description, progress=progress)
@@ -275,6 +277,38 @@ def run_study(cfg: LrBatchConfig | None = None, *, progress: bool = True, num_dr
     initial_loss = float(prob.loss_fn(prob.params0, data))  # the point where the theory is evaluated
     return LrBatchStudy(cfg, prob.description, stats, est, curv, theory, sweeps, max_stable, optimal, fits,
                         target, steps, tradeoff, seconds, info, initial_loss)
+
+
+class LrCurves(NamedTuple):
+    """What the lr-vs-B figure draws: ``measured`` (name -> (batch sizes, :class:`LrEstimate`)), ``theory``
+    (name -> (batch sizes, lr)) with the anchored scaling rules, and the scale ``markers`` inside the plotted range."""
+
+    measured: dict[str, tuple[np.ndarray, lb.LrEstimate]]
+    theory: dict[str, tuple[np.ndarray, np.ndarray]]
+    markers: dict[str, float]
+
+
+def lr_curves(study: LrBatchStudy) -> LrCurves:
+    """Measured max-stable and optimal lr per optimizer, every theory curve, and the linear (SGD) and
+    square-root (Adam) scaling rules anchored at the smallest-B optimal lr (Goyal et al. 2017; Granziol et al. 2022)."""
+    measured = {}
+    for opt, res in study.sweeps.items():
+        measured[f"{opt} max-stable"] = (res.batch_sizes, study.max_stable[opt])
+        measured[f"{opt} optimal"] = (res.batch_sizes, study.optimal[opt])
+    th = study.theory
+    theory = {name: (th.batch_sizes, lr) for name, lr in th.curves.items()}
+    for opt, exponent, label in (("sgd", 1.0, "linear rule"), ("adam", 0.5, "square-root rule")):
+        if opt in study.optimal:
+            v = study.optimal[opt].value
+            ok = np.flatnonzero(np.isfinite(v))
+            if ok.size:
+                b0, v0 = float(study.sweeps[opt].batch_sizes[ok[0]]), float(v[ok[0]])
+                theory[f"{label} (B^{exponent:g}) through {opt} optimal at B={b0:g}"] = (
+                    th.batch_sizes, np.asarray(lb.scaling_rule(th.batch_sizes, v0, b0, exponent)))
+    # scales marked only where they fall inside the plotted range (the summary lists them all)
+    markers = {name: v for name, v in (("B_noise", th.b_noise), ("RMT B*", th.b_star_rmt))
+               if th.batch_sizes.min() <= v <= th.batch_sizes.max()}
+    return LrCurves(measured, theory, markers)
 
 
 def fit_table(study: LrBatchStudy) -> str:
@@ -326,5 +360,6 @@ def quadratic_study(*, dim: int = 16, batch_sizes: Sequence[int] = (1, 4, 16, 64
 
 
 __all__ = ["DATASETS", "LrBatchConfig", "LrBatchStudy", "Problem", "QuadraticStudy", "TheoryCurves", "analyze",
-           "build_problem", "default_config", "fit_table", "quadratic_study", "run_study", "theory_curves"]
+           "LrCurves", "build_problem", "default_config", "fit_table", "lr_curves", "quadratic_study", "run_study",
+           "theory_curves"]
 

@@ -22,6 +22,7 @@ them to widgets.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -30,14 +31,19 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from workbench import config
+from workbench import config, stats
+from workbench._compat import warn_deprecated
 from workbench.data import digits, gaussian_inputs, sphere_points
 from workbench.kernels.analytic import infinite_kernels
 from workbench.kernels.empirical import empirical_ntk
 from workbench.kernels.sphere import sphere_eigenvalues, sphere_multiplicities
 from workbench.linalg.dense import eigvalsh
 from workbench.nets import MLP
-from workbench.validation import check_choice, check_finite, check_matrix_rank2, check_positive_int, check_real
+from workbench.validation import (check_choice, check_finite, check_matrix_rank2, check_positive_int, check_real,
+                                  check_seeds)
+
+__all__ = ["DATASETS", "ConvergenceResult", "DriftResult", "fit_loglog", "kernel_drift", "make_inputs",
+           "spectrum_comparison", "SpectrumResult", "sphere_spectrum", "SphereSpectrum", "width_convergence"]
 
 DATASETS = ("sphere", "gaussian", "digits")
 
@@ -57,10 +63,7 @@ def make_inputs(dataset: str, n: int, dim: int, seed: int = 0) -> jax.Array:
 
 
 def _seed_keys(seeds: Sequence[int] | int) -> list[int]:
-    seeds = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds must be a positive count or a non-empty sequence of integers")
-    return seeds
+    return check_seeds(seeds).tolist()  # an int is a count: seeds 0..n-1
 
 
 def _check_net(net: MLP) -> None:
@@ -114,12 +117,19 @@ class ConvergenceResult(NamedTuple):
 
 
 def fit_loglog(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(slope, intercept) of the least-squares line log y = slope log x + intercept."""
+    """Deprecated: :func:`workbench.stats.fit_loglog` (the one log-log fit) gives a :class:`PowerLawFit`;
+    this returns its (slope, intercept = log prefactor) after checking every point is positive."""
+    warn_deprecated("workbench.studies.ntk.fit_loglog", "workbench.stats.fit_loglog")
     x, y = np.asarray(x, float), np.asarray(y, float)
     if x.shape != y.shape or x.size < 2 or np.any(x <= 0) or np.any(y <= 0):
         raise ValueError(f"fit_loglog needs >= 2 positive (x, y) pairs of equal shape, got {x.shape} and {y.shape}")
-    slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
-    return float(slope), float(intercept)
+    fit = stats.fit_loglog(x, y)
+    return fit.exponent, math.log(fit.prefactor)
+
+
+def _slope_intercept(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    fit = stats.fit_loglog(x, y)
+    return fit.exponent, math.log(fit.prefactor)
 
 
 def width_convergence(net: MLP, x: jax.Array, widths: Sequence[int], *, seeds: Sequence[int] | int = 4,
@@ -150,8 +160,8 @@ def width_convergence(net: MLP, x: jax.Array, widths: Sequence[int], *, seeds: S
                 spec[i, j] = np.max(np.abs(np.linalg.eigvalsh(0.5 * (diff + diff.T)))) / norm_2
                 bar.update()
     bar.close()
-    sf, inf_f = fit_loglog(widths, frob.mean(axis=1))
-    ss, inf_s = fit_loglog(widths, spec.mean(axis=1))
+    sf, inf_f = _slope_intercept(widths, frob.mean(axis=1))
+    ss, inf_s = _slope_intercept(widths, spec.mean(axis=1))
     return ConvergenceResult(widths, frob, spec, sf, inf_f, ss, inf_s,
                              f"{net.describe()} (width varied), n={x.shape[0]}, {len(seeds)} seeds; "
                              f"{config.device_report()}")
@@ -186,7 +196,7 @@ def sphere_spectrum(net: MLP, dim: int, max_degree: int, *, which: str = "ntk", 
     mult = sphere_multiplicities(dim, deg)
     scale = float(np.max(np.abs(mu)))
     fit = (deg >= 2) & (deg % 2 == 0) & (mu > 1e-12 * scale)
-    decay = fit_loglog(deg[fit], mu[fit])[0] if np.sum(fit) >= 2 else float("nan")
+    decay = stats.fit_loglog(deg[fit], mu[fit]).exponent if np.sum(fit) >= 2 else float("nan")
     gram = None
     if num_points:
         check_positive_int("num_points", num_points)
@@ -267,7 +277,7 @@ def kernel_drift(net: MLP, x: jax.Array, y: jax.Array, widths: Sequence[int], *,
     for a in range(len(parametrizations)):
         last = np.nanmean(drift[a, :, :, -1], axis=1) if np.any(np.isfinite(drift[a, :, :, -1])) else None
         if last is not None and len(widths) >= 2 and np.all(np.isfinite(last)) and np.all(last > 0):
-            slopes[a] = fit_loglog(widths, last)[0]
+            slopes[a] = stats.fit_loglog(widths, last).exponent
     return DriftResult(tuple(parametrizations), widths, steps, drift, diverged, final, slopes,
                        f"{net.describe()} (width, parametrization varied), GD lr={lr:g}, {num_steps} steps, "
                        f"n={x.shape[0]}; {config.device_report()}")

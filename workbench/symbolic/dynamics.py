@@ -26,7 +26,6 @@ import scipy.optimize
 import sympy as sp
 
 from workbench.symbolic.core import Derivation, Derived, Estimate, Method, Step, eq, fp_floor
-from workbench.symbolic.kernels import _module_available
 
 T = sp.Symbol("t", nonnegative=True)
 LAM = sp.Symbol("lambda", positive=True)
@@ -197,10 +196,8 @@ LINEARIZED_FLOW = Derivation(
     derive=derive_flow,
     methods=(
         Method("ode", flow_ode, "scipy solve_ivp (DOP853) on a fixed kernel", (0, 0)),
-        Method("wide_net", flow_wide_net, "relu net trained by RK4 gradient flow vs its linearization", (512, 4096),
-               available=lambda: _module_available("workbench.kernels.empirical")),
-        Method("workbench.dynamics", flow_library, "workbench.dynamics.gradient_flow", (0, 0),
-               available=lambda: _module_available("workbench.dynamics")),
+        Method("wide_net", flow_wide_net, "relu net trained by RK4 gradient flow vs its linearization", (512, 4096)),
+        Method("workbench.dynamics", flow_library, "workbench.dynamics.gradient_flow", (0, 0)),
     ),
     defaults={"t": 0.0, "eta": 1.0},
     sweep=("t", 0.0, 1.5),

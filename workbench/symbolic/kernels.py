@@ -144,15 +144,6 @@ def relu_library(points: np.ndarray, **_: Any) -> Estimate:
                     f"jax on {jax.devices()[0].platform}")
 
 
-def _module_available(name: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 RELU = Derivation(
     name="relu_arccos",
     title="relu arc-cosine expectations by the polar integral",
@@ -167,8 +158,7 @@ RELU = Derivation(
     methods=(
         Method("monte_carlo", relu_monte_carlo, "Monte Carlo over (u, v), JAX", (100_000, 1_000_000)),
         Method("quadrature", relu_quadrature, "scipy quad over u > 0 of the rectified-Gaussian mean", (0, 0)),
-        Method("workbench.kernels.analytic", relu_library, "the library's relu_expectations", (0, 0),
-               available=lambda: _module_available("workbench.kernels.analytic")),
+        Method("workbench.kernels.analytic", relu_library, "the library's relu_expectations", (0, 0)),
     ),
     defaults={"K_11": 1.3, "K_22": 0.7, "rho": 0.0},
     sweep=("rho", -0.95, 0.95),
@@ -289,8 +279,7 @@ ERF = Derivation(
     methods=(
         Method("quadrature", erf_quadrature, "tensor Gauss-Hermite quadrature, numpy", (40, 60)),
         Method("monte_carlo", erf_monte_carlo, "Monte Carlo over (u, v), JAX", (100_000, 1_000_000)),
-        Method("workbench.kernels.analytic", erf_library, "the library's erf_expectations", (0, 0),
-               available=lambda: _module_available("workbench.kernels.analytic")),
+        Method("workbench.kernels.analytic", erf_library, "the library's erf_expectations", (0, 0)),
     ),
     defaults={"K_11": 1.0, "K_22": 0.5, "K_12": 0.0},
     sweep=("K_12", -0.65, 0.65),

@@ -19,7 +19,6 @@ import numpy as np
 import sympy as sp
 
 from workbench.symbolic.core import MC_SIGMAS, Derivation, Derived, Estimate, Method, Step, eq, fp_floor
-from workbench.symbolic.kernels import _module_available
 
 EPS = sp.Symbol("epsilon", positive=True)
 B = sp.Symbol("B", positive=True)
@@ -158,8 +157,7 @@ MCCANDLISH = Derivation(
     methods=(
         Method("noisy_quadratic", mccandlish_simulated, "simulated SGD step on a noisy quadratic, JAX",
                (20_000, 200_000)),
-        Method("workbench.lr_batch", mccandlish_library, "workbench.lr_batch.mccandlish_optimal_lr", (0, 0),
-               available=lambda: _module_available("workbench.lr_batch")),
+        Method("workbench.lr_batch", mccandlish_library, "workbench.lr_batch.mccandlish_optimal_lr", (0, 0)),
     ),
     defaults=_problem_defaults(),
     sweep=("B", 1.0, 32.0),

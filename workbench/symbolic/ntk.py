@@ -26,7 +26,7 @@ import numpy as np
 import sympy as sp
 
 from workbench.symbolic.core import MC_SIGMAS, Derivation, Derived, Estimate, Method, Step, eq, fp_floor
-from workbench.symbolic.kernels import RELU_CLOSED, K11, K22, RHO, _module_available
+from workbench.symbolic.kernels import RELU_CLOSED, K11, K22, RHO
 
 K_NEXT = sp.Symbol("K^{l+1}", real=True)
 E_DD = sp.Symbol("E[phi' phi']", nonnegative=True)
@@ -176,9 +176,8 @@ NTK_RECURSION = Derivation(
     derive=derive_ntk_step,
     methods=(
         Method("empirical_ntk", ntk_empirical, "mean empirical NTK of wide relu nets (workbench.kernels.empirical)",
-               (256, 2048), available=lambda: _module_available("workbench.kernels.empirical")),
-        Method("workbench.kernels.analytic", ntk_library, "workbench.kernels.analytic.infinite_kernels", (0, 0),
-               available=lambda: _module_available("workbench.kernels.analytic")),
+               (256, 2048)),
+        Method("workbench.kernels.analytic", ntk_library, "workbench.kernels.analytic.infinite_kernels", (0, 0)),
     ),
     defaults={"depth": 1.0, "w2": 2.0, "b2": 0.1},
     sweep=("depth", 1.0, 4.0),

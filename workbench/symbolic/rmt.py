@@ -27,7 +27,6 @@ import scipy.integrate
 import sympy as sp
 
 from workbench.symbolic.core import MC_SIGMAS, Derivation, Derived, Estimate, Method, Step, eq, fp_floor
-from workbench.symbolic.kernels import _module_available
 
 R = sp.Symbol("r", positive=True)
 SIGMA2 = sp.Symbol("sigma2", positive=True)
@@ -175,8 +174,7 @@ MARCHENKO_PASTUR = Derivation(
     derive=derive_mp,
     methods=(
         Method("wishart", mp_wishart, "eigenvalues of sampled Wishart matrices, JAX", (50, 400)),
-        Method("workbench.rmt", mp_library, "workbench.rmt.marchenko_pastur_density integrated by quad", (0, 0),
-               available=lambda: _module_available("workbench.rmt")),
+        Method("workbench.rmt", mp_library, "workbench.rmt.marchenko_pastur_density integrated by quad", (0, 0)),
     ),
     defaults={"r": 0.5, "sigma2": 1.5},
     sweep=("r", 0.25, 2.0),
@@ -273,8 +271,7 @@ BBP = Derivation(
     derive=derive_bbp,
     methods=(
         Method("sampled", bbp_sampled, "eigh of sampled spiked Wigner matrices, JAX", (64, 500)),
-        Method("workbench.rmt", bbp_library, "workbench.rmt.spiked_wigner_outlier / overlap", (0, 0),
-               available=lambda: _module_available("workbench.rmt")),
+        Method("workbench.rmt", bbp_library, "workbench.rmt.spiked_wigner_outlier / overlap", (0, 0)),
     ),
     defaults={"theta": 2.0, "sigma": 1.0},
     sweep=("theta", 1.5, 4.0),

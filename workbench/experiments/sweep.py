@@ -1,0 +1,161 @@
+"""Resumable learning-rate x batch-size sweeps of a model: every (optimizer, batch size, lr, seed) trained
+by :func:`workbench.training.train`, each finished (optimizer, batch size) point written at once so that an
+interrupted sweep loses nothing finished; the lr grid is sharded over several devices when there are several.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import jax
+import numpy as np
+
+from workbench import config, training
+from workbench.lr_batch._inputs import ArrayLike, check_batch_sizes
+from workbench.lr_batch.analysis import SweepResult
+from workbench.validation import check_choice, check_data_pair, check_lrs, check_positive_int, check_seeds
+
+__all__ = ["SWEEP_OPTIMIZERS", "sweep", "sweep_point_path"]
+
+SWEEP_OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+def _fingerprint(**fields: Any) -> str:
+    h = hashlib.sha1()
+    for k in sorted(fields):
+        v = fields[k]
+        h.update(k.encode())
+        if isinstance(v, (np.ndarray, jax.Array)):
+            a = np.ascontiguousarray(np.asarray(v))
+            h.update(str((a.dtype, a.shape)).encode())
+            h.update(a.tobytes())
+        else:
+            h.update(repr(v).encode())
+    return h.hexdigest()[:16]
+
+
+def sweep_point_path(results_dir: str, optimizer: str, batch_size: int, fingerprint: str) -> str:
+    """File of one finished (optimizer, batch size) point of a sweep: ``<dir>/<opt>_B<B>_<fingerprint>.npz``."""
+    return os.path.join(str(results_dir), f"{optimizer}_B{int(batch_size)}_{fingerprint}.npz")
+
+
+def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: Any, *,
+          batch_sizes: ArrayLike, lrs: ArrayLike, optimizers: Sequence[str] = SWEEP_OPTIMIZERS,
+          seeds: int | Sequence[int] = 2, num_steps: int, record_every: int = 10, momentum: float = 0.9,
+          sampling: str = "iid", divergence_threshold: float = 1e4, results_dir: str | None = None,
+          tag: str = "", progress: bool = True, devices: Sequence[Any] | None = None,
+          **train_kwargs: Any) -> dict[str, SweepResult]:
+    """Train every (optimizer, batch size, lr, seed) with :func:`workbench.training.train`; one
+    :class:`SweepResult` per optimizer.
+
+    Each batch size is a separately compiled program (a new shape); inside it the learning rates and seeds
+    are vmapped. ``optimizers``: ``"sgd"``, ``"momentum"`` (heavy ball with coefficient ``momentum``),
+    ``"adam"``. Batches are drawn with ``sampling`` (``"iid"``: B distinct examples per step, the c_B model).
+
+    Resume: with ``results_dir``, every finished (optimizer, B) point is written at once to
+    :func:`sweep_point_path`; its file name holds a fingerprint of everything that defines the run
+    (data, lrs, seeds, steps, optimizer settings, ``tag``: describe the model there, e.g.
+    ``net.describe()``), so a rerun loads finished points and trains only the missing ones, and a
+    changed configuration never reuses stale files. Interrupting (Ctrl-C) returns the finished points
+    (``completed=False``); divergent runs are results (``diverged``), never errors.
+
+    Devices: ``devices=None`` uses ``jax.devices()``; with several, the lr grid of each point is split into
+    one contiguous chunk per device, each trained by :func:`~workbench.training.train` in its own thread
+    under ``jax.default_device`` (runs are independent per lr, so the result is the same as on one device).
+    """
+    x, y = check_data_pair("train_data", train_data)
+    n = int(x.shape[0])
+    bs = check_batch_sizes(batch_sizes, num_data=n)
+    eta = check_lrs(lrs, grid=True)
+    if isinstance(optimizers, str):
+        optimizers = (optimizers,)
+    optimizers = tuple(optimizers)
+    if not optimizers:
+        raise ValueError("optimizers must not be empty")
+    for opt in optimizers:
+        check_choice("optimizers", opt, SWEEP_OPTIMIZERS)
+    seed_arr = check_seeds(seeds)
+    num_steps = check_positive_int("num_steps", num_steps)
+    record_every = check_positive_int("record_every", record_every)
+    check_choice("sampling", sampling, ("iid", "shuffle"))
+    if not isinstance(tag, str):
+        raise TypeError(f"tag must be a string, got {type(tag).__name__}")
+    if results_dir is not None:
+        os.makedirs(results_dir, exist_ok=True)
+    devices = list(jax.devices()) if devices is None else list(devices)
+    if not devices:
+        raise ValueError("devices must not be empty (None uses jax.devices())")
+    out: dict[str, SweepResult] = {}
+    interrupted = False
+    for opt in optimizers:
+        rows: dict[int, dict[str, Any]] = {}
+        for b in bs:
+            if interrupted:
+                break
+            fp = _fingerprint(x=x, y=y, lrs=eta, seeds=seed_arr, num_steps=num_steps, record_every=record_every,
+                              optimizer=opt, momentum=momentum if opt == "momentum" else None, batch_size=int(b),
+                              sampling=sampling, divergence_threshold=divergence_threshold, tag=tag,
+                              extra=sorted((k, repr(v)) for k, v in train_kwargs.items()))
+            path = sweep_point_path(results_dir, opt, b, fp) if results_dir is not None else None
+            if path is not None and os.path.exists(path):
+                with np.load(path, allow_pickle=False) as f:
+                    rows[int(b)] = {k: f[k] for k in f.files}
+                continue
+            start = time.perf_counter()
+            row = _run_point(training.train, devices, loss_fn, init_fn, x, y, eta, optimizer=opt,
+                             seeds=seed_arr.tolist(), num_steps=num_steps, batch_size=int(b), sampling=sampling, momentum=momentum,
+                             record_every=record_every, divergence_threshold=divergence_threshold,
+                             progress=progress, **train_kwargs)
+            if row is None:  # interrupted: keep what is finished
+                interrupted = True
+                break
+            row["seconds"] = np.asarray(time.perf_counter() - start)
+            row["device"] = np.asarray(config.device_report() + (f" ({len(devices)} devices, lrs sharded)"
+                                                                 if devices and len(devices) > 1 else ""))
+            rows[int(b)] = row
+            if path is not None:
+                tmp = path + ".tmp.npz"
+                np.savez(tmp, **row)
+                os.replace(tmp, path)
+        if rows:
+            done = np.asarray(sorted(rows))
+            first = rows[int(done[0])]
+            out[opt] = SweepResult(
+                opt, done, eta, seed_arr, np.asarray(first["steps"]),
+                np.stack([rows[int(b)]["train_loss"] for b in done]),
+                np.stack([rows[int(b)]["diverged"] for b in done]),
+                np.stack([rows[int(b)]["diverged_step"] for b in done]),
+                np.asarray([float(rows[int(b)]["seconds"]) for b in done]),
+                str(first["device"]), completed=not interrupted and done.size == bs.size)
+        if interrupted:
+            break
+    return out
+
+
+def _run_point(train: Callable, devices: list[Any], loss_fn: Callable, init_fn: Callable, x: jax.Array,
+               y: jax.Array, lrs: np.ndarray, *, progress: bool, **kwargs: Any) -> dict[str, np.ndarray] | None:
+    """One (optimizer, B) point: train on one device, or shard the lr grid over several (one thread each).
+    Returns the arrays to store, or None if the run was interrupted."""
+    chunks = [c for c in np.array_split(lrs, min(len(devices), lrs.size)) if c.size]
+    if len(chunks) == 1:
+        results = [train(loss_fn, init_fn, (x, y), lrs=lrs, progress=progress, **kwargs)]
+    else:
+        def run(i: int) -> Any:
+            dev = devices[i]
+            with jax.default_device(dev):
+                data = (jax.device_put(x, dev), jax.device_put(y, dev))
+                return train(loss_fn, init_fn, data, lrs=chunks[i], progress=progress and i == 0, **kwargs)
+
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            results = list(pool.map(run, range(len(chunks))))
+    if not all(r.completed for r in results):
+        return None
+    return {"train_loss": np.concatenate([np.asarray(r.train_loss) for r in results], axis=0),
+            "diverged": np.concatenate([np.asarray(r.diverged) for r in results], axis=0),
+            "diverged_step": np.concatenate([np.asarray(r.diverged_step) for r in results], axis=0),
+            "steps": np.asarray(results[0].steps)}
