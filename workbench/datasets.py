@@ -27,6 +27,7 @@ pixels in [0, 1].
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -127,6 +128,7 @@ def _read_cache(name: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+@functools.lru_cache(maxsize=1)
 def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
@@ -174,8 +176,8 @@ def raw_split(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     check_choice("name", name, NAMES)
     check_choice("split", split, SPLITS)
     if name == "digits":
-        x_tr, y_tr, x_te, y_te = _digits()
-        return (x_tr, y_tr) if split == "train" else (x_te, y_te)
+        x_tr, y_tr, x_te, y_te = _digits()  # cached: copies, so callers may modify them
+        return (x_tr.copy(), y_tr.copy()) if split == "train" else (x_te.copy(), y_te.copy())
     path = cache_path(name, split)
     if not path.exists():
         _download(name)
