@@ -337,5 +337,34 @@ def check_labels(model: Model, x: Any, y: Any, loss: str) -> int:
     return k
 
 
+# ----------------------------------------------------------------------------- built-in small models
+@functools.lru_cache(maxsize=1)
+def _small_cnn_class() -> type:
+    from flax import nnx
+
+    class SmallCNN(nnx.Module):
+        """conv 3x3 -> relu -> conv 3x3 -> relu -> global average pool -> dense (as examples/flax_cnn.py)."""
+
+        def __init__(self, in_channels: int, channels: int, num_classes: int, seed: int) -> None:
+            rngs = nnx.Rngs(seed)
+            self.conv1 = nnx.Conv(in_channels, channels, (3, 3), rngs=rngs)
+            self.conv2 = nnx.Conv(channels, channels, (3, 3), rngs=rngs)
+            self.head = nnx.Linear(channels, num_classes, rngs=rngs)
+
+        def __call__(self, x: jax.Array) -> jax.Array:
+            h = nnx.relu(self.conv1(x))
+            h = nnx.relu(self.conv2(h))
+            return self.head(jnp.mean(h, axis=(1, 2)))
+
+    return SmallCNN
+
+
+def small_cnn(*, in_channels: int = 1, channels: int = 8, num_classes: int = 10, seed: int = 0) -> Any:
+    """The built-in Flax NNX CNN of the panel and the command line (needs ``pip install workbench[flax]``)."""
+    if _module_of("flax.nnx") is None:
+        raise ImportError("the built-in CNN needs flax: pip install 'workbench[flax]'")
+    return _small_cnn_class()(in_channels, channels, num_classes, seed)
+
+
 __all__ = ["LOSSES", "Model", "check_labels", "check_outputs", "functional", "make_loss", "mse_loss",
-           "num_outputs", "softmax_cross_entropy", "with_dtype"]
+           "num_outputs", "small_cnn", "softmax_cross_entropy", "with_dtype"]
