@@ -52,13 +52,13 @@ def resolve_factory(spec: str) -> Any:
         raise ValueError(f"--model {spec}: the factory raised {type(exc).__name__}: {exc}") from None
 
 
-def builtin_model(name: str, image_shape: tuple[int, ...], num_classes: int, *, seed: int = 0) -> Any:
-    """The built-in models: ``"mlp"`` (workbench MLP, 2 x 64 tanh, on flattened images) or ``"cnn"``
+def builtin_model(name: str, image_shape: tuple[int, ...], num_classes: int, *, seed: int = 0, width: int = 64) -> Any:
+    """The built-in models: ``"mlp"`` (workbench MLP, 2 hidden tanh layers of ``width``, on flattened images) or ``"cnn"``
     (:func:`workbench.models.small_cnn`, a small Flax NNX CNN, needs flax)."""
     if name == "mlp":
         from workbench.nets import MLP
 
-        return MLP(depth=2, width=64, activation="tanh", w_std=1.0, b_std=0.1, out_dim=num_classes)
+        return MLP(depth=2, width=width, activation="tanh", w_std=1.0, b_std=0.1, out_dim=num_classes)
     if name == "cnn":
         from workbench.models import small_cnn
 
