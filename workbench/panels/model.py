@@ -92,7 +92,8 @@ class ModelPanel(Panel):
         self.results = {
             "ntk": S.ntk_study(model, (x, y), test, num_steps=steps, record_every=max(1, steps // 10), num_drift=2,
                                progress=True),
-            "hessian": S.hessian_study(model, (x, y), sorted({max(2, n // 8), n}), loss=loss, top_k=1,
+            "hessian": S.hessian_study(model, (x, y), config.pick([max(2, n // 4)], sorted({max(2, n // 8), n // 2})),
+                                       loss=loss, top_k=1,
                                        num_batches=config.pick(1, 3), slq_steps=config.pick(10, 30), progress=True),
             "noise": S.noise_study(model, (x, y), loss=loss, batch_sizes=sorted({max(1, n // 16), max(2, n // 2)}),
                                    num_draws=config.pick(8, 32), curvature=not config.fast_mode()),

@@ -110,7 +110,7 @@ class NTKStudy(NamedTuple):
     ``eigenvalues`` (n,) of Theta_0 (trace over outputs), descending; ``steps`` (R,) recorded GD steps;
     ``measured_train_loss``/``predicted_train_loss`` and the ``test`` versions (R,): mean MSE of the network and of
     the linearized model; ``rel_error`` (R,): |f_net - f_lin| / |f_lin| on the test inputs; ``drift_steps``,
-    ``drift``: ||Theta_t - Theta_0||_F / ||Theta_0||_F; ``lr``, ``lr_max`` (GD limit 2 n / lambda_max of the
+    ``drift``: ||Theta_t - Theta_0||_F / ||Theta_0||_F of the full (n k) x (n k) kernel; ``lr``, ``lr_max`` (GD limit 2 n / lambda_max of the
     (n k) x (n k) kernel); ``diverged_step`` (-1 if not).
     """
 
@@ -148,15 +148,15 @@ def ntk_study(model: Model, train: Any, test: Any, *, num_steps: int = 100, lr: 
 
     x, y, k = _data(model, train, "mse")
     xt, yt, _ = _data(model, test, "mse")
+    n, m = int(x.shape[0]), int(xt.shape[0])
     num_steps = check_positive_int("num_steps", num_steps)
     record_every = check_positive_int("record_every", record_every)
     num_drift = check_positive_int("num_drift", num_drift)
     dt = _dtype(model)
-    n, m = int(x.shape[0]), int(xt.shape[0])
     yf, ytf = _targets(y, k, dt), _targets(yt, k, dt)
     with config.matmul_precision("highest"):
-        theta0 = np.asarray(empirical_ntk(model.apply_fn, model.params, x), dtype=np.float64)
         k_train = _full_kernel(model.apply_fn, model.params, x)
+        theta0 = np.trace(k_train.reshape(n, k, n, k), axis1=1, axis2=3)  # trace over outputs
         k_test = _full_kernel(model.apply_fn, model.params, xt, x)
     lam_max = float(np.linalg.eigvalsh(0.5 * (k_train + k_train.T))[-1])
     lr_max = 2.0 * n / lam_max if lam_max > 0 else math.inf
@@ -182,13 +182,14 @@ def ntk_study(model: Model, train: Any, test: Any, *, num_steps: int = 100, lr: 
         pred_test = 0.5 * np.sum((f_te_lin - np.asarray(ytf, np.float64).reshape(-1)) ** 2, axis=-1) / m
         rel = (np.linalg.norm(f_test_net.reshape(len(steps), -1) - f_te_lin, axis=-1)
                / np.linalg.norm(f_te_lin, axis=-1))
-    norm0 = np.linalg.norm(theta0)
+    norm0 = np.linalg.norm(k_train)
     drift_steps, drift = [], []
-    for s in sorted(res.snapshots):
+    for s in sorted(res.snapshots):  # the full (n k) x (n k) kernel: every output pair counts
         p = jax.tree_util.tree_map(lambda a: a[0, 0], res.snapshots[s])
-        theta = np.asarray(empirical_ntk(model.apply_fn, p, x), dtype=np.float64)
+        with config.matmul_precision("highest"):
+            theta = _full_kernel(model.apply_fn, p, x)
         drift_steps.append(s)
-        drift.append(np.linalg.norm(theta - theta0) / norm0)
+        drift.append(np.linalg.norm(theta - k_train) / norm0)
     info = (f"{model.describe}; n={n}, test m={m}, k={k}; full-batch GD, lr={lr:.4g} (linearized limit "
             f"{lr_max:.4g}), {num_steps} steps; {config.device_report()}")
     return NTKStudy(eigvalsh(theta0),
@@ -213,14 +214,22 @@ class FlatInputNet:
         raise TypeError("FlatInputNet has no init: pass params")
 
 
+FULL_KRYLOV_MAX = 256
+
+
 def top_eigenvalues(model: Model, data: Any, *, loss: str = "mse", kind: str = "hessian", k: int = 3,
                     key: jax.Array | None = None) -> Eigenpairs:
-    """Top-``k`` eigenpairs of the full-data Hessian (or GGN) of the model's mean loss, by Lanczos."""
+    """Top-``k`` eigenpairs of the full-data Hessian (or GGN) of the model's mean loss, by Lanczos (with full
+    reorthogonalization; to the full dimension for models of at most ``FULL_KRYLOV_MAX`` parameters, else
+    adaptive until the Ritz residuals are below 1e-9 |theta| in float64, 1e-4 in float32)."""
     x, y, _ = _data(model, data, loss)
     op = hessian_operator(make_loss(model, loss), model.params, (x, y), kind=kind)
     tol = 1e-9 if _dtype(model) == jnp.float64 else 1e-4
+    # small models: a Krylov space of the full dimension is exact and compiles once (the adaptive schedule would
+    # compile one loop per depth it tries)
+    num_iters = op.dim if op.dim <= FULL_KRYLOV_MAX else None
     with config.matmul_precision("highest"):
-        return lanczos_top(op, check_positive_int("k", k), key=key, tol=tol)
+        return lanczos_top(op, check_positive_int("k", k), key=key, tol=tol, num_iters=num_iters)
 
 
 def hessian_study(model: Model, data: Any, batch_sizes: Sequence[int], *, loss: str = "mse", kind: str = "hessian",
@@ -295,11 +304,12 @@ def noise_study(model: Model, data: Any, *, loss: str = "cross_entropy", batch_s
             stats = lb.gradient_noise_stats(loss_fn, model.params, (x, y))
         except ValueError:  # G^T H G <= 0: B_noise and eps_max do not exist here
             stats = None
-    keys = jax.random.split(key, bs.size + 1)
-    two = lb.two_batch_noise_scale(loss_fn, model.params, (x, y), int(bs[0]), int(bs[-1]), num_draws=num_draws,
-                                   key=keys[0])
-    sq = np.stack([lb.batch_grad_sq_norms(loss_fn, model.params, (x, y), int(b), num_draws, keys[i + 1])
+    keys = jax.random.split(key, bs.size)
+    sq = np.stack([lb.batch_grad_sq_norms(loss_fn, model.params, (x, y), int(b), num_draws, keys[i])
                    for i, b in enumerate(bs)])
+    # McCandlish's two-batch estimator from the smallest and largest sizes' draws (independent batches, drawn
+    # without replacement: c_B of the data set size), as lr_batch.two_batch_noise_scale computes it
+    two = lb.noise_scale_estimate(sq[0], sq[-1], int(bs[0]), int(bs[-1]), float(n))
     expected = np.asarray([lb.expected_batch_grad_sq_norm(g2, tr_sigma, int(b), num_data=n) for b in bs])
     info = f"{model.describe}; {loss} loss, n={n}, {num_draws} draws per batch size; {config.device_report()}"
     return NoiseStudy(g2, tr_sigma, b_simple, stats, two, bs, sq, expected, n, info)
