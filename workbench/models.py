@@ -40,6 +40,9 @@ as :mod:`workbench.hessian` and :mod:`workbench.lr_batch` expect.
 from __future__ import annotations
 
 import functools
+import importlib
+import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -53,6 +56,8 @@ from workbench.hessian import ComposedLoss, num_params
 from workbench.validation import check_choice
 
 LOSSES = ("mse", "cross_entropy")
+BUILTINS = ("mlp", "cnn")
+_SPEC = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class Model(NamedTuple):
@@ -366,5 +371,57 @@ def small_cnn(*, in_channels: int = 1, channels: int = 8, num_classes: int = 10,
     return _small_cnn_class()(in_channels, channels, num_classes, seed)
 
 
-__all__ = ["LOSSES", "Model", "check_labels", "check_outputs", "functional", "make_loss", "mse_loss",
-           "num_outputs", "small_cnn", "softmax_cross_entropy", "with_dtype"]
+# ----------------------------------------------------------------------------- models named by text, built-in models
+def resolve_factory(spec: str) -> Any:
+    """Import ``module:factory`` (the current folder first on ``sys.path``) and call the factory.
+
+    The text is checked against a dotted-name pattern and imported, never evaluated. An unknown module or function,
+    or a factory that raises, is a ValueError naming ``spec`` (the command line's ``--model``)."""
+    if not isinstance(spec, str) or not _SPEC.match(spec.strip()):
+        raise ValueError(f"model must look like module:factory (e.g. examples.flax_cnn:make), got {spec!r}")
+    module_name, factory_name = spec.strip().split(":")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ValueError(f"model {spec}: cannot import {module_name!r} ({type(exc).__name__}: {exc})") from None
+    factory = getattr(module, factory_name, None)
+    if not callable(factory):
+        raise ValueError(f"model {spec}: module {module_name!r} has no function {factory_name!r}")
+    try:
+        return factory()
+    except Exception as exc:
+        raise ValueError(f"model {spec}: the factory raised {type(exc).__name__}: {exc}") from None
+
+
+def builtin_model(name: str, image_shape: tuple[int, ...], num_classes: int, *, seed: int = 0, width: int = 64) -> Any:
+    """The built-in models: ``"mlp"`` (workbench MLP, 2 hidden tanh layers of ``width``, on flattened images) or ``"cnn"``
+    (:func:`workbench.models.small_cnn`, a small Flax NNX CNN, needs flax)."""
+    if name == "mlp":
+        from workbench.nets import MLP
+
+        return MLP(depth=2, width=width, activation="tanh", w_std=1.0, b_std=0.1, out_dim=num_classes)
+    if name == "cnn":
+        return small_cnn(in_channels=int(image_shape[-1]), num_classes=num_classes, seed=seed)
+    raise ValueError(f"built-in model must be one of {BUILTINS}, got {name!r}")
+
+
+def prepare(model: Any, x: Any, y: Any, loss: str = "mse"):
+    """(:class:`workbench.models.Model`, inputs): the model on images as given or, if it fails there and works on
+    flattened rows (an MLP), on flattened inputs; the labels are checked against its outputs."""
+    first_error = None
+    for inputs in (x, x.reshape(x.shape[0], -1)):
+        try:
+            m = functional(model, example_input=inputs[:2])
+        except ValueError as exc:
+            first_error = first_error or exc
+            continue
+        check_labels(m, inputs, y, loss)
+        return m, inputs
+    raise first_error  # type: ignore[misc]
+
+
+__all__ = ["BUILTINS", "LOSSES", "Model", "builtin_model", "check_labels", "check_outputs", "functional", "make_loss",
+           "mse_loss", "num_outputs", "prepare", "resolve_factory", "small_cnn", "softmax_cross_entropy", "with_dtype"]

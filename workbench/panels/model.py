@@ -3,7 +3,7 @@ size, press Run, and see the four studies side by side: NTK (linearized vs real 
 batch Hessian (random-matrix model), gradient noise scale, learning rate vs batch size.
 
 The studies are those of :mod:`workbench.studies.model` (the command line runs the same); the model text is
-resolved by :func:`workbench.reports.model.resolve_factory` (imported, never evaluated). Model, data and sample
+resolved by :func:`workbench.models.resolve_factory` (imported, never evaluated). Model, data and sample
 size take effect through the Run button (the studies train networks); the view selectors redraw at once from
 the finished results.
 """
@@ -17,12 +17,12 @@ import ipywidgets as W
 
 from workbench import config
 from workbench.datasets import NAMES, load
+from workbench.models import builtin_model, prepare, resolve_factory
 from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure, side_by_side
 from workbench.plots.hessian import density_figure, lr_max_figure, top_eigenvalue_figure
 from workbench.plots.lr_batch import loss_heatmap
 from workbench.plots.model import kernel_drift, linearized_vs_real, message, noise_scale, ntk_spectrum
-from workbench.reports.model import builtin_model, prepare, resolve_factory
 from workbench.studies import model as S
 
 MODEL_CHOICES = (("built-in MLP (workbench)", "mlp"), ("built-in CNN (Flax NNX)", "cnn"),

@@ -12,75 +12,16 @@ module or factory, a factory that raises, or a model whose outputs do not fit th
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
-import re
-import sys
-from typing import Any
 
 import jax
 import numpy as np
 
 from workbench import config
+from workbench.models import builtin_model, prepare, resolve_factory
 from workbench.reports import Report, Table, int_list, positive_int
 
 DESCRIPTION = __doc__.split("\n\n")[1]
 STUDIES = ("ntk", "hessian", "noise", "lr-batch")
-BUILTINS = ("mlp", "cnn")
-_SPEC = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
-
-
-# ----------------------------------------------------------------------------- building the model
-def resolve_factory(spec: str) -> Any:
-    """Import ``module:factory`` (current folder on ``sys.path``) and call the factory; clear ValueErrors."""
-    if not isinstance(spec, str) or not _SPEC.match(spec.strip()):
-        raise ValueError(f"--model must look like module:factory (e.g. examples.flax_cnn:make), got {spec!r}")
-    module_name, factory_name = spec.strip().split(":")
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise ValueError(f"--model {spec}: cannot import {module_name!r} ({type(exc).__name__}: {exc})") from None
-    factory = getattr(module, factory_name, None)
-    if not callable(factory):
-        raise ValueError(f"--model {spec}: module {module_name!r} has no function {factory_name!r}")
-    try:
-        return factory()
-    except Exception as exc:
-        raise ValueError(f"--model {spec}: the factory raised {type(exc).__name__}: {exc}") from None
-
-
-def builtin_model(name: str, image_shape: tuple[int, ...], num_classes: int, *, seed: int = 0, width: int = 64) -> Any:
-    """The built-in models: ``"mlp"`` (workbench MLP, 2 hidden tanh layers of ``width``, on flattened images) or ``"cnn"``
-    (:func:`workbench.models.small_cnn`, a small Flax NNX CNN, needs flax)."""
-    if name == "mlp":
-        from workbench.nets import MLP
-
-        return MLP(depth=2, width=width, activation="tanh", w_std=1.0, b_std=0.1, out_dim=num_classes)
-    if name == "cnn":
-        from workbench.models import small_cnn
-
-        return small_cnn(in_channels=int(image_shape[-1]), num_classes=num_classes, seed=seed)
-    raise ValueError(f"built-in model must be one of {BUILTINS}, got {name!r}")
-
-
-def prepare(model: Any, x: Any, y: Any, loss: str = "mse"):
-    """(:class:`workbench.models.Model`, inputs): the model on images as given or, if it fails there and works on
-    flattened rows (an MLP), on flattened inputs; the labels are checked against its outputs."""
-    from workbench.models import check_labels, functional
-
-    first_error = None
-    for inputs in (x, x.reshape(x.shape[0], -1)):
-        try:
-            m = functional(model, example_input=inputs[:2])
-        except ValueError as exc:
-            first_error = first_error or exc
-            continue
-        check_labels(m, inputs, y, loss)
-        return m, inputs
-    raise first_error  # type: ignore[misc]
 
 
 # ----------------------------------------------------------------------------- command line
@@ -214,5 +155,4 @@ def build(args: argparse.Namespace) -> Report:
                   references=refs)
 
 
-__all__ = ["BUILTINS", "STUDIES", "add_arguments", "add_model_arguments", "build", "builtin_model", "prepare",
-           "resolve_factory"]
+__all__ = ["STUDIES", "add_arguments", "add_model_arguments", "build"]
