@@ -22,6 +22,10 @@ from workbench.reports import Report, Table, int_list, positive_int
 
 DESCRIPTION = __doc__.split("\n\n")[1]
 STUDIES = ("ntk", "hessian", "noise", "lr-batch")
+#: options of the built-in MLP set-ups that a --model run does not use (left out of the report's parameters)
+_MLP_ONLY = frozenset({"dataset", "num_points", "dim", "depth", "width", "activation", "parametrization", "w_std",
+                       "widths", "max_degree", "drift_lr", "num_data", "train_steps", "lr", "noise_std", "momentum",
+                       "target_loss"})
 
 
 # ----------------------------------------------------------------------------- command line
@@ -74,7 +78,7 @@ def build(args: argparse.Namespace) -> Report:
     model, x, train = _setup(args)
     y = train.y
     params = {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in vars(args).items()
-              if k not in ("command", "study", "out", "progress", "fast")}
+              if k not in ("command", "study", "out", "progress", "fast") and k not in _MLP_ONLY}
     head = f"{model.describe}; {train.description}."
     seed = int(getattr(args, "seed", 0) or 0)
     if args.study == "ntk":
