@@ -78,24 +78,19 @@ def _module_of(name: str) -> Any:
 
 
 def _is_nnx(obj: Any) -> bool:
-    if "flax" not in sys.modules and _module_of("flax") is None:
-        return False
-    nnx = _module_of("flax.nnx")
+    # an object can only be an instance of a framework's class if that framework is imported already
+    nnx = sys.modules.get("flax.nnx")
     return nnx is not None and isinstance(obj, nnx.Module)
 
 
 def _is_linen(obj: Any) -> bool:
-    if "flax" not in sys.modules and _module_of("flax") is None:
-        return False
-    linen = _module_of("flax.linen")
+    linen = sys.modules.get("flax.linen")
     return linen is not None and isinstance(obj, linen.Module)
 
 
 def _is_equinox(obj: Any) -> bool:
-    if "equinox" not in sys.modules and _module_of("equinox") is None:
-        return False
-    eqx = _module_of("equinox")
-    return isinstance(obj, eqx.Module)
+    eqx = sys.modules.get("equinox")
+    return eqx is not None and isinstance(obj, eqx.Module)
 
 
 def _count(tree: Any) -> int:
