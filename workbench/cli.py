@@ -2,6 +2,7 @@
 
     workbench report ntk --out ntk.html              # figures + numbers + parameters + device, one HTML file
     workbench report hessian --batch-sizes 8,32,128 --out hessian.html
+    workbench report hessian --model examples.flax_cnn:make --data digits --n 256 --out r.html
     workbench check                                  # symbolic derivations vs numerics, as a table
     python -m workbench --help
 
@@ -50,6 +51,14 @@ def _add_common(p: argparse.ArgumentParser, precision: str = "float32") -> None:
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
 
+def _add_model_options(p: argparse.ArgumentParser, study: str) -> None:
+    """``--model module:factory --data NAME --n N`` on the studies that run on your own model."""
+    from workbench.reports import model as model_report
+
+    if study in model_report.STUDIES:
+        model_report.add_model_arguments(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser: ``report <study>`` (one sub-parser per study) and ``check``."""
     parser = _Parser(prog="workbench", formatter_class=_Formatter,
@@ -69,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp = studies.add_parser(name, help=summary, description=getattr(module, "DESCRIPTION", summary),
                                 formatter_class=_Formatter)
         module.add_arguments(sp)
+        _add_model_options(sp, name)
         _add_common(sp, getattr(module, "DEFAULT_PRECISION", "float32"))
         sp.add_argument("--out", required=True, metavar="PATH.html",
                         help="where to write the report (written atomically: no partial file on failure)")
@@ -91,6 +101,8 @@ def _run_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     out = check_output_path(args.out)  # fail before computing, not after
     module = load_study(args.study)
+    if getattr(args, "model", None):  # your own model (workbench.reports.model)
+        module = load_study("noise")
     start = time.perf_counter()
     report = module.build(args)
     report.elapsed_s = time.perf_counter() - start

@@ -8,6 +8,8 @@ Every function takes an explicit ``jax.random`` key; the same key gives the same
 * :func:`gaussian_inputs`: x ~ N(0, scale^2 I_dim).
 * :func:`linear_teacher`, :func:`mlp_teacher`: Gaussian (or sphere) inputs labelled by a random
   teacher plus Gaussian label noise of standard deviation ``noise_std``.
+* :func:`load`: real image data sets (digits, MNIST, Fashion-MNIST, CIFAR-10) with a disk cache, from
+  :mod:`workbench.datasets`.
 * :func:`digits`: the 8x8 handwritten digits shipped inside scikit-learn (1797 images, 10
   classes; a copy of the UCI ML optical recognition test set, distributed by scikit-learn
   under its BSD-3-Clause licence), pixels scaled to [0, 1] and optionally centred.
@@ -154,3 +156,6 @@ def digits(key: jax.Array, n_train: int, n_test: int, *, classes: tuple[int, ...
     dt = _dtype()
     return Dataset(jnp.asarray(x_tr, dt), jnp.asarray(encode(lab_all[tr]), dt), jnp.asarray(x_te, dt),
                    jnp.asarray(encode(lab_all[te]), dt), f"sklearn digits, classes {classes}, targets {targets}")
+
+
+from workbench.datasets import load as load  # noqa: E402  real data sets (digits, MNIST, ...): workbench.datasets

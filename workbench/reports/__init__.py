@@ -34,6 +34,7 @@ STUDIES: dict[str, tuple[str, str]] = {
     "dynamics": ("workbench.reports.dynamics", "generalization dynamics: linearized (kernel) vs real training"),
     "hessian": ("workbench.reports.hessian", "batch-Hessian spectra across batch sizes vs random-matrix bounds"),
     "lr-batch": ("workbench.reports.lr_batch", "learning rate vs batch size: theory curves vs measured sweeps"),
+    "noise": ("workbench.reports.model", "gradient noise scale (exact and two-batch) of your model (--model) on a data set"),
     "symbolic": ("workbench.reports.symbolic", "symbolic derivations checked against numerical results"),
 }
 
