@@ -11,7 +11,7 @@ moves (like 1/width) in SP.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -31,34 +31,39 @@ SLOPES = {"standard": 0.5, "ntk": -0.5, "mup": 0.0}
 BAND = 0.15  # the issue's band for the slopes; the seed standard error must resolve it (SIGMAS * se <= BAND)
 
 
-def _feature_update(net: MLP, key: jax.Array, x: jax.Array, y: jax.Array, lr: float) -> float:
-    """RMS change of the last hidden layer's activations on ``x`` after one SGD step of the mean MSE."""
-    params = net.init(key, x.shape[1])
-    mult = net.lr_multipliers(x.shape[1], "sgd")
+@functools.lru_cache(maxsize=32)
+def _update_fn(net: MLP, in_dim: int):
+    """jit: seeds (S,) keys, x, y, lr -> RMS change of the last hidden pre-activations after one SGD step."""
+    mult = net.lr_multipliers(in_dim, "sgd")
 
-    def loss(p):
-        return 0.5 * jnp.mean((net.apply(p, x) - y) ** 2)
+    def one(key, x, y, lr):
+        params = net.init(key, in_dim)
+        grads = jax.grad(lambda p: 0.5 * jnp.mean((net.apply(p, x) - y) ** 2))(params)
+        new = jax.tree_util.tree_map(lambda p, g, m: p - lr * m * g, params, grads, mult)
+        h0, h1 = net.preactivations(params, x)[-2], net.preactivations(new, x)[-2]
+        return jnp.sqrt(jnp.mean((h1 - h0) ** 2))
 
-    grads = jax.grad(loss)(params)
-    new = jax.tree_util.tree_map(lambda p, g, m: p - lr * m * g, params, grads, mult)
-    a0 = net.phi(net.preactivations(params, x)[-2])
-    a1 = net.phi(net.preactivations(new, x)[-2])
-    return float(jnp.sqrt(jnp.mean((a1 - a0) ** 2)))
+    return jax.jit(jax.vmap(one, in_axes=(0, None, None, None)))
 
 
-def _drift(net: MLP, key: jax.Array, x: jax.Array, y: jax.Array, lr: float, steps: int) -> float:
-    params = net.init(key, x.shape[1])
-    mult = net.lr_multipliers(x.shape[1], "sgd")
-    k0 = ntk_matrix(net, params, x)
+@functools.lru_cache(maxsize=32)
+def _gd_fn(net: MLP, in_dim: int, steps: int):
+    mult = net.lr_multipliers(in_dim, "sgd")
 
-    @jax.jit
-    def run(p):
+    def run(p, x, y, lr):
         def step(p, _):
             g = jax.grad(lambda q: 0.5 * jnp.mean((net.apply(q, x) - y) ** 2))(p)
             return jax.tree_util.tree_map(lambda a, b, m: a - lr * m * b, p, g, mult), None
         return jax.lax.scan(step, p, None, length=steps)[0]
 
-    kt = ntk_matrix(net, run(params), x)
+    return jax.jit(run)
+
+
+def _drift(net: MLP, key: jax.Array, x: jax.Array, y: jax.Array, lr: float, steps: int) -> float:
+    """||Theta_T - Theta_0||_F / ||Theta_0||_F after ``steps`` full-batch GD steps of the mean MSE."""
+    params = net.init(key, x.shape[1])
+    k0 = ntk_matrix(net, params, x)
+    kt = ntk_matrix(net, _gd_fn(net, x.shape[1], steps)(params, x, y, lr), x)
     return float(np.linalg.norm(kt - k0) / np.linalg.norm(k0))
 
 
@@ -75,7 +80,7 @@ def _best_lr_adam(net: MLP, data, lrs: np.ndarray, steps: int, seeds: int) -> tu
 
 def run(*, fast: bool, key: int) -> Reproduction:
     with verification() as (device, precision):
-        widths = np.array([64, 128, 256, 512, 1024, 2048])
+        widths = np.array([64, 256, 1024]) if fast else np.array([64, 128, 256, 512, 1024, 2048])
         seeds = 4 if fast else 12
         d, batch = 16, 8
         kx, ky = jax.random.split(jax.random.PRNGKey(key + 1000))
@@ -88,8 +93,7 @@ def run(*, fast: bool, key: int) -> Reproduction:
             vals = np.zeros((len(widths), seeds))
             for i, w in enumerate(widths):
                 net = MLP(depth=2, width=int(w), activation="tanh", w_std=1.0, b_std=0.0, parametrization=par)
-                for s, k in enumerate(keys(key + 17 * i, seeds)):
-                    vals[i, s] = _feature_update(net, k, x, y, 0.05)
+                vals[i] = np.asarray(_update_fn(net, d)(jnp.stack(keys(key + 17 * i, seeds)), x, y, 0.05))
             upd[par] = vals
         # (b) NTK drift after full-batch GD
         dw = np.array([64, 256, 1024]) if fast else np.array([64, 128, 256, 512, 1024, 2048])
@@ -104,9 +108,9 @@ def run(*, fast: bool, key: int) -> Reproduction:
             drift[par] = vals
         # (c) muTransfer of Adam's learning rate on digits (one hidden layer, full batch)
         tw = [64, 256, 1024]
-        lrs = np.geomspace(2.0 ** -14, 2.0 ** 0, 15)  # factor-2 grid: one grid step = a factor 2
-        data = digits(jax.random.PRNGKey(key), 256 if fast else 512, 64)
-        tsteps, tseeds = (60, 2) if fast else (300, 3)
+        lrs = np.geomspace(2.0 ** -12, 2.0 ** 0, 13)  # factor-2 grid: one grid step = a factor 2
+        data = digits(jax.random.PRNGKey(key), 256 if fast else 512, 64, targets="label")
+        tsteps, tseeds = (40, 2) if fast else (300, 3)
         transfer = {}
         for par in ("standard", "mup"):
             best, curves = [], []
@@ -130,6 +134,15 @@ def run(*, fast: bool, key: int) -> Reproduction:
                             f"band 0.15 on the slope over widths {dw.min()}-{dw.max()} ({dseeds} seeds, "
                             f"{dsteps} GD steps); se {se:.2g} from the seed scatter and the fit residuals",
                             stderr=se))
+    sl, se = slope_with_stderr(dw, drift["ntk"])
+    checks.append(Check("ntk_drift_slope_typical", sl, -1.0, BAND,
+                        "reported: Dyer & Gur-Ari 2019 predict the typical drift of the NTK during training to be "
+                        "O(1/width), faster than the O(width^-1/2) bound the issue states", stderr=se,
+                        in_verdict=False))
+    if not checks[3].passed and checks[3].resolved:
+        notes.append(f"The NTK-parametrized drift falls with slope {checks[3].measured:.2f}, not -1/2: the "
+                     "width^-1/2 rate is an upper bound (Lee et al. 2019); the typical drift is O(1/width) "
+                     "(Dyer & Gur-Ari 2019), so this toy does not show the -1/2 slope the issue asks for.")
     shift = {p: int(round(np.ptp(np.log2(transfer[p][0])))) for p in transfer}
     checks.append(Check("mup_best_lr_shift_grid_steps", shift["mup"], 0.0, 1.0,
                         "the lr grid has factor-2 steps: the best lr is known to one grid step, so a shift of at "
