@@ -79,14 +79,13 @@ def _source_hash() -> str:
 
 def _cache_path(folder: Path, name: str, fast: bool, key: int) -> Path:
     import jax
+    import numpy
+    import optax
+    import scipy
 
-    tag = f"{name}-{'fast' if fast else 'full'}-k{key}-{config.get_precision()}-jax{jax.__version__}-{_source_hash()}"
+    versions = f"jax{jax.__version__}-np{numpy.__version__}-sp{scipy.__version__}-optax{optax.__version__}"
+    tag = f"{name}-{'fast' if fast else 'full'}-k{key}-{config.get_precision()}-{versions}-{_source_hash()}"
     return folder / f"{tag}.pkl"
-
-
-def shared_cache_dir() -> Path:
-    """A per-user folder in the temporary directory that the test suite and the notebooks both use."""
-    return Path(tempfile.gettempdir()) / f"workbench-papers-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
 
 
 def reproduce(name: str, *, fast: bool = False, key: int | None = None,
@@ -152,4 +151,4 @@ def verdict_table(results: list[Reproduction]) -> str:
 
 
 __all__ = ["CACHE_ENV", "REGISTRY", "SIGMAS", "Check", "Reproduction", "load", "names", "register", "reproduce",
-           "shared_cache_dir", "slope_with_stderr", "verdict_table"]
+           "slope_with_stderr", "verdict_table"]

@@ -22,7 +22,7 @@ CLAIM = ("At criticality a deep relu network's preactivation has E z^4 / (3 (E z
 def run(*, fast: bool, key: int) -> Reproduction:
     width = 16
     depths = np.arange(1, 6)
-    samples = 20_000 if fast else 200_000
+    samples = 5_000 if fast else 200_000
     with config.precision("float64"):
         device = config.device_report()
         est = kurtosis_simulated(np.stack([depths, np.full_like(depths, width)], 1).astype(float), samples=samples,
