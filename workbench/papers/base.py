@@ -7,8 +7,9 @@ A :class:`Check` compares one measured number with the paper's prediction. Its `
 * ``"at_least"``: passes when measured >= predicted - tolerance.
 
 Every tolerance carries ``reason``, the sentence that derives its size (standard errors over seeds, grid
-spacing, quadrature error). With a ``stderr`` the check also needs ``SIGMAS * stderr <= tolerance``: a
-measurement too noisy to resolve the tolerance band is reported as *unresolved* and does not pass.
+spacing, quadrature error). With a ``stderr`` the check also needs ``SIGMAS * stderr <= resolution`` (default:
+the tolerance itself): a measurement too noisy to tell the prediction from its competitors is reported as
+*unresolved* and does not pass.
 Checks with ``in_verdict=False`` are reported quantities (shown, never part of the verdict).
 
 :meth:`Reproduction.with_predictions` re-evaluates the checks against other predicted values (a
@@ -40,7 +41,7 @@ class Check:
     kind: str = "equal"
     stderr: float | None = None
     in_verdict: bool = True
-    unit: str = ""
+    resolution: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -56,7 +57,8 @@ class Check:
     @property
     def resolved(self) -> bool:
         """False when the measurement's own noise (SIGMAS standard errors) is wider than the tolerance."""
-        return self.stderr is None or (math.isfinite(self.stderr) and SIGMAS * self.stderr <= self.tolerance * (1 + 1e-9))
+        limit = self.tolerance if self.resolution is None else self.resolution
+        return self.stderr is None or (math.isfinite(self.stderr) and SIGMAS * self.stderr <= limit * (1 + 1e-9))
 
     @property
     def passed(self) -> bool:
@@ -195,4 +197,21 @@ def slope_with_stderr(x: Any, values: Any) -> tuple[float, float]:
     return float(slope), max(se_seed, se_fit)
 
 
-__all__ = ["KINDS", "SIGMAS", "Check", "Reproduction", "slope_with_stderr"]
+#: finite-width allowance on a fitted log-log slope (the issue's band), and the resolution a slope needs: half the
+#: spacing 1/2 between the competing predictions (SP +1/2, muP 0, NTK -1/2), so SIGMAS se <= 0.25 tells them apart
+SLOPE_BAND = 0.15
+SLOPE_RESOLUTION = 0.25
+
+
+def slope_check(name: str, measured: float, stderr: float, predicted: float, context: str, **kw: Any) -> Check:
+    """A log-log slope against its prediction: tolerance max(SLOPE_BAND, SIGMAS se), resolved when SIGMAS se <=
+    SLOPE_RESOLUTION. ``context`` says what the slope was fitted over."""
+    tol = max(SLOPE_BAND, SIGMAS * stderr) if math.isfinite(stderr) else SLOPE_BAND
+    reason = (f"max of the finite-width band {SLOPE_BAND} and {SIGMAS:g} standard errors (se {stderr:.2g}: seed "
+              f"scatter and fit residuals) over {context}; resolved when {SIGMAS:g} se <= {SLOPE_RESOLUTION} (half "
+              f"the 1/2 spacing between competing predicted slopes)")
+    return Check(name, measured, predicted, tol, reason, stderr=stderr, resolution=SLOPE_RESOLUTION, **kw)
+
+
+__all__ = ["KINDS", "SIGMAS", "SLOPE_BAND", "SLOPE_RESOLUTION", "Check", "Reproduction", "slope_check",
+           "slope_with_stderr"]

@@ -50,8 +50,9 @@ def _exponent_check(name, batch_sizes, est, grid_ratio, predicted, extra, extra_
     return Check(name, float(value), predicted, tol,
                  f"{SIGMAS:g} seed standard errors ({len(per)} seeds, se {se:.2g}) and the lr grid's resolution "
                  f"(factor {grid_ratio:.3g} over B = {batch_sizes.min():g}-{batch_sizes.max():g}: {grid:.2g}) in "
-                 f"quadrature" + (f", plus {extra:.2g}: {extra_reason}" if extra else ""),
-                 stderr=se, in_verdict=in_verdict)
+                 f"quadrature; resolved when {SIGMAS:g} se <= 0.25, half the spacing between the linear and square-root "
+                 f"rules" + (f", plus {extra:.2g}: {extra_reason}" if extra else ""),
+                 stderr=se, in_verdict=in_verdict, resolution=0.25)
 
 
 def run(*, fast: bool, key: int) -> Reproduction:

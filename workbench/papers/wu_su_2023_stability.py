@@ -56,14 +56,14 @@ def run(*, fast: bool, key: int) -> Reproduction:
     from workbench.training import train_mlp
 
     with verification() as (device, precision):
-        n, d = 12, 3
+        n, d = 8, 4
         kx, ky = jax.random.split(jax.random.PRNGKey(key + 5))
         x = jax.random.normal(kx, (n, d)) / np.sqrt(d)
         y = jnp.sin(2.0 * x[:, :1]) + 0.3 * jax.random.normal(ky, (n, 1))
-        net = MLP(depth=1, width=32, activation="tanh", w_std=1.0, b_std=0.5, parametrization="standard")
+        net = MLP(depth=1, width=64, activation="tanh", w_std=1.0, b_std=0.5, parametrization="standard")
         lrs = [0.5, 1.0] if fast else [0.25, 0.5, 1.0, 1.5]
         seeds = tuple(range(key, key + (2 if fast else 4)))
-        steps = 3000 if fast else 20000
+        steps = 4000 if fast else 20000
         runs = {}
         for name, opt, bsz in (("sgd_B1", "sgd", 1), ("sgd_B4", "sgd", 4), ("gd", "gd", None)):
             res = train_mlp(net, (x, y), optimizer=opt, batch_size=bsz, lrs=lrs, seeds=seeds, num_steps=steps,
@@ -83,10 +83,12 @@ def run(*, fast: bool, key: int) -> Reproduction:
     table = {}
     for name, (b, rows) in runs.items():
         c_b = (n - b) / (b * (n - 1))
-        ok = [r for r in rows if not r["diverged"] and r["loss"] < 1e-6]
+        ok = [r for r in rows if not r["diverged"] and r["loss"] < 1e-7]
         table[name] = ok
         if not ok:
-            notes.append(f"{name}: no run reached interpolation (loss < 1e-6) without diverging.")
+            reached = [f"{r['loss']:.2g}" for r in rows if not r["diverged"]]
+            notes.append(f"{name}: no run reached interpolation (loss < 1e-7) without diverging (final losses "
+                         f"{reached or 'none: all diverged'}).")
             continue
         bound = np.array([r["eta"] * (c_b * r["trace"] + (1 - c_b) * r["lambda_max"]) / 2 for r in ok])
         # tolerance: the part of the Hessian that is not the GGN (residuals of a not-exactly-zero loss)
@@ -111,8 +113,8 @@ def run(*, fast: bool, key: int) -> Reproduction:
                             max(r["eta"] * r["directional"] / 2 for r in sgd1), 1.0, 0.0,
                             "reported: the mean-square condition along the top eigenvector without the alignment "
                             "approximation", kind="at_most", in_verdict=False))
-    setting = (f"A one-hidden-layer tanh MLP of width 32 (161 parameters) on n = {n} noisy targets in {d} "
-               f"dimensions, trained to interpolation (loss < 1e-6) by SGD with B = 1 and B = 4 (indices drawn "
+    setting = (f"A one-hidden-layer tanh MLP of width 64 (385 parameters) on n = {n} noisy targets in {d} "
+               f"dimensions, trained to interpolation (loss < 1e-7) by SGD with B = 1 and B = 4 (indices drawn "
                f"without replacement) and by GD, learning rates {lrs}, {len(seeds)} seeds, {steps} steps; dense "
                f"Hessians. The paper's experiments use larger networks and data sets; the bound itself is exact "
                f"for the linearized dynamics at an interpolating minimum.")
