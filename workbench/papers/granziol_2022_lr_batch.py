@@ -65,7 +65,11 @@ def run(*, fast: bool, key: int) -> Reproduction:
         eig = np.concatenate([[1.0], np.geomspace(0.05, 0.01, dim - 1)])
         q, _ = np.linalg.qr(np.asarray(jax.random.normal(jax.random.PRNGKey(key + 3), (dim, dim))))
         theta0 = np.ones(dim) / math.sqrt(dim)
-        prob = lb.NoisyQuadratic(jnp.asarray(eig), jnp.asarray(q), jnp.eye(dim) * 0.01, jnp.full((dim,), s),
+        # curvature noise along the spike only, so the spike sets the stability limit at every B (with the same
+        # noise in every direction the flat bulk directions would set it: 2 lambda B / s^2 is smallest there)
+        curv = np.zeros(dim)
+        curv[0] = s
+        prob = lb.NoisyQuadratic(jnp.asarray(eig), jnp.asarray(q), jnp.eye(dim) * 0.01, jnp.asarray(curv),
                                  jnp.asarray(theta0))
         b_crit = s ** 2 / eig[0] ** 2
         bs_all = np.array([1, 2, 4, 8, 16, 64, 256, 1024, 4096])
@@ -104,6 +108,16 @@ def run(*, fast: bool, key: int) -> Reproduction:
                                           grid_net, pred, 0.0, "", in_verdict=in_v))
         except ValueError as exc:
             notes.append(f"net {opt}: no exponent ({exc}).")
+    quad = checks[0]
+    if not quad.passed:
+        notes.append(f"On the noisy quadratic the measured largest stable learning rate grows like B^{quad.measured:.2f}, "
+                     "not B^1: a finite run diverges when a typical trajectory grows (the almost-sure, Lyapunov "
+                     "criterion, E log|1 - eta (lambda + s u / sqrt(B))| > 0, which gives eta ~ sqrt(B) / s when the "
+                     "curvature noise dominates), while the linear law is the mean-square limit "
+                     "2 lambda / (lambda^2 + s^2 / B), driven by rare large excursions that a few seeds over a few "
+                     "hundred steps do not see. The linear rule is therefore not what this measurement shows; in the "
+                     "random-matrix model itself, below the BBP threshold the top of the batch Hessian is the Wigner "
+                     "edge 2 s sqrt(P / B), which also gives a square root.")
     adam = [c for c in checks if c.name.startswith("net: adam")]
     if adam:
         notes.append(f"Adam's measured exponent is {adam[0].measured:.2f} +- {adam[0].stderr:.2g} against the paper's "
