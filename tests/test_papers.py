@@ -30,7 +30,7 @@ WRONG = {
     "yang_hu_2021_mup": {"feature_update_slope_mup": 0.5},  # muP features blowing up like SP's
     "roberts_yaida_finite_width": {"tanh_kernel_decay_slope": 0.0},  # tanh kernel fixed like relu's
     "wu_su_2023_stability": {"sgd_B1: max eta (c_B tr H + (1 - c_B) lambda_max) / 2": 0.1},  # 10x tighter bound
-    "granziol_2022_lr_batch": {"quadratic: SGD max-stable lr exponent (B <= B*/16)": 0.5},  # square-root rule
+    "granziol_2022_lr_batch": {"quadratic: SGD max-stable lr exponent (B <= B*/16)": 2.0},  # quadratic in B
     "step_law_2025": {"step_law lr(N=1e9, D=1e11)": 1e-3},  # a wrong worked value
 }
 
@@ -73,15 +73,29 @@ def test_check_kinds_resolution_and_wrong_predictions():
     assert not _rep([]).passed  # no checks: no verdict
 
 
+#: entries whose fast-mode verdict is a measured, documented FAIL (the toy setting does not show the claim; the
+#: entry's notes say why): the checks that fail, exactly. A change that makes them pass (or fail elsewhere) must be
+#: looked at, so the set is compared exactly rather than tolerated.
+EXPECTED_FAILING: dict[str, set[str]] = {
+    # finite runs diverge at the almost-sure (sqrt B) limit, not the mean-square (linear) one; see the entry's notes
+    "granziol_2022_lr_batch": {"quadratic: SGD max-stable lr exponent (B <= B*/16)",
+                               "net: sgd max-stable lr exponent (B <= 64)"},
+}
+
+
 @pytest.mark.parametrize("name", list(WRONG))
 def test_entry_fast_verdict_numbers_and_wrong_prediction(name):
     rep = papers.reproduce(name, fast=True)
     assert rep.name == name and rep.fast and rep.reference and rep.claim and rep.setting
     assert "cpu" in rep.device or "gpu" in rep.device
     assert rep.precision in ("float32", "float64")
+    failing = {c.name for c in rep.verdict_checks if not c.passed}
     for c in rep.verdict_checks:
         assert c.reason, c.name  # every tolerance says why it has its size
-        assert c.passed, c.line()
+    assert failing == EXPECTED_FAILING.get(name, set()), rep.summary()
+    if failing:
+        assert not rep.passed and rep.notes, "a failing entry must say why in its notes"
+        return
     assert rep.passed, rep.summary()
     wrong = papers.reproduce(name, fast=True, predicted=WRONG[name])
     assert not wrong.passed, wrong.summary()
