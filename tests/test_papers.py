@@ -77,6 +77,14 @@ def test_check_kinds_resolution_and_wrong_predictions():
 #: entry's notes say why): the checks that fail, exactly. A change that makes them pass (or fail elsewhere) must be
 #: looked at, so the set is compared exactly rather than tolerated.
 EXPECTED_FAILING: dict[str, set[str]] = {
+    # fast mode (3 widths, 4 seeds): SP's and NTK's feature-update slopes are not resolved (3 se > 0.25), the NTK
+    # drift falls like width^-1.2 (the -1/2 is a bound; Dyer & Gur-Ari's typical rate is -1), and SP's best Adam lr
+    # moves by one grid step only over 40 steps
+    "yang_hu_2021_mup": {"feature_update_slope_standard", "feature_update_slope_ntk", "ntk_drift_slope",
+                         "sp_best_lr_shift_grid_steps"},
+    # 12 (N, D) points on a factor-2 grid: both fitted exponents have the paper's sign but not beyond 3 se
+    "step_law_2025": {"sweep: sign of the lr exponent of N (paper -0.713)",
+                      "sweep: sign of the lr exponent of D (paper +0.307)"},
     # finite runs diverge at the almost-sure (sqrt B) limit, not the mean-square (linear) one; see the entry's notes
     "granziol_2022_lr_batch": {"quadratic: SGD max-stable lr exponent (B <= B*/16)",
                                "net: sgd max-stable lr exponent (B <= 64)"},
