@@ -146,6 +146,10 @@ def run(*, fast: bool, key: int) -> Reproduction:
     checks.append(Check("sp_best_lr_shift_grid_steps", shift["standard"], 2.0, 0.0,
                         "SP's shift must exceed one grid step (the measurement's resolution) to count as a shift; "
                         "the prediction for widths 64 -> 1024 is log2(16) = 4 steps", kind="at_least"))
+    if not checks[-1].passed:
+        notes.append(f"SP's best Adam learning rate moved by {shift['standard']} grid step(s) across widths "
+                     f"{tw[0]}-{tw[-1]} in this run ({tsteps} steps): the toy does not show the expected shift "
+                     "(about log2(16) = 4 steps for a 1/width rule).")
     if not all(c.resolved for c in checks):
         notes.append("Some slopes are not resolved by the seeds used: their verdict is 'unresolved', not a pass.")
     setting = (f"Tanh MLPs with 2 hidden layers on {batch} Gaussian inputs in {d} dimensions (one SGD step, base lr "
