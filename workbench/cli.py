@@ -4,6 +4,7 @@
     workbench report hessian --batch-sizes 8,32,128 --out hessian.html
     workbench report hessian --model examples.flax_cnn:make --data digits --n 256 --out r.html
     workbench check                                  # symbolic derivations vs numerics, as a table
+    workbench reproduce yang_hu_2021_mup --fast      # a paper's claim measured, with a verdict (--all: every entry)
     python -m workbench --help
 
 Each ``report`` runs the same study functions that the notebook panels call (with a terminal progress bar)
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full parser: ``report <study>`` (one sub-parser per study) and ``check``."""
     parser = _Parser(prog="workbench", formatter_class=_Formatter,
                      description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1])
-    sub = parser.add_subparsers(dest="command", metavar="{report,check}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{report,check,reproduce}", parser_class=_Parser)
     sub.required = True
 
     rep = sub.add_parser("report", help="run a study headless and write an HTML report", formatter_class=_Formatter,
@@ -93,7 +94,51 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--device", default=None, help="JAX platform to run on (cpu, gpu); default: the first device")
     chk.add_argument("--out", default=None, metavar="PATH.html", help="also write the table as an HTML report")
     _add_common(chk, "float64")
+    _add_reproduce(sub)
     return parser
+
+
+def _add_reproduce(sub) -> None:
+    """``workbench reproduce NAME | --all [--fast] [--key K] [--out r.html]`` (entries of workbench.papers)."""
+    from workbench import papers
+
+    rp = sub.add_parser("reproduce", help="reproduce a paper's claim with a check and a verdict",
+                        formatter_class=_Formatter,
+                        description="Run a paper reproduction (workbench.papers) and print its checks and verdict; "
+                                    "exit status 0 only if every entry run passed. Entries: "
+                                    + ", ".join(papers.names()) + ".")
+    rp.add_argument("name", nargs="?", metavar="NAME", help="the entry to run (see the list above)")
+    rp.add_argument("--all", action="store_true", help="run every entry and print the verdict table")
+    rp.add_argument("--fast", action="store_true", help="the small sizes of fast mode (seconds per entry)")
+    rp.add_argument("--key", type=int, default=0, help="integer seed")
+    rp.add_argument("--out", default=None, metavar="PATH.html", help="also write an HTML report")
+    rp.set_defaults(precision="float64")
+
+
+def _run_reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from workbench import papers
+    from workbench.reports import write_report
+    from workbench.reports.papers import build_report
+
+    if bool(args.all) == bool(args.name):
+        raise ValueError("give one entry NAME or --all (entries: " + ", ".join(papers.names()) + ")")
+    if args.name:
+        papers.load(args.name)  # an unknown name fails here, before any work
+    out = check_output_path(args.out) if args.out else None
+    results = []
+    for name in (papers.names() if args.all else [args.name]):
+        rep = papers.reproduce(name, fast=args.fast, key=args.key)
+        results.append(rep)
+        print(rep.summary() if not args.all else f"{name}: {'passed' if rep.passed else 'FAILED'} "
+              f"({rep.elapsed_s:.1f} s)", flush=True)
+    if args.all:
+        print(papers.verdict_table(results))
+    if out is not None:
+        report = build_report(results)
+        report.command = "workbench " + " ".join(shlex.quote(a) for a in argv)
+        write_report(report, out)
+        print(f"wrote {out}")
+    return 0 if all(r.passed for r in results) else 1
 
 
 def _run_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -145,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with config.precision(args.precision):
             if args.command == "report":
                 return _run_report(args, argv)
+            if args.command == "reproduce":
+                return _run_reproduce(args, argv)
             return _run_check(args, argv)
     except (ValueError, TypeError, OSError) as exc:
         # bad input found by the study's own validation, or an output path that cannot be written

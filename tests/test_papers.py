@@ -1,0 +1,122 @@
+"""workbench.papers: the registry, the check/verdict logic, every entry's fast-mode verdict and numbers, a
+deliberately wrong prediction failing each entry, the figures, and ``workbench reproduce``.
+
+Fast-mode results are shared with the notebooks of ``notebooks/papers/`` through the per-run cache folder
+(see ``notebooks/papers/conftest.py``): whichever runs first computes, the other reads the same result.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import uuid
+
+import pytest
+
+_run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or os.environ.setdefault("WORKBENCH_PAPERS_TEST_RUN", uuid.uuid4().hex)
+os.environ.setdefault("WORKBENCH_PAPERS_CACHE", os.path.join(tempfile.gettempdir(), f"workbench-papers-{_run}"))
+
+from workbench import papers  # noqa: E402
+from workbench.cli import main  # noqa: E402
+from workbench.papers import Check, Reproduction  # noqa: E402
+from workbench.plots.papers import figures  # noqa: E402
+
+#: per entry, a wrong prediction for one verdict check (by check name) that must make the entry fail
+WRONG = {
+    "jacot_2018_ntk": {"ntk_distance_slope": 0.0},  # no convergence at all
+    "advani_saxe_2017": {"E_g(alpha=2, t=inf)": 0.6},  # the noise floor without the finite-data excess
+    "roberts_yaida_kurtosis": {"kurtosis ratio L=5": 1.0},  # Gaussian at every depth
+    "yang_hu_2021_mup": {"feature_update_slope_mup": 0.5},  # muP features blowing up like SP's
+    "roberts_yaida_finite_width": {"tanh_kernel_decay_slope": 0.0},  # tanh kernel fixed like relu's
+    "wu_su_2023_stability": {"sgd_B1: max eta (c_B tr H + (1 - c_B) lambda_max) / 2": 0.1},  # 10x tighter bound
+    "granziol_2022_lr_batch": {"quadratic: SGD max-stable lr exponent (B <= B*/16)": 2.0},  # quadratic in B
+    "step_law_2025": {"step_law lr(N=1e9, D=1e11)": 1e-3},  # a wrong worked value
+}
+
+
+def test_registry_lists_every_entry_and_rejects_bad_input():
+    assert papers.names()[:8] == ["jacot_2018_ntk", "advani_saxe_2017", "roberts_yaida_kurtosis", "yang_hu_2021_mup",
+                                  "roberts_yaida_finite_width", "wu_su_2023_stability", "granziol_2022_lr_batch",
+                                  "step_law_2025"]
+    assert set(WRONG) == set(papers.names())
+    with pytest.raises(ValueError, match="unknown paper 'nope'"):
+        papers.reproduce("nope")
+    with pytest.raises(ValueError, match="key must be"):
+        papers.reproduce("advani_saxe_2017", key=-1)
+    with pytest.raises(TypeError, match="fast must be"):
+        papers.reproduce("advani_saxe_2017", fast="yes")
+    with pytest.raises(ValueError, match="identifier"):
+        papers.register("not a name", "x.y")
+
+
+def _rep(checks):
+    return Reproduction("toy", "ref", "claim", "setting", checks, {}, "cpu", "float64", True, 0)
+
+
+def test_check_kinds_resolution_and_wrong_predictions():
+    ok = Check("a", 1.05, 1.0, 0.1, "why")
+    assert ok.passed and not Check("a", 1.2, 1.0, 0.1, "why").passed
+    assert Check("b", 0.9, 1.0, 0.0, "why", kind="at_most").passed
+    assert not Check("b", 1.1, 1.0, 0.05, "why", kind="at_most").passed
+    assert Check("c", 2.0, 1.0, 0.0, "why", kind="at_least").passed
+    # a measurement whose 3 standard errors exceed the band is unresolved, even when centred on the prediction
+    noisy = Check("d", 1.0, 1.0, 0.15, "why", stderr=0.1)
+    assert not noisy.resolved and not noisy.passed
+    assert not Check("e", math.nan, 1.0, 1.0, "why").passed
+    rep = _rep([ok, Check("r", 5.0, 0.0, 0.1, "why", in_verdict=False)])
+    assert rep.passed  # the reported quantity does not enter the verdict ...
+    assert not rep.with_predictions({"r": 0.0}).passed  # ... unless a prediction for it is given
+    assert not rep.with_predictions({"a": 2.0}).passed
+    with pytest.raises(ValueError, match="not checks"):
+        rep.with_predictions({"zzz": 1.0})
+    assert not _rep([]).passed  # no checks: no verdict
+
+
+#: entries whose fast-mode verdict is a measured, documented FAIL (the toy setting does not show the claim; the
+#: entry's notes say why): the checks that fail, exactly. A change that makes them pass (or fail elsewhere) must be
+#: looked at, so the set is compared exactly rather than tolerated.
+EXPECTED_FAILING: dict[str, set[str]] = {
+    # fast mode (3 widths, 4 seeds): SP's and NTK's feature-update slopes are not resolved (3 se > 0.25), the NTK
+    # drift falls like width^-1.2 (the -1/2 is a bound; Dyer & Gur-Ari's typical rate is -1), and SP's best Adam lr
+    # moves by one grid step only over 40 steps
+    "yang_hu_2021_mup": {"feature_update_slope_standard", "feature_update_slope_ntk", "ntk_drift_slope",
+                         "sp_best_lr_shift_grid_steps"},
+    # 12 (N, D) points on a factor-2 grid: both fitted exponents have the paper's sign but not beyond 3 se
+    "step_law_2025": {"sweep: sign of the lr exponent of N (paper -0.713)",
+                      "sweep: sign of the lr exponent of D (paper +0.307)"},
+    # finite runs diverge at the almost-sure (sqrt B) limit, not the mean-square (linear) one; see the entry's notes
+    "granziol_2022_lr_batch": {"quadratic: SGD max-stable lr exponent (B <= B*/16)",
+                               "net: sgd max-stable lr exponent (B <= 64)"},
+}
+
+
+@pytest.mark.parametrize("name", list(WRONG))
+def test_entry_fast_verdict_numbers_and_wrong_prediction(name):
+    rep = papers.reproduce(name, fast=True)
+    assert rep.name == name and rep.fast and rep.reference and rep.claim and rep.setting
+    assert "cpu" in rep.device or "gpu" in rep.device
+    assert rep.precision in ("float32", "float64")
+    failing = {c.name for c in rep.verdict_checks if not c.passed}
+    for c in rep.verdict_checks:
+        assert c.reason, c.name  # every tolerance says why it has its size
+    assert failing == EXPECTED_FAILING.get(name, set()), rep.summary()
+    if failing:
+        assert not rep.passed and rep.notes, "a failing entry must say why in its notes"
+        return
+    assert rep.passed, rep.summary()
+    wrong = papers.reproduce(name, fast=True, predicted=WRONG[name])
+    assert not wrong.passed, wrong.summary()
+    names = [n for n, _ in figures(rep)]
+    assert names[-1] == "verdict" and len(names) >= 2
+
+
+def test_cli_reproduce(tmp_path, capsys):
+    assert main(["reproduce", "nope"]) == 2
+    assert "unknown paper 'nope'" in capsys.readouterr().err
+    assert main(["reproduce"]) == 2  # neither a name nor --all
+    out = tmp_path / "r.html"
+    assert main(["reproduce", "advani_saxe_2017", "--fast", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "advani_saxe_2017" in text and "why this tolerance" in text and "all checks passed" in text
+    assert "PASSED" in capsys.readouterr().out
