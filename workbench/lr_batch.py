@@ -958,7 +958,9 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
     :func:`sweep_point_path`; its file name holds a fingerprint of everything that defines the run
     (data, lrs, seeds, steps, optimizer settings, ``tag``: describe the model there, e.g.
     ``net.describe()``), so a rerun loads finished points and trains only the missing ones, and a
-    changed configuration never reuses stale files. Interrupting (Ctrl-C) returns the finished points
+    changed configuration never reuses stale files. Files are written atomically with a checksum
+    (:mod:`workbench.store`); a damaged, truncated, empty or foreign one is recomputed, with one
+    ``DamagedResultWarning`` naming it. Interrupting (Ctrl-C) returns the finished points
     (``completed=False``); divergent runs are results (``diverged``), never errors.
 
     Devices: ``devices=None`` uses ``jax.devices()``; with several, the lr grid of each point is split into
@@ -968,7 +970,7 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
     import os
     import time
 
-    from workbench import config
+    from workbench import config, store
     from workbench.training import train
 
     x, y = _check_data_pair("train_data", train_data)
@@ -1005,9 +1007,9 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
                               sampling=sampling, divergence_threshold=divergence_threshold, tag=tag,
                               extra=sorted((k, repr(v)) for k, v in train_kwargs.items()))
             path = sweep_point_path(results_dir, opt, b, fp) if results_dir is not None else None
-            if path is not None and os.path.exists(path):
-                with np.load(path, allow_pickle=False) as f:
-                    rows[int(b)] = {k: f[k] for k in f.files}
+            stored = store.load_result(path) if path is not None else None  # damaged file: warned, recomputed
+            if stored is not None:
+                rows[int(b)] = stored
                 continue
             start = time.perf_counter()
             row = _run_point(train, devices, loss_fn, init_fn, x, y, eta, optimizer=opt, seeds=seed_arr.tolist(),
@@ -1022,9 +1024,7 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
                                                                  if devices and len(devices) > 1 else ""))
             rows[int(b)] = row
             if path is not None:
-                tmp = path + ".tmp.npz"
-                np.savez(tmp, **row)
-                os.replace(tmp, path)
+                store.save_result(path, row)  # atomic, checksummed
         if rows:
             done = np.asarray(sorted(rows))
             first = rows[int(done[0])]
