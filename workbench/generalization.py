@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from workbench.kernels.sphere import gegenbauer_normalized, sphere_multiplicities
 from workbench.validation import check_finite, check_positive_int, check_real
+from workbench.validation import check_number_array
 
 
 # =========================================================================== Advani & Saxe
@@ -44,7 +45,7 @@ class SimulationResult(NamedTuple):
 
 
 def _check_alpha(alpha: Any) -> np.ndarray:
-    a = np.asarray(alpha, dtype=float)
+    a = check_number_array("alpha", alpha, finite=False)
     if np.any(~np.isfinite(a)):
         raise ValueError(f"alpha must be finite, got {alpha!r}")
     if np.any(a <= 0):
@@ -53,7 +54,7 @@ def _check_alpha(alpha: Any) -> np.ndarray:
 
 
 def _check_time_array(t: Any) -> np.ndarray:
-    tt = np.asarray(t, dtype=float)
+    tt = check_number_array("t", t, finite=False)
     if np.any(np.isnan(tt)):
         raise ValueError("t must not contain NaN")
     if np.any(tt < 0):
