@@ -105,7 +105,7 @@ def check_number_array(name: str, x: Any, *, ndim: int | Sequence[int] | None = 
         if not jax.numpy.issubdtype(x.dtype, jax.numpy.number) or jax.numpy.iscomplexobj(x):
             raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
         if ndim is not None and x.ndim not in ((ndim,) if isinstance(ndim, int) else tuple(ndim)):
-            raise ValueError(f"{name} must have {ndim} dimension(s), got shape {x.shape}")
+            raise ValueError(f"{name} must be a {ndim}-d array, got shape {x.shape}")
         return x
     try:
         raw = np.asarray(x)
@@ -118,7 +118,7 @@ def check_number_array(name: str, x: Any, *, ndim: int | Sequence[int] | None = 
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if arr.ndim not in allowed:
-            raise ValueError(f"{name} must have {' or '.join(map(str, allowed))} dimension(s), got shape {arr.shape}")
+            raise ValueError(f"{name} must be a {' or '.join(map(str, allowed))}-d array, got shape {arr.shape}")
     if not allow_empty and arr.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
     if finite:

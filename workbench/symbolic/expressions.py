@@ -33,6 +33,7 @@ import ast
 import math
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -107,21 +108,31 @@ def run_with_time_limit(fn: Callable[[], T], seconds: float, what: str) -> T:
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         return fn()
 
+    armed = [True]
+
     def _alarm(_signum: int, _frame: Any) -> None:
-        raise _Timeout
+        if armed[0]:
+            # fire again shortly in case this exception lands somewhere that swallows it (a gc callback)
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            raise _Timeout
 
     old_handler = signal.signal(signal.SIGALRM, _alarm)
     old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
     try:
-        return fn()
+        try:
+            result = fn()
+        finally:
+            armed[0] = False  # from here on a late alarm does nothing
     except _Timeout:
         raise ExpressionError(f"{what} took longer than the time limit of {seconds:g} s and was stopped; "
                               "simplify the expression") from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old_handler)
-        if old_delay > 0:  # someone else's timer was running: give it back (less the time we used)
-            signal.setitimer(signal.ITIMER_REAL, max(old_delay - seconds, 1e-3), old_interval)
+        if old_delay > 0:  # someone else's timer (e.g. pytest-timeout) was running: give it back, less our time
+            signal.setitimer(signal.ITIMER_REAL, max(old_delay - (time.monotonic() - started), 1e-3), old_interval)
+    return result
 
 
 # ----------------------------------------------------------------------------- number bounds
