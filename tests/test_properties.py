@@ -101,16 +101,19 @@ def test_gradient_flow_finite_or_named_error(n, holes, lr):
         assert np.isfinite(k).all() and not isinstance(lr, (str, bool))
 
 
-@FAST
-@given(dim=st.one_of(st.integers(-1, 4), st.floats(0.5, 3.5), st.booleans(), st.text(max_size=2)),
-       n=st.one_of(st.integers(0, 3), st.booleans()))
+SMALL = settings(FAST, max_examples=12)  # each new accepted shape costs a JAX dispatch compile
+
+
+@SMALL
+@given(dim=st.one_of(st.integers(-1, 2), st.floats(0.5, 3.5), st.booleans(), st.text(max_size=2)),
+       n=st.one_of(st.integers(0, 2), st.booleans()))
 def test_dataset_sizes_are_integers_or_named_errors(dim, n):
     out = _call(lambda: data.linear_teacher(jax.random.PRNGKey(0), n, 2, dim), "dim", "n_train")
     if out is not None:
         assert out.x_train.shape == (n, dim) and np.all(np.isfinite(out.y_train))
 
 
-@FAST
+@SMALL
 @given(classes=st.lists(st.one_of(st.integers(-1, 10), st.floats(0, 9), st.booleans()), max_size=4))
 def test_digit_classes_are_distinct_digits_or_named_errors(classes):
     out = _call(lambda: data.digits(jax.random.PRNGKey(0), 8, 4, classes=tuple(classes)), "classes", "classes[0]",
@@ -195,7 +198,7 @@ def test_power_towers_never_exceed_the_limit(levels, base, paren):
 _UNARY = sorted(n for n in FUNCTIONS if n.lower() not in ("max", "min"))
 
 
-@settings(derandomize=True, max_examples=30, deadline=None, database=None)
+@settings(derandomize=True, max_examples=20, deadline=None, database=None)
 @given(names=st.lists(st.sampled_from(_UNARY), min_size=1, max_size=14), power=st.integers(1, 9))
 def test_nested_functions_parse_differentiate_and_compile_in_time(names, power):
     text = "".join(f"{n}(" for n in names) + f"x^{power}" + ")" * len(names)

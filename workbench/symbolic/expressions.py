@@ -30,6 +30,7 @@ Bad text raises :class:`ExpressionError` (a ``ValueError``) saying what is wrong
 from __future__ import annotations
 
 import ast
+import gc
 import math
 import signal
 import threading
@@ -116,6 +117,10 @@ def run_with_time_limit(fn: Callable[[], T], seconds: float, what: str) -> T:
             signal.setitimer(signal.ITIMER_REAL, 0.05)
             raise _Timeout
 
+    # no cyclic garbage collection meanwhile: an alarm raised inside a gc callback would be swallowed there
+    # (reference counting still frees memory; the collector runs again right after)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     old_handler = signal.signal(signal.SIGALRM, _alarm)
     old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
     started = time.monotonic()
@@ -124,6 +129,8 @@ def run_with_time_limit(fn: Callable[[], T], seconds: float, what: str) -> T:
             result = fn()
         finally:
             armed[0] = False  # from here on a late alarm does nothing
+            if gc_was_enabled:
+                gc.enable()
     except _Timeout:
         raise ExpressionError(f"{what} took longer than the time limit of {seconds:g} s and was stopped; "
                               "simplify the expression") from None
