@@ -8,8 +8,10 @@
     python -m workbench --help
 
 Each ``report`` runs the same study functions that the notebook panels call (with a terminal progress bar)
-and writes the file atomically (no partial file on failure). Bad input (unknown study, a non-positive size,
-an output path that cannot be written) prints one line ``workbench: error: ...`` and exits with status 2.
+and writes the file atomically (no partial file on failure). Every option is parsed by one validated path
+(``workbench.reports``: bounded integers, seeds in [0, 2**32 - 1], finite numbers). Bad input (unknown study,
+a non-positive size, a seed out of range, an output path that cannot be written) and any failure of a study
+print one line ``workbench: error: ...`` and exit with status 2 (``WORKBENCH_DEBUG=1`` re-raises instead).
 ``--fast`` uses the small sizes of fast mode (as ``WORKBENCH_FAST=1`` does).
 """
 
@@ -201,6 +203,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # any other study failure: one line, no partial file (reports write atomically)
+        if os.environ.get("WORKBENCH_DEBUG"):
+            raise
+        message = " ".join(str(exc).split()) or "(no message)"
+        print(f"workbench: error: {type(exc).__name__}: {message} (set WORKBENCH_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     finally:
         if old_fast is None:
             os.environ.pop("WORKBENCH_FAST", None)

@@ -25,6 +25,7 @@ import numpy as np
 
 from workbench.nets import MLP
 from workbench.validation import check_choice, check_positive_int, check_real
+from workbench.validation import check_int_tuple
 
 __all__ = ["Dataset", "digits", "gaussian_inputs", "great_circle", "linear_teacher", "mlp_teacher", "sphere_points"]
 
@@ -81,6 +82,7 @@ def linear_teacher(key: jax.Array, n_train: int, n_test: int, dim: int, *, noise
     """
     check_positive_int("n_train", n_train)
     check_positive_int("n_test", n_test)
+    dim = check_positive_int("dim", dim)
     noise_std = check_real("noise_std", noise_std, nonnegative=True)
     kw, kx, kt, kn = jax.random.split(key, 4)
     w = jax.random.normal(kw, (dim, 1), _dtype())
@@ -129,6 +131,7 @@ def digits(key: jax.Array, n_train: int, n_test: int, *, classes: tuple[int, ...
     check_positive_int("n_train", n_train)
     check_positive_int("n_test", n_test)
     check_choice("targets", targets, ("onehot", "label", "pm1"))
+    classes = check_int_tuple("classes", classes, minimum=0, maximum=9, distinct=True, min_length=2)
     if len(classes) < 2 or len(set(classes)) != len(classes) or not all(0 <= c <= 9 for c in classes):
         raise ValueError(f"classes must be at least two distinct digits in 0..9, got {classes!r}")
     raw = load_digits()

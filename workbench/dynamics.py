@@ -36,6 +36,7 @@ from workbench import config
 from workbench._compat import deprecated_alias
 from workbench.linalg.dense import eigenpairs
 from workbench.validation import check_choice, check_finite, check_real, check_square_symmetric
+from workbench.validation import check_number_array
 
 __all__ = ["LOSSES", "Ensemble", "gd_stability_limit", "gradient_descent", "gradient_flow", "LinearizedPredictor",
            "max_lr_from_ntk", "UnstableLearningRateWarning"]
@@ -62,13 +63,13 @@ class Ensemble(NamedTuple):
 
 # --------------------------------------------------------------------------- input checks
 def _check_kernel(name: str, k: Any) -> np.ndarray:
-    arr = np.asarray(k, dtype=float)
+    arr = check_number_array(name, k, ndim=2, finite=False)
     check_square_symmetric(name, arr, rtol=1e-6 if np.asarray(k).dtype == np.float32 else 1e-9)
     return 0.5 * (arr + arr.T)
 
 
 def _check_targets(name: str, y: Any, n: int) -> np.ndarray:
-    arr = np.asarray(y, dtype=float)
+    arr = check_number_array(name, y, finite=False)
     if arr.ndim not in (1, 2) or arr.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n},) or ({n}, k) to match the kernel, got {arr.shape}")
     check_finite(name, arr)

@@ -27,6 +27,7 @@ from workbench.validation import check_finite, check_positive_int, check_real, s
 __all__ = ["advani_saxe_errors", "extend_sphere_spectrum", "kernel_learning_curve", "LearningCurve",
            "marchenko_pastur_xtx", "simulate_advani_saxe", "simulate_kernel_regression",
            "simulate_sphere_kernel_regression", "SimulationResult"]
+from workbench.validation import check_number_array
 
 
 # =========================================================================== Advani & Saxe
@@ -49,7 +50,7 @@ class SimulationResult(NamedTuple):
 
 
 def _check_alpha(alpha: Any) -> np.ndarray:
-    a = np.asarray(alpha, dtype=float)
+    a = check_number_array("alpha", alpha, finite=False)
     if np.any(~np.isfinite(a)):
         raise ValueError(f"alpha must be finite, got {alpha!r}")
     if np.any(a <= 0):
@@ -58,7 +59,7 @@ def _check_alpha(alpha: Any) -> np.ndarray:
 
 
 def _check_time_array(t: Any) -> np.ndarray:
-    tt = np.asarray(t, dtype=float)
+    tt = check_number_array("t", t, finite=False)
     if np.any(np.isnan(tt)):
         raise ValueError("t must not contain NaN")
     if np.any(tt < 0):

@@ -39,6 +39,7 @@ from workbench.validation import (
     check_positive_int,
     check_real,
 )
+from workbench.validation import check_params_finite
 
 __all__ = ["ACTIVATIONS", "MLP", "PARAMETRIZATIONS", "activation_name", "get_activation", "sample_functions"]
 
@@ -224,8 +225,16 @@ class MLP:
                 a = self.phi(h)
         return hs
 
-    def apply(self, params: Params, x: jax.Array) -> jax.Array:
-        """Network output of shape (n, out_dim) for inputs ``x`` of shape (n, in_dim)."""
+    def apply(self, params: Params, x: jax.Array, *, check: bool = True) -> jax.Array:
+        """Network output of shape (n, out_dim) for inputs ``x`` of shape (n, in_dim).
+
+        ``check=True`` (default): parameters holding concrete values (outside ``jit``) are refused if any entry
+        is NaN or inf, naming the layer (a NaN weight would otherwise make every output NaN silently). Inside
+        ``jit``/``grad`` the parameters are tracers and the check is skipped; ``check=False`` skips it outside
+        too (it copies the parameters to the host once per call).
+        """
+        if check:
+            check_params_finite("params", params)
         return self.preactivations(params, x)[-1]
 
     def apply_single(self, params: Params, x: jax.Array) -> jax.Array:

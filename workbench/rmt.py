@@ -41,10 +41,11 @@ __all__ = ["batch_hessian_top", "batch_noise_variance", "BatchTopPrediction", "c
            "marchenko_pastur_edges", "marchenko_pastur_moment", "noise_frobenius_sq", "NoiseFit", "semicircle_cdf",
            "semicircle_density", "semicircle_moment", "spiked_covariance_outlier", "spiked_wigner_outlier",
            "spiked_wigner_overlap", "wigner_edge"]
+from workbench.validation import check_number_array
 
 
 def _array(name: str, x: Any) -> np.ndarray:
-    arr = np.asarray(x, dtype=float)
+    arr = check_number_array(name, x, allow_empty=True, finite=False)
     check_finite(name, arr)
     return arr
 
@@ -74,7 +75,14 @@ def semicircle_moment(k: int, sigma: float = 1.0) -> float:
     if k % 2:
         return 0.0
     j = k // 2
-    return float(sigma ** k * comb(2 * j, j, exact=True) / (j + 1))
+    catalan = comb(2 * j, j, exact=True) // (j + 1)  # exact integer
+    log10_value = math.log10(catalan) + k * math.log10(sigma)  # math.log10 takes big ints exactly
+    if log10_value > math.log10(np.finfo(float).max):
+        raise ValueError(f"semicircle_moment: sigma^k Catalan(k/2) for k = {k}, sigma = {sigma:g} is about "
+                         f"10^{log10_value:.1f}, beyond the float64 range (1.8e308); use a smaller k or sigma")
+    if catalan.bit_length() < 1000 and math.isfinite(sigma ** k):
+        return float(catalan) * sigma ** k
+    return math.exp(log10_value * math.log(10))  # a huge Catalan number times a tiny sigma^k
 
 
 def wigner_edge(sigma: float = 1.0) -> float:

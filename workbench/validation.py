@@ -37,8 +37,8 @@ def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
 def check_real(name: str, value: Any, *, positive: bool = False, nonnegative: bool = False,
                allow_inf: bool = False) -> float:
     """``value`` as a float, checked finite (unless ``allow_inf``) and of the requested sign."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if isinstance(value, (bool, str, bytes)):  # float("1") would accept text
+        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -176,3 +176,89 @@ def scalar_or_array(x: Any) -> float | np.ndarray:
     numpy array of the broadcast shape (a 1-element input array stays an array)."""
     arr = np.asarray(x, dtype=np.float64)
     return float(arr) if arr.ndim == 0 else arr
+# ----------------------------------------------------------------------------- bad-input helpers (issue 20)
+def reject_text(name: str, value: Any) -> None:
+    """``TypeError`` naming ``name`` if ``value`` is text (``"1"`` must not pass where a number goes)."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number or an array of numbers, got the string {value!r}")
+
+
+def check_number_array(name: str, x: Any, *, ndim: int | Sequence[int] | None = None, allow_empty: bool = False,
+                       finite: bool = True) -> np.ndarray:
+    """``x`` as a float64 NumPy array: text, booleans and objects are a ``TypeError``; the number of
+    dimensions, emptiness and (with ``finite``) NaN/inf a ``ValueError``; each message names ``name``."""
+    reject_text(name, x)
+    if not is_concrete(x):  # under jit: only what the abstract value knows (dtype, shape)
+        if not jax.numpy.issubdtype(x.dtype, jax.numpy.number) or jax.numpy.iscomplexobj(x):
+            raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+        if ndim is not None and x.ndim not in ((ndim,) if isinstance(ndim, int) else tuple(ndim)):
+            raise ValueError(f"{name} must be a {ndim}-d array, got shape {x.shape}")
+        return x
+    try:
+        raw = np.asarray(x)
+    except (TypeError, ValueError) as exc:  # ragged nested sequences
+        raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__} ({exc})") from None
+    if raw.dtype.kind not in "iufc" or raw.dtype.kind == "c":
+        what = "booleans" if raw.dtype.kind == "b" else f"dtype {raw.dtype}"
+        raise TypeError(f"{name} must hold real numbers, got {what}")
+    arr = raw.astype(float)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            raise ValueError(f"{name} must be a {' or '.join(map(str, allowed))}-d array, got shape {arr.shape}")
+    if not allow_empty and arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    if finite:
+        check_finite(name, arr)
+    return arr
+
+
+def check_int_tuple(name: str, values: Any, *, minimum: int, maximum: int | None = None,
+                    distinct: bool = False, min_length: int = 1) -> tuple[int, ...]:
+    """A tuple of integers in [minimum, maximum], each checked like a size (``name[i]`` in the message)."""
+    reject_text(name, values)
+    try:
+        items = list(values)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of integers, got {type(values).__name__}") from None
+    out = tuple(check_positive_int(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(items))
+    if maximum is not None and any(v > maximum for v in out):
+        raise ValueError(f"{name} must hold integers in [{minimum}, {maximum}], got {out}")
+    if distinct and len(set(out)) != len(out):
+        raise ValueError(f"{name} must hold distinct integers, got {out}")
+    if len(out) < min_length:
+        raise ValueError(f"{name} must hold at least {min_length} integer(s), got {out}")
+    return out
+
+
+def check_params_finite(name: str, params: Any) -> None:
+    """``ValueError`` naming the layer and entry if a concrete parameter pytree (a list of per-layer dicts,
+    or any pytree) holds NaN or inf; skipped under tracing."""
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    for path, leaf in leaves:
+        if not is_concrete(leaf):
+            return
+        arr = np.asarray(leaf)
+        if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+            where = "".join(str(p) for p in path)
+            layer = path[0].idx if path and hasattr(path[0], "idx") else None
+            label = f"layer {layer} ({where})" if layer is not None else where or "the parameters"
+            n_bad = int(np.sum(~np.isfinite(arr)))
+            raise ValueError(f"{name}: {label} holds {n_bad} non-finite value(s) (NaN or inf); the parameters "
+                             "must be finite (a diverged training? check its diverged flag)")
+
+
+def check_memory(name: str, num_bytes: float, available: float, what: str) -> None:
+    """``MemoryError``-free refusal: a ``ValueError`` naming ``name`` when an allocation of ``num_bytes``
+    would exceed the ``available`` bytes, with both in GiB."""
+    if num_bytes > available:
+        raise ValueError(f"{name}: {what} needs about {num_bytes / 2 ** 30:.3g} GiB, more than the "
+                         f"{available / 2 ** 30:.3g} GiB available; ask for less")
+
+
+def check_scalar_output(name: str, value: Any) -> None:
+    """``ValueError`` naming ``name`` if a function that must return one number returned an array."""
+    shape = np.shape(value)
+    if shape != ():
+        raise ValueError(f"{name} must return a scalar (one number, e.g. the mean loss over the batch), "
+                         f"got an output of shape {shape}")

@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from workbench import config, training
+from workbench import config, store, training
 from workbench.lr_batch._inputs import ArrayLike, check_batch_sizes
 from workbench.lr_batch.analysis import SweepResult
 from workbench.validation import check_choice, check_data_pair, check_lrs, check_positive_int, check_seeds
@@ -61,7 +61,9 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
     :func:`sweep_point_path`; its file name holds a fingerprint of everything that defines the run
     (data, lrs, seeds, steps, optimizer settings, ``tag``: describe the model there, e.g.
     ``net.describe()``), so a rerun loads finished points and trains only the missing ones, and a
-    changed configuration never reuses stale files. Interrupting (Ctrl-C) returns the finished points
+    changed configuration never reuses stale files. Files are written atomically with a checksum
+    (:mod:`workbench.store`); a damaged, truncated, empty or foreign one is recomputed, with one
+    ``DamagedResultWarning`` naming it. Interrupting (Ctrl-C) returns the finished points
     (``completed=False``); divergent runs are results (``diverged``), never errors.
 
     Devices: ``devices=None`` uses ``jax.devices()``; with several, the lr grid of each point is split into
@@ -102,9 +104,9 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
                               sampling=sampling, divergence_threshold=divergence_threshold, tag=tag,
                               extra=sorted((k, repr(v)) for k, v in train_kwargs.items()))
             path = sweep_point_path(results_dir, opt, b, fp) if results_dir is not None else None
-            if path is not None and os.path.exists(path):
-                with np.load(path, allow_pickle=False) as f:
-                    rows[int(b)] = {k: f[k] for k in f.files}
+            stored = store.load_result(path) if path is not None else None  # damaged file: warned, recomputed
+            if stored is not None:
+                rows[int(b)] = stored
                 continue
             start = time.perf_counter()
             row = _run_point(training.train, devices, loss_fn, init_fn, x, y, eta, optimizer=opt,
@@ -119,9 +121,7 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
                                                                  if devices and len(devices) > 1 else ""))
             rows[int(b)] = row
             if path is not None:
-                tmp = path + ".tmp.npz"
-                np.savez(tmp, **row)
-                os.replace(tmp, path)
+                store.save_result(path, row)  # atomic, checksummed
         if rows:
             done = np.asarray(sorted(rows))
             first = rows[int(done[0])]

@@ -48,6 +48,7 @@ import scipy.special
 
 from workbench.nets import MLP, activation_name
 from workbench.validation import check_choice, check_finite, check_matrix_rank2, check_positive_int
+from workbench.validation import check_number_array
 
 #: activations with closed-form Gaussian expectations
 CLOSED_FORMS = ("relu", "erf", "identity")
@@ -356,6 +357,7 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
       2.799274
     """
     _check_net(net)
+    check_number_array("x1", x1, ndim=2)  # text, booleans, empty (0, d) inputs: named errors
     check_matrix_rank2("x1", x1)
     check_finite("x1", x1)
     x1 = jnp.asarray(x1, dtype=jnp.result_type(x1, float))
@@ -363,6 +365,7 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
     if quadrature_order is not None:
         check_positive_int("quadrature_order", quadrature_order)
     if x2 is not None:
+        check_number_array("x2", x2, ndim=2)
         check_matrix_rank2("x2", x2, features=d)
         check_finite("x2", x2)
         x2 = jnp.asarray(x2, dtype=x1.dtype)

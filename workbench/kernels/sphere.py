@@ -29,6 +29,7 @@ from workbench.kernels.analytic import dot_product_kernel
 from workbench import config
 from workbench.nets import MLP
 from workbench.validation import check_choice, check_positive_int
+from workbench.validation import check_memory
 
 #: half-width of the tanh-sinh interval in s: pi/2 sinh(4) ~ 43, beyond which every weight is < 1e-18
 _S_MAX = 4.0
@@ -116,6 +117,13 @@ def sphere_eigenvalues(kernel: Callable[[np.ndarray], np.ndarray] | MLP, dim: in
         step = min(1.0 / 64, 1.0 / (8 * max(int(deg.max()), 1)))
     elif not (isinstance(step, (int, float)) and 0 < step <= 0.5):
         raise ValueError(f"step must be a number in (0, 0.5], got {step!r}")
+    # refuse before allocating: the rule has 2 S_MAX / step + 1 nodes, and about 8 float64 arrays of that
+    # length live at once (s, y, t, |y|, log-weights, weights, kappa(t), one Gegenbauer evaluation)
+    from workbench.kernels.empirical import available_memory
+
+    num_nodes = 2 * _S_MAX / step + 1
+    check_memory("degrees", num_nodes * 8 * 8, available_memory(),
+                 f"the quadrature for degree {int(deg.max())} ({num_nodes:.3g} nodes at step {step:.3g})")
     kappa = _kappa(kernel, dim, which)
     t, w = tanh_sinh_nodes(dim, step)
     values = kappa(t)

@@ -182,37 +182,64 @@ def load_study(name: str):
 
 
 # ----------------------------------------------------------------------------- argparse types
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+#: largest integer any command-line size accepts (sizes beyond it could only overflow a JAX int32 index)
+MAX_CLI_INT = 2 ** 31 - 1
+#: seeds are unsigned 32-bit integers (``jax.random.PRNGKey``)
+MAX_SEED = 2 ** 32 - 1
+
+
+def _integer(text: str, *, minimum: int, maximum: int, what: str) -> int:
+    """The one path every integer option takes: digits only, then the bounds, each with a sentence."""
+    t = str(text).strip()
+    digits = t[1:] if t[:1] in "+-" else t
+    if not digits.isdigit() or not digits.isascii():
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    if len(digits) > 20:  # no giant int() conversions; far beyond every maximum below
+        raise argparse.ArgumentTypeError(f"expected {what} <= {maximum}, got a {len(digits)}-digit number")
+    value = int(t)
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+    if value > maximum:
+        raise argparse.ArgumentTypeError(f"expected {what} <= {maximum}, got {value}")
     return value
+
+
+def _real(text: str, *, what: str, positive: bool = False, nonnegative: bool = False) -> float:
+    """The one path every real-number option takes: a finite float of the requested sign."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected {what} (finite), got {text!r}")
+    if (positive and not value > 0) or (nonnegative and not value >= 0):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer in [1, MAX_CLI_INT]."""
+    return _integer(text, minimum=1, maximum=MAX_CLI_INT, what="a positive integer")
 
 
 def positive_float(text: str) -> float:
     """argparse type: a finite float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and value < float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
+    return _real(text, what="a positive finite number", positive=True)
+
+
+def real_number(text: str) -> float:
+    """argparse type: a finite float (any sign; the study checks its range)."""
+    return _real(text, what="a finite number")
 
 
 def nonnegative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
+    """argparse type: an integer in [0, MAX_CLI_INT]."""
+    return _integer(text, minimum=0, maximum=MAX_CLI_INT, what="a non-negative integer")
+
+
+def seed(text: str) -> int:
+    """argparse type: a random seed, an integer in [0, 2**32 - 1]."""
+    return _integer(text, minimum=0, maximum=MAX_SEED, what="a seed (an integer)")
 
 
 def int_list(text: str) -> list[int]:
@@ -231,5 +258,6 @@ def float_list(text: str) -> list[float]:
     return [positive_float(t) for t in items]
 
 
-__all__ = ["STUDIES", "Report", "Table", "check_output_path", "float_list", "fmt", "int_list", "load_study",
-           "nonnegative_int", "positive_float", "positive_int", "render_html", "write_report"]
+__all__ = ["MAX_CLI_INT", "MAX_SEED", "STUDIES", "Report", "Table", "check_output_path", "float_list", "fmt",
+           "int_list", "load_study", "nonnegative_int", "positive_float", "positive_int", "real_number",
+           "render_html", "seed", "write_report"]

@@ -16,7 +16,7 @@ import argparse
 import numpy as np
 
 from workbench import config
-from workbench.reports import Report, Table, int_list, positive_float, positive_int
+from workbench.reports import Report, Table, int_list, positive_float, positive_int, real_number
 
 DESCRIPTION = __doc__.split("\n\n")[1]
 #: the spectral learning-curve theory needs float64 (in float32 it comes out flat): float64 unless asked
@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-steps", type=positive_int, default=config.pick(60, 400), help="GD steps")
     p.add_argument("--n-train", type=positive_int, default=config.pick(8, 12), help="training points on the circle")
     p.add_argument("--num-seeds", type=positive_int, default=config.pick(2, 3), help="networks per width")
-    p.add_argument("--noise-std", type=float, default=0.0, help="label noise standard deviation (>= 0)")
+    p.add_argument("--noise-std", type=real_number, default=0.0, help="label noise standard deviation (>= 0)")
     p.add_argument("--advani-noise-var", type=positive_float, default=0.25,
                    help="label-noise variance of the Advani & Saxe student-teacher")
     p.add_argument("--sim-trials", type=positive_int, default=config.pick(3, 20),

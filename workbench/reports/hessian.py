@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from workbench import config
-from workbench.reports import Report, Table, int_list, nonnegative_int, positive_float, positive_int
+from workbench.reports import Report, Table, int_list, nonnegative_int, positive_float, positive_int, seed
 
 DESCRIPTION = __doc__.split("\n\n")[1]
 
@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-steps", type=nonnegative_int, default=config.pick(20, 200),
                    help="full-batch GD steps before measuring (0: at initialization)")
     p.add_argument("--lr", type=positive_float, default=0.1, help="learning rate of those steps")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=seed, default=0, help="random seed")
 
 
 def _figures(s) -> list[tuple[str, go.Figure]]:

@@ -14,7 +14,8 @@ import argparse
 
 import numpy as np
 
-from workbench.reports import Report, Table, float_list, int_list, nonnegative_int, positive_float, positive_int
+from workbench.reports import (Report, Table, float_list, int_list, nonnegative_int, positive_float, positive_int,
+                               real_number, seed)
 
 DESCRIPTION = __doc__.split("\n\n")[1]
 
@@ -33,10 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=positive_int, default=None, help="hidden width")
     p.add_argument("--depth", type=nonnegative_int, default=None, help="hidden layers")
     p.add_argument("--dataset", choices=("teacher", "digits"), default=None, help="data set")
-    p.add_argument("--momentum", type=float, default=None, help="momentum of the momentum optimizer, in [0, 1)")
+    p.add_argument("--momentum", type=real_number, default=None, help="momentum of the momentum optimizer, in [0, 1)")
     p.add_argument("--target-loss", type=positive_float, default=None,
                    help="loss that defines steps-to-target (default: reached by every batch size)")
-    p.add_argument("--seed", type=int, default=None, help="random seed")
+    p.add_argument("--seed", type=seed, default=None, help="random seed")
 
 
 def _overrides(args: argparse.Namespace) -> dict:

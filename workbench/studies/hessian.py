@@ -121,6 +121,25 @@ def train_full_batch(net: Any, params: Any, x: jax.Array, y: jax.Array, loss: st
     return TrainedParams(last, k, k, vals[:k])
 
 
+class TrainingDivergedError(ValueError):
+    """The pre-training diverged so far that no curvature can be measured at its last finite parameters."""
+
+
+def _check_curvature_after_divergence(op: Any, trained: TrainedParams, lr: float, key: jax.Array) -> None:
+    """Before Lanczos: one product with a random vector at the last finite parameters must be finite.
+
+    A diverged pre-training keeps the parameters before the step that blew up (a result, flagged), but those
+    can already be so large that every curvature product overflows; that is the divergence, not a Lanczos
+    failure, and is reported as such.
+    """
+    hv = op.matvec(jax.random.rademacher(key, (op.dim,), dtype=op.dtype))
+    if not bool(jnp.all(jnp.isfinite(hv))):
+        raise TrainingDivergedError(
+            f"the pre-training diverged at step {trained.diverged_at} (learning rate lr = {lr:g}): its last finite "
+            "parameters are so large that the curvature is not finite, so there is no spectrum to measure; lower "
+            f"the learning rate (below 2 / lambda_max of the loss, e.g. lr = {lr / 10:g}) or use fewer train steps")
+
+
 # ----------------------------------------------------------------------------- study
 class BatchHessianStudy(NamedTuple):
     """Everything the notebook plots. Shapes: nB = len(batch_sizes), J = num_batches, k = top_k.
@@ -276,6 +295,8 @@ def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Seque
     tol = 1e-6 if dtype == jnp.float64 else 1e-3  # Ritz residual / |theta|, reachable in this precision
     uniform = jnp.full((n,), 1.0 / n, dtype)
     full_op = hessian_operator(lf, params, (x, with_weights(y, uniform)), kind=kind)
+    if trained.diverged_at is not None:
+        _check_curvature_after_divergence(full_op, trained, lr, k_probe)
     full = top_eigenvalues(full_op, top_k, key=k_probe, tol=tol)
     full_slq = slq_density(full_op, min(slq_steps, p), max(slq_probes, 2), key=k_probe, grid=2)
 

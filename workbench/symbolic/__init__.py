@@ -71,8 +71,9 @@ def check(name: str, *, method: str | None = None, device: Any = None, precision
         smaller in fast mode.
       num_points: number of points along the derivation's swept parameter.
       seed: the random seed of the numerics.
-      closed_form: replace the closed form (a tuple of sympy expressions, one per output), e.g. to
-        show that a wrong formula fails.
+      closed_form: replace the closed form (a tuple with one entry per output: a sympy expression, a
+        number, or text such as ``"2*asin(K_12)/pi"``, which goes through the safe parser of
+        :mod:`workbench.symbolic.expressions`, never ``sympify``), e.g. to show that a wrong formula fails.
 
     Returns:
       a :class:`CheckResult`: max abs/rel error, tolerance with its reason, pass/fail, device,

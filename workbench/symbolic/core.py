@@ -316,6 +316,52 @@ def describe_device(device: jax.Device) -> str:
     return f"{device.platform}:{device.id} ({device.device_kind})"
 
 
+def closed_form_expressions(deriv: Derivation, closed_form: Any) -> tuple[sp.Expr, ...]:
+    """``closed_form`` checked: one entry per output, each a sympy expression, a real number, or text.
+
+    Text goes through the safe parser (:func:`~workbench.symbolic.expressions.parse_expression`, never
+    ``sympify``) with the derivation's own symbols; names that are not Python identifiers (``K^{l+1}``,
+    ``lambda``) are typed with their non-word characters replaced by ``_`` (``K_l_1_``, ``lambda_``).
+    """
+    from workbench.symbolic.expressions import parse_expression
+
+    if isinstance(closed_form, (str, sp.Basic)) or not isinstance(closed_form, Sequence):
+        raise TypeError(f"closed_form must be a tuple with one expression per output {deriv.outputs}, "
+                        f"got {type(closed_form).__name__}")
+    if len(closed_form) != len(deriv.closed_form):
+        raise ValueError(f"closed_form must have {len(deriv.closed_form)} expression(s), like {deriv.closed_form}, "
+                         f"got {len(closed_form)}")
+    names = {typed_name(str(p)): p for p in deriv.params}
+    out = []
+    for i, e in enumerate(closed_form):
+        if isinstance(e, str):
+            try:
+                out.append(parse_expression(e, names))
+            except ValueError as exc:
+                raise type(exc)(f"closed_form[{i}]: {exc}") from None
+        elif isinstance(e, sp.Expr):
+            out.append(e)
+        elif isinstance(e, (int, float, np.integer, np.floating)) and not isinstance(e, bool):
+            if not np.isfinite(e):
+                raise ValueError(f"closed_form[{i}] must be finite, got {e}")
+            out.append(sp.Integer(int(e)) if isinstance(e, (int, np.integer)) else sp.Float(float(e)))
+        else:
+            raise TypeError(f"closed_form[{i}] must be a sympy expression, a real number or text for the safe "
+                            f"parser, got {type(e).__name__}")
+    return tuple(out)
+
+
+def typed_name(name: str) -> str:
+    """How a parameter is typed in a closed form given as text (a Python identifier, never a keyword)."""
+    import keyword
+    import re
+
+    out = re.sub(r"\W", "_", name)
+    if not out or out[0].isdigit():
+        out = "p_" + out
+    return out + "_" if keyword.iskeyword(out) else out
+
+
 def run_check(deriv: Derivation, *, method: str | None = None, device: Any = None, precision: str = "highest",
               samples: int | None = None, num_points: int | None = None, seed: int = 0,
               closed_form: Sequence[Any] | None = None) -> CheckResult:
@@ -326,10 +372,7 @@ def run_check(deriv: Derivation, *, method: str | None = None, device: Any = Non
         samples = check_positive_int("samples", samples)
     n_samples = samples if samples is not None else config.pick(*m.default_samples)
     if closed_form is not None:
-        closed_form = tuple(closed_form)
-        if len(closed_form) != len(deriv.closed_form):
-            raise ValueError(f"closed_form must have {len(deriv.closed_form)} expression(s), like {deriv.closed_form}, "
-                             f"got {len(closed_form)}")
+        closed_form = closed_form_expressions(deriv, closed_form)
     points = deriv.points(num_points)
     start = time.perf_counter()
     with config.matmul_precision(precision), jax.default_device(dev):

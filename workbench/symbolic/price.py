@@ -1,7 +1,10 @@
 """Price's theorem for any user-typed activation: d/dK12 E[phi(u) phi(v)] = E[phi'(u) phi'(v)] (Price 1958).
 
-The activation is parsed safely (:mod:`workbench.symbolic.expressions`), differentiated by sympy, and both
-phi and phi' are lambdified to JAX. The left side differentiates a Gauss-Hermite quadrature of E[phi phi]
+The activation is parsed safely (:mod:`workbench.symbolic.expressions`: bounded numbers and exponents),
+differentiated by sympy and lambdified to JAX under a wall-clock limit, so no typed text can freeze the kernel.
+Both phi and phi' must be finite real numbers on the whole real line (the Gaussian puts mass everywhere): they
+are evaluated at every quadrature abscissa and on a grid, and an activation such as ``log(x)`` is refused with
+the first point where it is undefined instead of reporting NaN. The left side differentiates a Gauss-Hermite quadrature of E[phi phi]
 with respect to K12 by JAX autodiff; the right side is the quadrature of E[phi' phi']. Each side's error is
 estimated by the same rule at twice the nodes; the identity holds within the sum of the two estimates.
 """
@@ -16,7 +19,7 @@ import numpy as np
 import sympy as sp
 
 from workbench.symbolic.core import JAX_MODULES, fp_floor
-from workbench.symbolic.expressions import parse_expression
+from workbench.symbolic.expressions import TIME_LIMIT, ExpressionError, parse_expression, run_with_time_limit
 from workbench.validation import check_positive_int, check_real
 
 X = sp.Symbol("x", real=True)
@@ -58,25 +61,53 @@ def _pair_expectation(f, g, k11: float, k22: float, k12: jax.Array, nodes: int) 
     return w @ vals @ w
 
 
+def _check_defined(name: str, fn, expr: sp.Expr, points: np.ndarray, activation: str) -> None:
+    """Refuse ``fn`` (the lambdified ``expr``) if it is NaN, infinite or complex at any of ``points``."""
+    with np.errstate(all="ignore"):
+        vals = np.asarray(fn(jnp.asarray(points)))
+    bad = ~np.isfinite(vals) if np.isrealobj(vals) else ~(np.isfinite(vals) & (np.imag(vals) == 0))
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        x0, v = float(points[i]), vals[i]
+        what = ("is infinite (overflows " + str(vals.dtype) + "; try float64 or a smaller exponent)"
+                if np.isrealobj(vals) and np.isinf(v) and not np.isinf(x0) else "is undefined (value " + str(v) + ")")
+        raise ExpressionError(
+            f"activation {activation!r}: {name} = {expr} {what} at x = {x0:.4g}; Price's identity needs phi "
+            "defined and finite on the whole real line, where the Gaussian puts mass")
+
+
 def price_check(activation: str, *, k11: float = 1.0, k22: float = 1.0, num: int = 9,
-                nodes: int = 60) -> PriceCheck:
+                nodes: int = 60, time_limit: float = TIME_LIMIT) -> PriceCheck:
     """Check d/dK12 E[phi phi] = E[phi' phi'] for ``activation`` (text, e.g. "tanh(x)") on a K12 grid.
 
     K12 runs over +-0.9 sqrt(K11 K22). Tolerance per point: the two sides' quadrature error estimates
     |Q(nodes) - Q(2 nodes)| plus rounding. A kinked activation (relu) converges slowly under Gauss-Hermite,
-    so its estimates, and tolerances, are larger.
+    so its estimates, and tolerances, are larger. The sympy side (parse, derivative, lambdify) runs under
+    ``time_limit`` seconds each (see :func:`~workbench.symbolic.expressions.run_with_time_limit`).
+
+    Raises:
+      ExpressionError: text the safe parser refuses, sympy work beyond ``time_limit``, or an activation
+        (or its derivative) that is undefined or infinite somewhere on the real line.
     """
     k11 = check_real("k11", k11, positive=True)
     k22 = check_real("k22", k22, positive=True)
     num = check_positive_int("num", num, minimum=2)
     nodes = check_positive_int("nodes", nodes, minimum=4)
-    phi = parse_expression(activation, ("x",))
-    phi = phi.subs(sp.Symbol("x", real=True), X)
-    dphi = sp.diff(phi, X)
-    f = sp.lambdify(X, phi, modules=JAX_MODULES)
-    df = sp.lambdify(X, dphi, modules=JAX_MODULES)
+    time_limit = check_real("time_limit", time_limit, positive=True)
+    phi = parse_expression(activation, {"x": X}, time_limit=time_limit)
+    dphi = run_with_time_limit(lambda: sp.diff(phi, X), time_limit, f"the derivative of {activation!r}")
+    f, df = run_with_time_limit(lambda: (sp.lambdify(X, phi, modules=JAX_MODULES),
+                                         sp.lambdify(X, dphi, modules=JAX_MODULES)),
+                                time_limit, f"compiling {activation!r}")
     fv = lambda t: jnp.broadcast_to(jnp.asarray(f(t), dtype=t.dtype), t.shape)  # noqa: E731  (constants broadcast)
     dfv = lambda t: jnp.broadcast_to(jnp.asarray(df(t), dtype=t.dtype), t.shape)  # noqa: E731
+    # where the quadrature evaluates phi and phi': every abscissa of both rules times the largest scale, and a
+    # grid in between (a function undefined on an interval, such as log or sqrt, is caught there)
+    scale = float(np.sqrt(max(k11, k22)))
+    xs = np.concatenate([np.polynomial.hermite_e.hermegauss(n)[0] for n in (nodes, 2 * nodes)])
+    probe = np.concatenate([xs * scale, xs * np.sqrt(min(k11, k22)), np.linspace(xs.min(), xs.max(), 201) * scale])
+    _check_defined("phi", fv, phi, probe, activation)
+    _check_defined("phi'", dfv, dphi, probe, activation)
     k12 = np.linspace(-0.9, 0.9, num) * np.sqrt(k11 * k22)
     lhs, rhs = [], []
     for n in (nodes, 2 * nodes):

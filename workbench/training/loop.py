@@ -55,6 +55,7 @@ from workbench import config
 from workbench._compat import warn_deprecated
 from workbench.validation import (check_choice, check_data_pair, check_finite, check_lrs, check_positive_int,
                                   check_real, check_seeds)
+from workbench.validation import check_scalar_output
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
 SAMPLINGS = ("shuffle", "iid")
@@ -401,6 +402,12 @@ def train(loss_fn: Callable[[Params, Batch], jax.Array], init_fn: Callable[[jax.
             if np.any(np.asarray(leaf) < 0):
                 raise ValueError("lr_multipliers must be >= 0")
         mults = jax.tree_util.tree_map(jnp.asarray, lr_multipliers)
+
+    try:  # shapes only (no FLOPs): a loss that is not one number is named before any compile
+        out_shape = jax.eval_shape(loss_fn, one_params, (x, y)).shape
+    except Exception:  # a loss that cannot be traced this way is left to the run to report
+        out_shape = ()
+    check_scalar_output("loss_fn", jnp.zeros(out_shape))
 
     n_after = len(rec_steps) - 1
     st = _Static(loss_fn=loss_fn, eval_fn=eval_fn, eval_with_data=eval_data is not None, tx=tx,
