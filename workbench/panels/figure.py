@@ -9,8 +9,9 @@ page, which creates all its figure models at once, hit that on 2 cores: figures 
 A :class:`LiveFigure` sends only the figure's JSON (typed arrays base64-encoded) as a
 ``application/vnd.plotly.v1+json`` display output; JupyterLab, Notebook 7, Voila and VS Code render it with
 plotly's own mime extension (``jupyterlab-plotly``, installed with plotly), which loads plotly.js once per page.
-An update replaces the output in one message (no blank flash). The price: the front end redraws the whole
-figure on each update, so a zoom the user made is not kept across updates (a FigureWidget kept it).
+An update replaces the output in one message (no blank flash). Every figure shown carries a fixed
+``layout.uirevision`` (unless the figure sets its own) and LiveFigure never writes axis ranges, so a front end
+that redraws with ``Plotly.react`` keeps the user's zoom and pan across updates.
 
 With static figures on (:func:`workbench.plots.use_static_renderer`), each output also carries a PNG or SVG
 image, which nbconvert HTML and other front ends without plotly's renderer show instead.
@@ -73,8 +74,12 @@ class LiveFigure(W.Output):
     :meth:`update`). Place the LiveFigure in any ipywidgets layout like another widget.
     """
 
+    #: the ``layout.uirevision`` given to figures that set none: constant, so zoom and pan survive updates
+    uirevision = "workbench-live-figure"
+
     def __init__(self, figure: go.Figure | None = None, *, legend_below: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.add_class("wb-live-figure")
         #: draw the legend under the plot (for narrow figures, where a legend above wraps over the title)
         self.legend_below = legend_below
         self._figure = go.Figure()
@@ -89,6 +94,8 @@ class LiveFigure(W.Output):
         """Show ``new`` instead of the current figure (one message to the front end, no flash)."""
         if not isinstance(new, go.Figure):
             raise TypeError(f"new must be a plotly.graph_objects.Figure, got {type(new).__name__}")
+        if new.layout.uirevision is None:
+            new.layout.uirevision = self.uirevision
         self._figure = new
         shown = _with_legend_below(new) if self.legend_below else new
         self.outputs = ({"output_type": "display_data", "data": figure_mimebundle(shown), "metadata": {}},)
