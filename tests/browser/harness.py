@@ -142,10 +142,12 @@ def start_server(kind: str, root: Path, tmp: Path, *, timeout: float = 90.0) -> 
                f"--LabApp.workspaces_dir={tmp / 'workspaces'}", "--ServerApp.open_browser=False"]
         ready = f"http://127.0.0.1:{port}/api/status"
     elif kind == "voila":
-        # a closed app page's kernel is culled once idle (the page's own shutdown request needs an XSRF token)
+        # a closed app page's kernel is shut down by the check itself; the culler only catches leftovers. Its
+        # timeout must exceed the time a loaded machine takes from the end of the cells to the page's websocket
+        # (the culler counts a kernel with no connection yet as idle: at 15 s it killed kernels under load)
         cmd = [_bin("voila"), *common, "--Voila.ip=127.0.0.1", f"--Voila.root_dir={root}",
-               "--VoilaConfiguration.show_tracebacks=True", "--MappingKernelManager.cull_idle_timeout=15",
-               "--MappingKernelManager.cull_interval=5", str(root)]
+               "--VoilaConfiguration.show_tracebacks=True", "--MappingKernelManager.cull_idle_timeout=600",
+               "--MappingKernelManager.cull_interval=60", str(root)]
         ready = f"http://127.0.0.1:{port}/"
     else:
         raise ValueError(f"kind must be 'lab' or 'voila', got {kind!r}")
@@ -291,7 +293,18 @@ def _screenshot(page, screenshot: Path) -> None:
 def _fail(page, screenshot: Path, message: str) -> None:
     with contextlib.suppress(Exception):
         _screenshot(page, screenshot)
-    raise NotebookCheckFailed(f"{message}\n(screenshot: {screenshot})")
+    console = getattr(page, "wb_console", [])
+    log = ("\nbrowser console errors (last 8):\n" + "\n".join(console[-8:])) if console else ""
+    raise NotebookCheckFailed(f"{message}\n(screenshot: {screenshot}){log}")
+
+
+def _new_page(browser):
+    """A page that records its console errors and uncaught exceptions (reported when a check fails)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.wb_console = []
+    page.on("console", lambda m: page.wb_console.append(f"{m.type}: {m.text[:300]}") if m.type == "error" else None)
+    page.on("pageerror", lambda exc: page.wb_console.append(f"pageerror: {str(exc)[:300]}"))
+    return page
 
 
 def _empty(fps: list[str]) -> int:
@@ -446,7 +459,7 @@ def check_lab_notebook(browser, base_url: str, notebook: str, screenshot: Path, 
                        change_timeout: float = CHANGE_TIMEOUT_S) -> NotebookResult:
     """Open ``notebook`` in JupyterLab, run all cells, change a widget, assert a figure changed, no error."""
     start = time.monotonic()
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = _new_page(browser)
     try:
         page.goto(f"{base_url}/lab/tree/{notebook}?reset", wait_until="domcontentloaded", timeout=60_000)
         page.wait_for_function(JS_LAB_READY, timeout=60_000, polling=200)
@@ -489,32 +502,17 @@ def notebook_code_lines(path: Path) -> list[str]:
     return lines
 
 
-#: Voila's widget manager restores every model from the kernel after the page loads; on a loaded machine a
-#: model can come back too late and its view says this. It is a race of the page load, not of the notebook,
-#: so the check reloads the app once (a new kernel) and says so in its result; a second time fails.
-VOILA_RESTORE_RACE = "Error displaying widget: model not found"
-
-
 def check_voila_notebook(browser, base_url: str, notebook: str, screenshot: Path,
                          code_lines: Sequence[str] = (), change_timeout: float = CHANGE_TIMEOUT_S) -> NotebookResult:
     """Open ``notebook`` as a Voila app, wait for it to render, check that none of ``code_lines`` shows
-    (an app hides code), change a widget, and assert a figure changed with no error, as in JupyterLab.
-    A widget that Voila failed to restore from the kernel (:data:`VOILA_RESTORE_RACE`) gets one reload."""
-    try:
-        return _check_voila_once(browser, base_url, notebook, screenshot, code_lines, change_timeout)
-    except NotebookCheckFailed as exc:
-        if VOILA_RESTORE_RACE not in str(exc):
-            raise
-        first = " ".join(str(exc).split())[:600]
-        result = _check_voila_once(browser, base_url, notebook, screenshot, code_lines, change_timeout)
-        result.changed_by += f" (after one reload; the first load showed: {first})"
-        return result
+    (an app hides code), change a widget, and assert a figure changed with no error, as in JupyterLab."""
+    return _check_voila_once(browser, base_url, notebook, screenshot, code_lines, change_timeout)
 
 
 def _check_voila_once(browser, base_url: str, notebook: str, screenshot: Path,
                       code_lines: Sequence[str], change_timeout: float) -> NotebookResult:
     start = time.monotonic()
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = _new_page(browser)
     try:
         # Voila streams the page while the kernel runs the cells, then shows them all (``#rendered_cells``)
         page.goto(f"{base_url}/voila/render/{notebook}", wait_until="commit", timeout=60_000)
