@@ -65,7 +65,7 @@ class KernelDynamicsPanel(Panel):
         return dict(widths=tuple(sorted(self.widths.value)), lr_fraction=self.lr_fraction.value,
                     depth=self.depth.value, activation=self.activation.value, n_train=self.n_train.value,
                     num_steps=config.pick(60, 300), record_every=config.pick(5, 5), num_seeds=config.pick(2, 3),
-                    n_test=config.pick(48, 96))
+                    n_test=config.pick(48, 96), progress=False)
 
     def compute(self):
         return kernel_vs_training(**self.settings())
