@@ -109,10 +109,14 @@ class Server:
                 os.kill(pid, signal.SIGKILL)
 
 
-def server_env(tmp: Path) -> dict[str, str]:
-    """Environment of a test server: fast mode (kernels inherit it), Jupyter dirs in ``tmp``, no browser."""
+def server_env(tmp: Path, *, fast: bool = True) -> dict[str, str]:
+    """Environment of a test server: fast mode (kernels inherit it; ``fast=False``: full sizes, for
+    ``benchmarks/ui.py``), Jupyter dirs in ``tmp``, no browser."""
     env = dict(os.environ)
-    env["WORKBENCH_FAST"] = "1"
+    if fast:
+        env["WORKBENCH_FAST"] = "1"
+    else:
+        env.pop("WORKBENCH_FAST", None)
     env["JUPYTER_CONFIG_DIR"] = str(tmp / "jupyter-config")
     env["JUPYTER_RUNTIME_DIR"] = str(tmp / "jupyter-runtime")
     env["JUPYTER_DATA_DIR"] = str(tmp / "jupyter-data")
@@ -129,7 +133,7 @@ def _bin(name: str) -> str:
     return str(path) if path.exists() else name
 
 
-def start_server(kind: str, root: Path, tmp: Path, *, timeout: float = 90.0) -> Server:
+def start_server(kind: str, root: Path, tmp: Path, *, timeout: float = 90.0, fast: bool = True) -> Server:
     """Start ``kind`` ("lab" or "voila") serving ``root`` on 127.0.0.1 with a free port and no token."""
     port = free_port()
     common = ["--no-browser", f"--port={port}"]
@@ -158,7 +162,7 @@ def start_server(kind: str, root: Path, tmp: Path, *, timeout: float = 90.0) -> 
     (labconfig / "page_config.json").write_text(
         '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}')
     fh = open(log, "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(cmd, cwd=root, env=server_env(tmp), stdout=fh, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, cwd=root, env=server_env(tmp, fast=fast), stdout=fh, stderr=subprocess.STDOUT,
                             start_new_session=True)
     fh.close()
     server = Server(kind, proc, f"http://127.0.0.1:{port}", log)
@@ -178,9 +182,9 @@ def start_server(kind: str, root: Path, tmp: Path, *, timeout: float = 90.0) -> 
 
 
 @contextlib.contextmanager
-def running_server(kind: str, root: Path, tmp: Path) -> Iterator[Server]:
+def running_server(kind: str, root: Path, tmp: Path, *, fast: bool = True) -> Iterator[Server]:
     """Context manager around :func:`start_server`; the server is stopped by its process id in a finally."""
-    server = start_server(kind, root, tmp)
+    server = start_server(kind, root, tmp, fast=fast)
     try:
         yield server
     finally:
