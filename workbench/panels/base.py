@@ -30,6 +30,8 @@ import html
 import time
 import traceback
 import os
+import threading
+from contextlib import nullcontext
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 
@@ -205,20 +207,29 @@ class Panel:
         try:
             # tqdm.auto bars of the computation, and a traceback, show in the panel's output area
             # (the Output widget would swallow an exception in a kernel: catch it inside)
-            with self.progress:
-                self._clear_progress()
+            # (only on the kernel's own thread: an Output capture context is tied to the kernel's current parent
+            # message, so a worker thread -- e.g. a background draw that moves a slider -- must not enter one)
+            capture = self.progress if threading.current_thread() is threading.main_thread() else nullcontext()
+            with capture:
+                if capture is self.progress:
+                    self._clear_progress()
                 try:
                     fn()
                 except Exception as exc:  # shown in the panel, not swallowed: the traceback is printed too
                     error = exc
-                    traceback.print_exc()
+                    if capture is self.progress:
+                        traceback.print_exc()
+                    else:
+                        self.progress.outputs = ({"output_type": "stream", "name": "stderr",
+                                                  "text": traceback.format_exc()},)
         finally:
             self._busy = False
         if error is not None:
             self.status.value = (f"<span style='color:#b00'><b>error:</b> {html.escape(type(error).__name__)}: "
                                  f"{html.escape(str(error))}</span>")
             return
-        self._clear_progress()
+        if threading.current_thread() is threading.main_thread():
+            self._clear_progress()
         elapsed = time.perf_counter() - start
         if self.runner.busy:  # the experiment part goes on in the background and reports its own progress
             self._instant_note = f"updated in {elapsed:.2f} s"
