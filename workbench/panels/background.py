@@ -75,6 +75,7 @@ class Runner:
         self._thread: threading.Thread | None = None
         self._generation = 0
         self._latest: dict[str, int] = {}
+        self._computing_thread: int | None = None
         #: held while a result is drawn; a panel holds it too when it redraws from the main thread
         self.draw_lock = threading.RLock()
         self.error: BaseException | None = None
@@ -119,6 +120,8 @@ class Runner:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every requested experiment is finished (or superseded); False on timeout."""
+        if threading.get_ident() == self._computing_thread:
+            return True  # called from a draw of the running experiment itself: waiting would never end
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while self._pending or self._running is not None:
@@ -146,6 +149,7 @@ class Runner:
             kind = min(self._pending, key=lambda k: self._pending[k].generation)
             exp = self._pending.pop(kind)
             self._running = exp
+            self._computing_thread = threading.get_ident()
             return exp
 
     def _work(self) -> None:
@@ -164,6 +168,7 @@ class Runner:
             finally:
                 with self._cond:
                     self._running = None
+                    self._computing_thread = None
                     self._cond.notify_all()
 
     def _draw_if_current(self, exp: Experiment, partial: Any, done: bool) -> bool:
