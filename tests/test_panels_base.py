@@ -154,3 +154,97 @@ def test_legend_below_moves_the_shown_legend_only():
     shown = _shown(live)["layout"]
     assert shown["legend"]["yanchor"] == "top" and shown["legend"]["y"] < 0 and shown["height"] > 400
     assert live.figure.layout.height == 400 and live.figure.layout.legend.y is None  # the figure itself is untouched
+
+
+# ------------------------------------------------------------------------------------------ background experiments
+class Slow(Panel):
+    """A slider whose experiment takes ``chunks`` chunks of ``chunk_s`` seconds; the figure shows the value."""
+
+    def __init__(self, *, threaded: bool, chunks: int = 8, chunk_s: float = 0.05) -> None:
+        super().__init__()
+        self.runner.threaded = threaded
+        self.runner.debounce_s = 0.0
+        self.n_chunks, self.chunk_s = chunks, chunk_s
+        self.started: list[int] = []   # values whose experiment started
+        self.finished: list[int] = []  # values whose experiment ran to its last chunk
+        self.theory: list[int] = []    # values the instant part drew
+        self.n = W.IntSlider(value=1, min=1, max=9)
+        self.figures["line"] = LiveFigure()
+        self.layout([self.n], [self.figures["line"]])
+        self.watch([self.n])
+
+    def update(self) -> None:
+        v = self.n.value
+        self.theory.append(v)
+
+        def chunks():
+            self.started.append(v)
+            for i in range(self.n_chunks):
+                threading.Event().wait(self.chunk_s)
+                yield np.full(i + 1, float(v)), (i + 1) / self.n_chunks, f"chunk {i + 1}"
+            self.finished.append(v)
+
+        def draw(ys, done):
+            self.figures["line"].update(go.Figure(go.Scatter(y=ys, name=f"value {v}"),
+                                                  layout={"title": {"text": f"value {v}, done {done}"}}))
+
+        self.experiment(v, f"value {v}", chunks, draw)
+
+
+def test_a_newer_setting_supersedes_a_running_experiment():
+    """Two quick moves during a long experiment: only the last value runs to its end; the figure ends in its state."""
+    panel = Slow(threaded=True, chunks=40, chunk_s=0.05)  # 2 s per experiment: ample time for the two moves
+    panel.refresh()  # value 1 starts in the background
+    for _ in range(200):  # wait until it has really started (not just queued)
+        if panel.started:
+            break
+        threading.Event().wait(0.01)
+    panel.n.value = 5
+    panel.n.value = 7
+    assert panel.theory == [1, 5, 7]  # the instant part ran synchronously for every move
+    assert panel.wait(timeout=60)
+    assert panel.finished == [7]  # 1 was stopped between chunks, 5 never ran to its end
+    assert 5 not in panel.started or panel.runner.history.count(("experiment", ("Slow", "experiment", 5), "done")) == 0
+    assert panel.runner.history[-1] == ("experiment", ("Slow", "experiment", 7), "done")
+    fig = panel.figures["line"].figure
+    assert fig.layout.title.text == "value 7, done True" and list(fig.data[0].y) == [7.0] * 40
+    assert "value 7 done in" in panel.status.value
+
+
+def test_returning_to_an_earlier_setting_is_served_from_the_cache():
+    panel = Slow(threaded=False, chunks=3, chunk_s=0.0)
+    panel.refresh()
+    panel.n.value = 4
+    assert panel.started == [1, 4]
+    panel.n.value = 1  # computed before: drawn from the cache, no chunk runs
+    assert panel.started == [1, 4]
+    assert panel.runner.history[-1] == ("experiment", ("Slow", "experiment", 1), "cached")
+    assert panel.figures["line"].figure.layout.title.text == "value 1, done True"
+
+
+def test_experiment_errors_show_in_the_status_and_the_output_area():
+    panel = Slow(threaded=True, chunks=2, chunk_s=0.0)
+
+    def broken():
+        yield 1, 0.5, "half"
+        raise ZeroDivisionError("broken experiment")
+
+    panel.experiment("bad", "broken", broken, lambda *_: None)
+    assert panel.wait(timeout=30)
+    assert "error:</b> ZeroDivisionError: broken experiment" in panel.status.value
+    assert "Traceback" in panel.progress.outputs[0]["text"]
+
+
+def test_zoom_survives_an_update():
+    """Every shown figure carries the same uirevision, and an update never writes axis ranges (plotly keeps the
+    user's zoom and pan when uirevision is unchanged)."""
+    live = LiveFigure(go.Figure(go.Scatter(y=[1.0, 2.0])))
+    first = _shown(live)["layout"]
+    live.update(go.Figure(go.Scatter(y=[3.0, 1.0, 2.0])))
+    second = _shown(live)["layout"]
+    assert first["uirevision"] == second["uirevision"] == LiveFigure.uirevision
+    for layout in (first, second):
+        assert "range" not in layout.get("xaxis", {}) and "range" not in layout.get("yaxis", {})
+    own = go.Figure(layout={"uirevision": "mine"})  # a figure's own uirevision wins
+    live.update(own)
+    assert _shown(live)["layout"]["uirevision"] == "mine"

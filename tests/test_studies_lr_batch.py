@@ -76,6 +76,7 @@ def test_panel_figures_resume_and_widgets(panel, monkeypatch):
 
     monkeypatch.setattr(training, "train", no_training)
     old = panel.study.sweeps["sgd"].train_loss
+    panel.runner.cache.clear()  # not the panel's in-memory cache: the resume files on disk
     panel.refresh()
     assert "error" not in panel.status.value
     np.testing.assert_array_equal(panel.study.sweeps["sgd"].train_loss, old)

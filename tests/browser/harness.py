@@ -109,10 +109,14 @@ class Server:
                 os.kill(pid, signal.SIGKILL)
 
 
-def server_env(tmp: Path) -> dict[str, str]:
-    """Environment of a test server: fast mode (kernels inherit it), Jupyter dirs in ``tmp``, no browser."""
+def server_env(tmp: Path, *, fast: bool = True) -> dict[str, str]:
+    """Environment of a test server: fast mode (kernels inherit it; ``fast=False``: full sizes, for
+    ``benchmarks/ui.py``), Jupyter dirs in ``tmp``, no browser."""
     env = dict(os.environ)
-    env["WORKBENCH_FAST"] = "1"
+    if fast:
+        env["WORKBENCH_FAST"] = "1"
+    else:
+        env.pop("WORKBENCH_FAST", None)
     env["JUPYTER_CONFIG_DIR"] = str(tmp / "jupyter-config")
     env["JUPYTER_RUNTIME_DIR"] = str(tmp / "jupyter-runtime")
     env["JUPYTER_DATA_DIR"] = str(tmp / "jupyter-data")
@@ -129,7 +133,7 @@ def _bin(name: str) -> str:
     return str(path) if path.exists() else name
 
 
-def start_server(kind: str, root: Path, tmp: Path, *, timeout: float = 90.0) -> Server:
+def start_server(kind: str, root: Path, tmp: Path, *, timeout: float = 90.0, fast: bool = True) -> Server:
     """Start ``kind`` ("lab" or "voila") serving ``root`` on 127.0.0.1 with a free port and no token."""
     port = free_port()
     common = ["--no-browser", f"--port={port}"]
@@ -142,10 +146,12 @@ def start_server(kind: str, root: Path, tmp: Path, *, timeout: float = 90.0) -> 
                f"--LabApp.workspaces_dir={tmp / 'workspaces'}", "--ServerApp.open_browser=False"]
         ready = f"http://127.0.0.1:{port}/api/status"
     elif kind == "voila":
-        # a closed app page's kernel is culled once idle (the page's own shutdown request needs an XSRF token)
+        # a closed app page's kernel is shut down by the check itself; the culler only catches leftovers. Its
+        # timeout must exceed the time a loaded machine takes from the end of the cells to the page's websocket
+        # (the culler counts a kernel with no connection yet as idle: at 15 s it killed kernels under load)
         cmd = [_bin("voila"), *common, "--Voila.ip=127.0.0.1", f"--Voila.root_dir={root}",
-               "--VoilaConfiguration.show_tracebacks=True", "--MappingKernelManager.cull_idle_timeout=15",
-               "--MappingKernelManager.cull_interval=5", str(root)]
+               "--VoilaConfiguration.show_tracebacks=True", "--MappingKernelManager.cull_idle_timeout=600",
+               "--MappingKernelManager.cull_interval=60", str(root)]
         ready = f"http://127.0.0.1:{port}/"
     else:
         raise ValueError(f"kind must be 'lab' or 'voila', got {kind!r}")
@@ -156,7 +162,7 @@ def start_server(kind: str, root: Path, tmp: Path, *, timeout: float = 90.0) -> 
     (labconfig / "page_config.json").write_text(
         '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}')
     fh = open(log, "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(cmd, cwd=root, env=server_env(tmp), stdout=fh, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, cwd=root, env=server_env(tmp, fast=fast), stdout=fh, stderr=subprocess.STDOUT,
                             start_new_session=True)
     fh.close()
     server = Server(kind, proc, f"http://127.0.0.1:{port}", log)
@@ -176,9 +182,9 @@ def start_server(kind: str, root: Path, tmp: Path, *, timeout: float = 90.0) -> 
 
 
 @contextlib.contextmanager
-def running_server(kind: str, root: Path, tmp: Path) -> Iterator[Server]:
+def running_server(kind: str, root: Path, tmp: Path, *, fast: bool = True) -> Iterator[Server]:
     """Context manager around :func:`start_server`; the server is stopped by its process id in a finally."""
-    server = start_server(kind, root, tmp)
+    server = start_server(kind, root, tmp, fast=fast)
     try:
         yield server
     finally:
@@ -291,7 +297,18 @@ def _screenshot(page, screenshot: Path) -> None:
 def _fail(page, screenshot: Path, message: str) -> None:
     with contextlib.suppress(Exception):
         _screenshot(page, screenshot)
-    raise NotebookCheckFailed(f"{message}\n(screenshot: {screenshot})")
+    console = getattr(page, "wb_console", [])
+    log = ("\nbrowser console errors (last 8):\n" + "\n".join(console[-8:])) if console else ""
+    raise NotebookCheckFailed(f"{message}\n(screenshot: {screenshot}){log}")
+
+
+def _new_page(browser):
+    """A page that records its console errors and uncaught exceptions (reported when a check fails)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.wb_console = []
+    page.on("console", lambda m: page.wb_console.append(f"{m.type}: {m.text[:300]}") if m.type == "error" else None)
+    page.on("pageerror", lambda exc: page.wb_console.append(f"pageerror: {str(exc)[:300]}"))
+    return page
 
 
 def _empty(fps: list[str]) -> int:
@@ -446,7 +463,7 @@ def check_lab_notebook(browser, base_url: str, notebook: str, screenshot: Path, 
                        change_timeout: float = CHANGE_TIMEOUT_S) -> NotebookResult:
     """Open ``notebook`` in JupyterLab, run all cells, change a widget, assert a figure changed, no error."""
     start = time.monotonic()
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = _new_page(browser)
     try:
         page.goto(f"{base_url}/lab/tree/{notebook}?reset", wait_until="domcontentloaded", timeout=60_000)
         page.wait_for_function(JS_LAB_READY, timeout=60_000, polling=200)
@@ -489,32 +506,17 @@ def notebook_code_lines(path: Path) -> list[str]:
     return lines
 
 
-#: Voila's widget manager restores every model from the kernel after the page loads; on a loaded machine a
-#: model can come back too late and its view says this. It is a race of the page load, not of the notebook,
-#: so the check reloads the app once (a new kernel) and says so in its result; a second time fails.
-VOILA_RESTORE_RACE = "Error displaying widget: model not found"
-
-
 def check_voila_notebook(browser, base_url: str, notebook: str, screenshot: Path,
                          code_lines: Sequence[str] = (), change_timeout: float = CHANGE_TIMEOUT_S) -> NotebookResult:
     """Open ``notebook`` as a Voila app, wait for it to render, check that none of ``code_lines`` shows
-    (an app hides code), change a widget, and assert a figure changed with no error, as in JupyterLab.
-    A widget that Voila failed to restore from the kernel (:data:`VOILA_RESTORE_RACE`) gets one reload."""
-    try:
-        return _check_voila_once(browser, base_url, notebook, screenshot, code_lines, change_timeout)
-    except NotebookCheckFailed as exc:
-        if VOILA_RESTORE_RACE not in str(exc):
-            raise
-        first = " ".join(str(exc).split())[:600]
-        result = _check_voila_once(browser, base_url, notebook, screenshot, code_lines, change_timeout)
-        result.changed_by += f" (after one reload; the first load showed: {first})"
-        return result
+    (an app hides code), change a widget, and assert a figure changed with no error, as in JupyterLab."""
+    return _check_voila_once(browser, base_url, notebook, screenshot, code_lines, change_timeout)
 
 
 def _check_voila_once(browser, base_url: str, notebook: str, screenshot: Path,
                       code_lines: Sequence[str], change_timeout: float) -> NotebookResult:
     start = time.monotonic()
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = _new_page(browser)
     try:
         # Voila streams the page while the kernel runs the cells, then shows them all (``#rendered_cells``)
         page.goto(f"{base_url}/voila/render/{notebook}", wait_until="commit", timeout=60_000)

@@ -1,10 +1,19 @@
-"""The base class of every notebook panel: layout, debounced recomputation, status line, export bar.
+"""The base class of every notebook panel: layout, instant and background recomputation, status line, export bar.
 
-A panel subclass builds its widgets and figures, then calls :meth:`Panel.watch` with the widgets
-whose changes should trigger a recomputation. In a running kernel, changes are debounced: a
-burst of slider moves while a computation runs leads to one recomputation with the latest values,
-not a queue of stale ones (the kernel handles the queued widget messages after the computation, each
-resets the one pending timer). Outside an event loop (tests, scripts) :meth:`Panel.refresh` runs at once.
+A panel subclass builds its widgets and figures, then calls :meth:`Panel.watch` with the widgets whose changes
+should trigger a recomputation. Its work has two parts:
+
+* the *instant* part (closed-form theory, formulas, cached results) runs synchronously in the widget callback
+  (:meth:`Panel.update`, or the handler given to :meth:`Panel.watch`), so a control is acknowledged at once;
+* the *experiment* part (training, Hessians, sweeps, Monte Carlo) is handed to :meth:`Panel.experiment`: a
+  generator of partial results that the panel's :class:`~workbench.panels.background.Runner` runs on a worker
+  thread, drawing each chunk as it finishes, caching the result by its parameters, and dropping a stale
+  computation between chunks when a newer setting arrives (the last value wins). The status line and the
+  progress bar say what is computed and how far along it is. :meth:`Panel.wait` blocks until it is done.
+
+Outside a kernel (tests, scripts) everything runs synchronously, as do the experiments of a Voila app's first
+render (its page restores widget state from the kernel once all cells ran; updates sent while it restores could
+be lost), and every run when static figures are on.
 
 A recomputation runs inside the panel's ``progress`` output area, so ``tqdm.auto`` bars started by the
 package functions show in the panel (in JupyterLab and in Voila) rather than in the kernel's log, and a
@@ -20,13 +29,17 @@ import asyncio
 import html
 import time
 import traceback
-from collections.abc import Callable, Sequence
+import os
+import threading
+from contextlib import nullcontext
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 
 import ipywidgets as W
 import plotly.graph_objects as go
 
 from workbench import config
+from workbench.panels.background import Chunk, Experiment, Runner
 from workbench.panels.figure import LiveFigure
 from workbench.plots import save_html
 
@@ -78,11 +91,16 @@ def _in_kernel() -> bool:
     return ip is not None and getattr(ip, "kernel", None) is not None
 
 
+def _in_voila() -> bool:
+    """True in a kernel started by Voila (it sets ``SERVER_SOFTWARE=voila/<version>`` in the kernel's environment)."""
+    return os.environ.get("SERVER_SOFTWARE", "").startswith("voila")
+
+
 class Panel:
     """Subclass and implement :meth:`update` (recompute and redraw from the current widget values)."""
 
-    #: seconds to wait after the last widget change before recomputing
-    debounce_s: float = 0.25
+    #: seconds to wait after the last widget change before running the instant part (0: at once)
+    debounce_s: float = 0.0
 
     def __init__(self) -> None:
         #: the panel's figures by name; each is shown and redrawn through its LiveFigure
@@ -98,19 +116,29 @@ class Panel:
             w.add_class("wb-export")  # browser tests leave the export bar alone when they look for controls
         #: output area of recomputations: progress bars and tracebacks of callbacks show here
         self.progress = W.Output()
+        #: progress of the background experiment (hidden when none runs)
+        self.progress_bar = W.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info",
+                                            layout=W.Layout(width="260px", visibility="hidden"))
+        self.progress_bar.add_class("wb-progress")
         self._pending: asyncio.TimerHandle | None = None
         self._busy = False
+        self._instant_note = ""
+        self._displayed = False
+        #: runs the experiment part (see :mod:`workbench.panels.background`)
+        self.runner = Runner(self._on_experiment_status, threaded=None)
+        self.runner.is_threaded = self._threaded  # type: ignore[method-assign]
 
     # ---------------------------------------------------------------- layout
     def layout(self, controls: Sequence[W.Widget], body: Sequence[W.Widget]) -> W.VBox:
         """Controls on top, then the body (figures), then status and export bar."""
-        self.widget = W.VBox([*controls, *body, self.progress, self.status,
+        self.widget = W.VBox([*controls, *body, self.progress, W.HBox([self.status, self.progress_bar]),
                               W.HBox([self.export_button, self.export_format, self.export_dir])])
         return self.widget
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
+        self._displayed = True
         bundle = self.widget._repr_mimebundle_()
         if config.static_figures() is not None:
             bundle["text/html"] = self.static_html()
@@ -179,22 +207,78 @@ class Panel:
         try:
             # tqdm.auto bars of the computation, and a traceback, show in the panel's output area
             # (the Output widget would swallow an exception in a kernel: catch it inside)
-            with self.progress:
-                self._clear_progress()
+            # (only on the kernel's own thread: an Output capture context is tied to the kernel's current parent
+            # message, so a worker thread -- e.g. a background draw that moves a slider -- must not enter one)
+            capture = self.progress if threading.current_thread() is threading.main_thread() else nullcontext()
+            with capture:
+                if capture is self.progress:
+                    self._clear_progress()
                 try:
                     fn()
                 except Exception as exc:  # shown in the panel, not swallowed: the traceback is printed too
                     error = exc
-                    traceback.print_exc()
+                    if capture is self.progress:
+                        traceback.print_exc()
+                    else:
+                        self.progress.outputs = ({"output_type": "stream", "name": "stderr",
+                                                  "text": traceback.format_exc()},)
         finally:
             self._busy = False
         if error is not None:
             self.status.value = (f"<span style='color:#b00'><b>error:</b> {html.escape(type(error).__name__)}: "
                                  f"{html.escape(str(error))}</span>")
             return
-        self._clear_progress()
-        self.status.value = (f"<small>updated in {time.perf_counter() - start:.2f} s &middot; "
+        if threading.current_thread() is threading.main_thread():
+            self._clear_progress()
+        elapsed = time.perf_counter() - start
+        if self.runner.busy:  # the experiment part goes on in the background and reports its own progress
+            self._instant_note = f"updated in {elapsed:.2f} s"
+            if "computing" not in self.status.value:
+                self.status.value = f"<small>{self._instant_note} &middot; experiment queued...</small>"
+            return
+        self._instant_note = ""
+        self.status.value = (f"<small>updated in {elapsed:.2f} s &middot; "
                              f"{html.escape(config.device_report())}</small>")
+
+    # ---------------------------------------------------------------- experiments (background)
+    def _threaded(self) -> bool:
+        """Experiments on a worker thread: in a kernel, without static figures, and in Voila once displayed."""
+        if self.runner.threaded is not None:
+            return self.runner.threaded
+        if not _in_kernel() or config.static_figures() is not None:
+            return False
+        return self._displayed or not _in_voila()
+
+    def experiment(self, key: Hashable, label: str, chunks: Callable[[], Iterator[Chunk]],
+                   draw: Callable[[object, bool], None], *, kind: str = "experiment") -> None:
+        """Compute ``chunks()`` in the background (see :class:`~workbench.panels.background.Experiment`).
+
+        ``key``: the parameters the result depends on (a computed key is drawn from the cache at once);
+        ``draw(partial, done)`` redraws the figures from a partial or the final result. A newer request of the
+        same ``kind`` supersedes this one between chunks.
+        """
+        self.runner.submit(Experiment(key=(type(self).__name__, kind, key), label=label, chunks=chunks,
+                                      draw=draw, kind=kind))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the background experiments are finished (True) or ``timeout`` seconds passed (False)."""
+        return self.runner.wait(timeout)
+
+    def _on_experiment_status(self, text: str, fraction: float, state: str) -> None:
+        if state == "error":
+            head, _, tb = text.partition("\n")
+            self.status.value = f"<span style='color:#b00'><b>error:</b> {html.escape(head)}</span>"
+            # the traceback in the output area, set explicitly (no capture context from a worker thread)
+            self.progress.outputs = ({"output_type": "stream", "name": "stderr", "text": tb},)
+            self.progress_bar.layout.visibility = "hidden"
+            return
+        if state == "running" and self.progress.outputs:
+            self.progress.outputs = ()
+        self.progress_bar.value = max(0.0, min(1.0, fraction))
+        self.progress_bar.layout.visibility = "visible" if state == "running" else "hidden"
+        prefix = f"{self._instant_note} &middot; " if self._instant_note else ""
+        tail = "" if state == "running" else f" &middot; {html.escape(config.device_report())}"
+        self.status.value = f"<small>{prefix}{html.escape(text)}{tail}</small>"
 
     # ---------------------------------------------------------------- export
     def export(self, directory: str | Path, formats: Sequence[str] | None = None) -> list[Path]:

@@ -9,8 +9,9 @@ page, which creates all its figure models at once, hit that on 2 cores: figures 
 A :class:`LiveFigure` sends only the figure's JSON (typed arrays base64-encoded) as a
 ``application/vnd.plotly.v1+json`` display output; JupyterLab, Notebook 7, Voila and VS Code render it with
 plotly's own mime extension (``jupyterlab-plotly``, installed with plotly), which loads plotly.js once per page.
-An update replaces the output in one message (no blank flash). The price: the front end redraws the whole
-figure on each update, so a zoom the user made is not kept across updates (a FigureWidget kept it).
+An update replaces the output in one message (no blank flash). Every figure shown carries a fixed
+``layout.uirevision`` (unless the figure sets its own) and LiveFigure never writes axis ranges, so a front end
+that redraws with ``Plotly.react`` keeps the user's zoom and pan across updates.
 
 With static figures on (:func:`workbench.plots.use_static_renderer`), each output also carries a PNG or SVG
 image, which nbconvert HTML and other front ends without plotly's renderer show instead.
@@ -73,8 +74,12 @@ class LiveFigure(W.Output):
     :meth:`update`). Place the LiveFigure in any ipywidgets layout like another widget.
     """
 
+    #: the ``layout.uirevision`` given to figures that set none: constant, so zoom and pan survive updates
+    uirevision = "workbench-live-figure"
+
     def __init__(self, figure: go.Figure | None = None, *, legend_below: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.add_class("wb-live-figure")
         #: draw the legend under the plot (for narrow figures, where a legend above wraps over the title)
         self.legend_below = legend_below
         self._figure = go.Figure()
@@ -89,8 +94,13 @@ class LiveFigure(W.Output):
         """Show ``new`` instead of the current figure (one message to the front end, no flash)."""
         if not isinstance(new, go.Figure):
             raise TypeError(f"new must be a plotly.graph_objects.Figure, got {type(new).__name__}")
+        if new.layout.uirevision is None:
+            new.layout.uirevision = self.uirevision
         self._figure = new
-        shown = _with_legend_below(new) if self.legend_below else new
+        # a legend above the plot that would wrap onto a second row grows up over the title: put it below
+        below = self.legend_below or legend_rows(new, NOTEBOOK_WIDTH_PX) > 1
+        shown = _with_legend_below(new, NOTEBOOK_WIDTH_PX // 2 if self.legend_below else NOTEBOOK_WIDTH_PX) \
+            if below else new
         self.outputs = ({"output_type": "display_data", "data": figure_mimebundle(shown), "metadata": {}},)
 
     def static_html(self) -> str:
@@ -98,10 +108,29 @@ class LiveFigure(W.Output):
         return image_html(self.outputs[0]["data"]) if self.outputs else ""
 
 
-def _with_legend_below(fig: go.Figure) -> go.Figure:
+#: the width a figure gets in a notebook at its default width (JupyterLab, Voila: about 900 to 1000 px)
+NOTEBOOK_WIDTH_PX = 900
+
+
+def legend_rows(fig: go.Figure, width_px: int) -> int:
+    """How many rows a horizontal legend of ``fig`` takes at ``width_px`` (plotly: ~40 px of symbol and gaps per
+    entry plus ~7 px per character at the default 12 px font); 0 without legend entries."""
+    names = [str(t.name or "") for t in fig.data if t.showlegend is not False and t.name]
+    if not names or fig.layout.showlegend is False:
+        return 0
+    rows, used = 1, 0
+    for name in names:
+        w = 40 + 7 * len(name)
+        if used and used + w > width_px - 80:
+            rows, used = rows + 1, 0
+        used += w
+    return rows
+
+
+def _with_legend_below(fig: go.Figure, width_px: int = NOTEBOOK_WIDTH_PX // 2) -> go.Figure:
     """A copy of ``fig`` with a horizontal legend under the plot and the figure taller by the room it takes."""
     out = go.Figure(fig)
-    rows = max(1, (len([t for t in out.data if t.showlegend is not False]) + 1) // 2)
+    rows = max(1, legend_rows(out, width_px))
     extra = 30 + 22 * rows
     out.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.16 - 0.02 * rows, x=0),
                       height=(out.layout.height or 450) + extra,

@@ -24,6 +24,14 @@ from workbench.studies.hessian import DATASETS, BatchHessianStudy, batch_hessian
 BATCH_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
+def _waiting(title: str):
+    from workbench.plots import base_figure
+
+    fig = base_figure(title, "", "")
+    fig.add_annotation(text="computing...", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    return fig
+
+
 class BatchHessianPanel(Panel):
     """Spectral densities, top eigenvalue and max learning rate of the batch Hessian/GGN against B."""
 
@@ -48,10 +56,10 @@ class BatchHessianPanel(Panel):
                                       value=0, description="look at", style=style)
         self.summary = W.HTML()
         self._cache: dict[tuple, BatchHessianStudy] = {}
-        self.study = self.compute()
-        self.figures["density"] = LiveFigure(density_figure(self.study))
-        self.figures["top"] = LiveFigure(top_eigenvalue_figure(self.study))
-        self.figures["lr"] = LiveFigure(lr_max_figure(self.study))
+        self._study: BatchHessianStudy | None = None
+        for name, title in (("density", "Spectral density of the batch Hessian"), ("top", "Top eigenvalue vs B"),
+                            ("lr", "Largest stable learning rate vs B")):
+            self.figures[name] = LiveFigure(_waiting(title))
         controls = W.HBox([W.VBox([self.depth, self.width, self.activation, self.loss]),
                            W.VBox([self.dataset, self.kind, self.train_steps]), self.batch_sizes])
         self.layout([controls, self.summary],
@@ -59,14 +67,20 @@ class BatchHessianPanel(Panel):
         self.watch([self.depth, self.width, self.activation, self.loss, self.dataset, self.kind, self.batch_sizes,
                     self.train_steps])
         self.status.value = f"<small>{html.escape(config.device_report())}</small>"
-        self._summarize()
+        self.refresh()
+
+    @property
+    def study(self) -> BatchHessianStudy:
+        """The study of the current setting (waits for the background computation)."""
+        self.wait()
+        return self._study
 
     def settings(self) -> tuple:
         return (self.depth.value, self.width.value, self.activation.value, self.loss.value, self.dataset.value,
                 self.kind.value, tuple(sorted(self.batch_sizes.value)) or (8,), self.train_steps.value)
 
-    def compute(self) -> BatchHessianStudy:
-        s = self.settings()
+    def compute(self, s: tuple | None = None) -> BatchHessianStudy:
+        s = self.settings() if s is None else s
         if s in self._cache:
             return self._cache[s]
         depth, width, activation, loss, dataset, kind, bs, steps = s
@@ -76,12 +90,13 @@ class BatchHessianPanel(Panel):
         study = batch_hessian_study(
             net, x, y, list(bs), loss=loss, kind=kind, num_batches=config.pick(3, 6), top_k=config.pick(1, 3),
             key=jax.random.PRNGKey(0), train_steps=steps, lr=config.pick(0.5, 0.5), slq_steps=config.pick(16, 60),
-            slq_probes=config.pick(2, 4), noise_probes=config.pick(4, 16), grid_size=config.pick(200, 500))
+            slq_probes=config.pick(2, 4), noise_probes=config.pick(4, 16), grid_size=config.pick(200, 500),
+            progress=False)
         self._cache[s] = study
         return study
 
     def _summarize(self) -> None:
-        st = self.study
+        st = self._study
         ratio = noise_excess(st)
         rows = [f"P = {st.num_params} parameters, N = {st.num_data} points, {st.kind}, {st.loss}",
                 f"fitted sigma^2 = {st.fit.sigma2:.3g} (s^2 ~ B^{st.fit.exponent:.2f} for B << N; model: -1)",
@@ -94,11 +109,19 @@ class BatchHessianPanel(Panel):
         self.summary.value = "<small>" + " &middot; ".join(rows) + "</small>"
 
     def update(self) -> None:
-        self.study = self.compute()
-        for name, builder in (("density", density_figure), ("top", top_eigenvalue_figure), ("lr", lr_max_figure)):
-            new = builder(self.study)
-            self.figures[name].update(new)
-        self._summarize()
+        """Background: the study of the current setting (cached); its three figures and summary when done."""
+        s = self.settings()
+
+        def chunks():
+            yield self.compute(s), 1.0, f"batch sizes {s[6]}"
+
+        def draw(study: BatchHessianStudy, _done: bool) -> None:
+            self._study = study
+            for name, builder in (("density", density_figure), ("top", top_eigenvalue_figure), ("lr", lr_max_figure)):
+                self.figures[name].update(builder(study))
+            self._summarize()
+
+        self.experiment(s, "batch Hessians", chunks, draw)
 
     def numbers(self) -> dict[str, np.ndarray | float]:
         """The measured and predicted top eigenvalues per batch size, for printing in the notebook."""

@@ -115,8 +115,8 @@ class LrBatchPanel(Panel):
         self.calc_d = W.FloatLogSlider(value=1e11, base=10, min=8, max=14, description="D tokens", style=style)
         self.calc_out = W.HTML()
 
-        self.study: LrBatchStudy | None = None
-        self.quadratic: QuadraticStudy | None = None
+        self._study: LrBatchStudy | None = None
+        self._quadratic: QuadraticStudy | None = None
         for name in ("heatmap", "lr_vs_batch", "tradeoff", "quadratic", "kaplan"):
             self.figures[name] = LiveFigure()
         controls = [
@@ -142,6 +142,18 @@ class LrBatchPanel(Panel):
         if run:
             self.refresh()
 
+    @property
+    def study(self) -> LrBatchStudy | None:
+        """The last finished sweep (waits for a sweep running in the background)."""
+        self.wait()
+        return self._study
+
+    @property
+    def quadratic(self) -> QuadraticStudy | None:
+        """The noisy-quadratic control (waits for a computation running in the background)."""
+        self.wait()
+        return self._quadratic
+
     # ---------------------------------------------------------------- reading widgets
     def current_config(self) -> LrBatchConfig:
         """The :class:`LrBatchConfig` the widgets describe (raises a clear error on bad values)."""
@@ -159,31 +171,47 @@ class LrBatchPanel(Panel):
 
     # ---------------------------------------------------------------- recomputation
     def update(self) -> None:
+        """Run the sweep of the widgets' config in the background (the kernel stays responsive; a newer Run
+        supersedes it between its parts; a config run before is drawn from the cache)."""
         cfg = self.current_config()
         self.cfg = cfg
-        study = run_study(cfg)
-        quad = self.quadratic if self.quadratic is not None else quadratic_study(**self.quadratic_kwargs)
-        self.show(study, quad)
+        known_quad = self._quadratic
+        show_bars = not self.runner.is_threaded()  # tqdm bars only where they print in the panel (not from a thread)
+
+        def chunks():
+            quad = known_quad if known_quad is not None else quadratic_study(**self.quadratic_kwargs)
+            yield (None, quad), 0.3, "noisy-quadratic control"
+            yield (run_study(cfg, progress=show_bars), quad), 1.0, "learning-rate x batch-size sweep"
+
+        def draw(result, _done: bool) -> None:
+            study, quad = result
+            if study is None:
+                self._quadratic = quad
+                self.figures["quadratic"].update(quadratic_figure(quad))
+            else:
+                self.show(study, quad)
+
+        self.experiment(repr(cfg), "lr x batch sweep", chunks, draw)
 
     def show(self, study: LrBatchStudy, quadratic: QuadraticStudy | None = None) -> None:
         """Draw a finished study (and the noisy-quadratic control) into the panel's figures."""
         if not isinstance(study, LrBatchStudy):
             raise TypeError(f"study must be an LrBatchStudy, got {type(study).__name__}")
-        self.study = study
+        self._study = study
         if quadratic is not None:
-            self.quadratic = quadratic
+            self._quadratic = quadratic
             self.figures["quadratic"].update(quadratic_figure(quadratic))
-        opts = list(self.study.sweeps)
+        opts = list(self._study.sweeps)
         self.heatmap_opt.options = opts
         if self.heatmap_opt.value not in opts:
             self.heatmap_opt.value = opts[0]
-        figs = study_figures(self.study, self.heatmap_opt.value)
+        figs = study_figures(self._study, self.heatmap_opt.value)
         for name, fig in figs.items():
             self.figures[name].update(fig)
         self.summary.value = self.summary_html()
 
     def summary_html(self) -> str:
-        s = self.study
+        s = self._study
         if s is None:
             return ""
         st, est = s.stats, s.estimate
@@ -202,8 +230,8 @@ class LrBatchPanel(Panel):
         return "<br>".join(rows)
 
     def _redraw_heatmap(self) -> None:
-        if self.study is not None and self.heatmap_opt.value in self.study.sweeps:
-            self.figures["heatmap"].update(loss_heatmap(self.study.sweeps[self.heatmap_opt.value]))
+        if self._study is not None and self.heatmap_opt.value in self._study.sweeps:
+            self.figures["heatmap"].update(loss_heatmap(self._study.sweeps[self.heatmap_opt.value]))
 
     def update_calculators(self) -> None:
         loss, bstar, alpha = self.calc_loss.value, self.calc_bstar.value, self.calc_alpha.value

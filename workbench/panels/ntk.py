@@ -10,19 +10,25 @@ key holds it; everything else is served from the panel's cache):
 
 For ``parametrization="mup"`` there is no fixed infinite-width NTK: the spectrum shows the empirical
 kernels only and the convergence and sphere figures say so.
+
+Responsiveness: the infinite-width spectrum (closed form) is drawn at once on every change; the experiments
+(empirical NTKs seed by seed, then width convergence, sphere Gram check and kernel drift) run in the background
+and each figure is redrawn as its study finishes (:meth:`~workbench.panels.base.Panel.experiment`).
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import ipywidgets as W
 import jax.numpy as jnp
+import numpy as np
 import plotly.graph_objects as go
 
 from workbench import config
+from workbench.kernels.analytic import infinite_kernels
 from workbench.nets import MLP
 from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure, side_by_side
@@ -76,7 +82,7 @@ class NTKPanel(Panel):
         self.computed: list[str] = []  # which studies the last update recomputed (not served from cache)
         for name, title in (("spectrum", "NTK spectrum"), ("convergence", "Width convergence"),
                             ("sphere", "Sphere eigenvalues"), ("drift", "Kernel drift")):
-            self.figures[name] = LiveFigure(base_figure(title, "", ""))
+            self.figures[name] = LiveFigure(_message_figure(title, "computing..."))
         self.update()
         controls = W.HBox([W.VBox([self.depth, self.width, self.activation, self.w_std]),
                            W.VBox([self.b_std, self.parametrization, self.dataset, self.n])])
@@ -88,18 +94,20 @@ class NTKPanel(Panel):
         self.status.value = f"<small>{html.escape(config.device_report())}</small>"
 
     # ------------------------------------------------------------------ model
-    def net(self, width: int | None = None, parametrization: str | None = None) -> MLP:
-        return MLP(depth=self.depth.value, width=width or self.width.value, activation=self.activation.value,
-                   w_std=self.w_std.value, b_std=self.b_std.value,
-                   parametrization=parametrization or self.parametrization.value)
+    def params(self) -> Params:
+        """The widget values now (a snapshot: the background worker reads this, never the widgets)."""
+        return Params(self.depth.value, self.width.value, self.activation.value, self.w_std.value, self.b_std.value,
+                      self.parametrization.value, self.dataset.value, self.n.value)
 
-    def inputs(self) -> jnp.ndarray:
-        return self._cached(("inputs", self.dataset.value, self.n.value),
-                            lambda: make_inputs(self.dataset.value, self.n.value, 3 if self.dataset.value != "digits"
-                                                else 64), record=False)
+    def net(self, width: int | None = None, parametrization: str | None = None, p: Params | None = None) -> MLP:
+        p = p or self.params()
+        return MLP(depth=p.depth, width=width or p.width, activation=p.activation, w_std=p.w_std, b_std=p.b_std,
+                   parametrization=parametrization or p.parametrization)
 
-    def _net_key(self) -> tuple:
-        return (self.depth.value, self.activation.value, self.w_std.value, self.b_std.value)
+    def inputs(self, p: Params | None = None) -> jnp.ndarray:
+        p = p or self.params()
+        return self._cached(("inputs", p.dataset, p.n),
+                            lambda: make_inputs(p.dataset, p.n, 3 if p.dataset != "digits" else 64), record=False)
 
     def _cached(self, key: tuple, compute: Callable[[], Any], *, record: bool = True) -> Any:
         if key not in self._cache:
@@ -109,50 +117,105 @@ class NTKPanel(Panel):
         return self._cache[key]
 
     # ------------------------------------------------------------------ studies
-    def spectrum_result(self) -> SpectrumResult | None:
-        if self.parametrization.value == "mup":
+    def spectrum_result(self, p: Params | None = None) -> SpectrumResult | None:
+        p = p or self.params()
+        if p.parametrization == "mup":
             return None
-        key = ("spectrum", *self._net_key(), self.width.value, self.parametrization.value, self.dataset.value,
-               self.n.value)
-        return self._cached(key, lambda: spectrum_comparison(self.net(), self.inputs(), seeds=self.seeds,
-                                                             progress=True))
+        return self._cached(("spectrum", *p), lambda: spectrum_comparison(self.net(p=p), self.inputs(p),
+                                                                          seeds=self.seeds))
 
-    def convergence_result(self):
-        if self.parametrization.value == "mup":
+    def convergence_result(self, p: Params | None = None):
+        p = p or self.params()
+        if p.parametrization == "mup":
             return None
-        key = ("convergence", *self._net_key(), self.parametrization.value, self.dataset.value, self.n.value)
-        return self._cached(key, lambda: width_convergence(self.net(), self.inputs(), self.widths, seeds=self.seeds))
+        key = ("convergence", *p.net_key(), p.parametrization, p.dataset, p.n)
+        return self._cached(key, lambda: width_convergence(self.net(p=p), self.inputs(p), self.widths,
+                                                           seeds=self.seeds, progress=False))
 
-    def sphere_result(self):
-        if self.parametrization.value == "mup":
+    def sphere_result(self, p: Params | None = None):
+        p = p or self.params()
+        if p.parametrization == "mup":
             return None
-        width = self.width.value if self.parametrization.value == "standard" else 0
-        key = ("sphere", *self._net_key(), self.parametrization.value, width)
-        return self._cached(key, lambda: sphere_spectrum(self.net(), self.sphere_dim, self.max_degree,
+        width = p.width if p.parametrization == "standard" else 0
+        key = ("sphere", *p.net_key(), p.parametrization, width)
+        return self._cached(key, lambda: sphere_spectrum(self.net(p=p), self.sphere_dim, self.max_degree,
                                                          num_points=self.gram_points))
 
-    def drift_result(self):
-        key = ("drift", *self._net_key(), self.dataset.value, self.n.value)
+    def drift_result(self, p: Params | None = None):
+        p = p or self.params()
+        key = ("drift", *p.net_key(), p.dataset, p.n)
 
         def compute():
-            x = self.inputs()
+            x = self.inputs(p)
             y = jnp.sin(3 * x[:, :1]) + 0.5 * x[:, 1:2]  # a smooth target: the same for every parametrization
-            return kernel_drift(self.net(), x, y, self.drift_widths, num_steps=self.drift_steps,
-                                seeds=1, progress=True)
+            return kernel_drift(self.net(p=p), x, y, self.drift_widths, num_steps=self.drift_steps,
+                                seeds=1, progress=False)
 
         return self._cached(key, compute)
 
     # ------------------------------------------------------------------ redraw
+    def theory_spectrum(self, p: Params | None = None) -> SpectrumResult | None:
+        """The infinite-width NTK eigenvalues alone (closed form, instant): a SpectrumResult with no seeds."""
+        p = p or self.params()
+        if p.parametrization == "mup":
+            return None
+        net, x = self.net(p=p), self.inputs(p)
+
+        def compute() -> SpectrumResult:
+            inf = np.linalg.eigvalsh(net.out_dim * np.asarray(infinite_kernels(net, x).ntk))[::-1]
+            return SpectrumResult(np.zeros((0, inf.shape[0])), inf, net.width, (), "infinite width only")
+
+        return self._cached(("theory", *p), compute, record=False)
+
     def update(self) -> None:
+        """Instant: the infinite-width spectrum; background: the four studies, each figure as it finishes."""
         self.computed = []
-        mup_note = "muP has no fixed infinite-width NTK (see kernels.analytic): pick ntk or standard"
-        res = self.spectrum_result()
-        self.figures["spectrum"].update(spectrum(res) if res is not None
-                        else _message_figure("NTK spectrum", mup_note))
-        res = self.convergence_result()
-        self.figures["convergence"].update(convergence(res) if res is not None
-                        else _message_figure("Width convergence", mup_note))
-        res = self.sphere_result()
-        self.figures["sphere"].update(sphere(res) if res is not None
-                        else _message_figure("Sphere eigenvalues", mup_note))
-        self.figures["drift"].update(drift(self.drift_result()))
+        p = self.params()
+        theory = self.theory_spectrum(p)
+        if theory is not None and ("spectrum", *p) not in self._cache:
+            self.figures["spectrum"].update(spectrum(theory, title=f"NTK spectrum: infinite width (width {p.width}: "
+                                                                   "computing...)"))
+        jobs = [("spectrum", self.spectrum_result), ("convergence", self.convergence_result),
+                ("sphere", self.sphere_result), ("drift", self.drift_result)]
+
+        def chunks():
+            done: dict[str, Any] = {}
+            for i, (name, job) in enumerate(jobs):
+                done = {**done, name: job(p)}
+                yield done, (i + 1) / len(jobs), f"{name} ({i + 1}/{len(jobs)})"
+
+        shown: dict[str, Any] = {}
+
+        def draw(results: dict[str, Any], _done: bool) -> None:
+            for name, res in results.items():
+                if name in shown and shown[name] is res:
+                    continue
+                shown[name] = res
+                if res is None:
+                    self.figures[name].update(_message_figure(_TITLES[name], _MUP_NOTE))
+                else:
+                    self.figures[name].update(_BUILDERS[name](res))
+
+        self.experiment(tuple(p), "NTK studies", chunks, draw)
+
+
+class Params(NamedTuple):
+    """The NTK panel's widget values."""
+
+    depth: int
+    width: int
+    activation: str
+    w_std: float
+    b_std: float
+    parametrization: str
+    dataset: str
+    n: int
+
+    def net_key(self) -> tuple:
+        return (self.depth, self.activation, self.w_std, self.b_std)
+
+
+_MUP_NOTE = "muP has no fixed infinite-width NTK (see kernels.analytic): pick ntk or standard"
+_TITLES = {"spectrum": "NTK spectrum", "convergence": "Width convergence", "sphere": "Sphere eigenvalues",
+           "drift": "Kernel drift"}
+_BUILDERS = {"spectrum": spectrum, "convergence": convergence, "sphere": sphere, "drift": drift}

@@ -104,11 +104,22 @@ class SymbolicPanel(Panel):
         self.schedule(self.update)
 
     def update(self) -> None:
+        """Instant: the derivation's steps; background: the numerical check (cached per derivation and method)."""
         d = symbolic.get(self.derivation.value)
         self.steps.value = derivation_html(d)
-        self._last = symbolic.check(d.name, method=self.method.value)
-        self.result.value = result_html(self._last)
-        self._redraw()
+        key = (d.name, self.method.value)
+        if self._last is None or (self._last.name, self._last.method) != key:
+            self.result.value = f"<p><i>checking {html.escape(d.name)} with {html.escape(key[1])}...</i></p>"
+
+        def chunks():
+            yield symbolic.check(key[0], method=key[1]), 1.0, f"{key[0]} / {key[1]}"
+
+        def draw(result: CheckResult, _done: bool) -> None:
+            self._last = result
+            self.result.value = result_html(result)
+            self._redraw()
+
+        self.experiment(key, "numerical check", chunks, draw)
 
     def _redraw(self) -> None:
         r = self._last

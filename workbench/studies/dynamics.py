@@ -245,22 +245,24 @@ class AdvaniSaxeTime(NamedTuple):
     E_g: np.ndarray
     E_t: np.ndarray
     sim_times: np.ndarray
-    sim: SimulationResult
+    sim: SimulationResult | None
 
 
 def advani_saxe_time(alpha: float, t: Sequence[float], *, sim_times: Sequence[float] = (0.3, 3.0, 30.0),
                      noise_var: float = 0.25, teacher_var: float = 1.0, init_var: float = 0.0, tau: float = 1.0,
-                     num_features: int = 200, num_trials: int = 10, seed: int = 0) -> AdvaniSaxeTime:
+                     num_features: int = 200, num_trials: int = 10, seed: int = 0,
+                     simulate: bool = True) -> AdvaniSaxeTime:
     """Generalization and training error against time at one alpha (Advani & Saxe 2020), theory
     (:func:`workbench.generalization.advani_saxe_errors`) and a finite-size simulation
-    (:func:`workbench.generalization.simulate_advani_saxe`) at ``sim_times``: the early-stopping picture."""
+    (:func:`workbench.generalization.simulate_advani_saxe`) at ``sim_times``: the early-stopping picture.
+    ``simulate=False`` gives the theory alone (``sim`` is None), which is instant."""
     alpha = check_real("alpha", alpha, positive=True)
     t = np.asarray(t, dtype=float)
     kw = dict(teacher_var=teacher_var, noise_var=noise_var, init_var=init_var, tau=tau)
     e_g, e_t = advani_saxe_errors(alpha, t, **kw)
     st = np.asarray(sim_times, dtype=float)
     sim = simulate_advani_saxe(np.array([alpha]), st, num_features=num_features, num_trials=num_trials,
-                               seed=seed, **kw)
+                               seed=seed, **kw) if simulate else None
     return AdvaniSaxeTime(alpha, t, e_g, e_t, st, sim)
 
 
