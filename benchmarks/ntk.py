@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 NT_PYTHON = ROOT / "benchmarks" / ".venvs" / "nt" / "bin" / "python"
 DEPTH, WIDTH, IN_DIM = 3, 512, 32
@@ -76,9 +78,13 @@ def worker_ours(method: str, n: int, repeats: int) -> dict:
 
     net = MLP(depth=DEPTH, width=WIDTH, activation="relu", w_std=W_STD, b_std=B_STD)
     x = jax.random.normal(jax.random.PRNGKey(1), (n, IN_DIM), jnp.float32)
-    if method == "analytic":
-        return _time(lambda: infinite_kernels(net, x).ntk, repeats)
+    if method == "analytic":  # the NTK only, as neural-tangents' get="ntk"
+        return _time(lambda: infinite_kernels(net, x, get="ntk").ntk, repeats)
+    if method == "analytic_both":
+        return _time(lambda: infinite_kernels(net, x), repeats)
     params = net.init(jax.random.PRNGKey(0), IN_DIM, dtype=jnp.float32)
+    if method == "structured_xx":  # the same array passed twice: detected, symmetric path
+        return _time(lambda: empirical_ntk(net, params, x, x), repeats)
     apply_fn = net if method == "structured" else (lambda p, xx: net.apply(p, xx))  # general methods: any callable
     return _time(lambda: empirical_ntk(apply_fn, params, x, method=method), repeats)
 
@@ -96,14 +102,18 @@ def worker_nt(method: str, n: int, repeats: int) -> dict:
         layers += [stax.Dense(WIDTH, W_std=W_STD, b_std=B_STD), stax.Relu()]
     init_fn, apply_fn, kernel_fn = stax.serial(*layers, stax.Dense(1, W_std=W_STD, b_std=B_STD))
     x = jax.random.normal(jax.random.PRNGKey(1), (n, IN_DIM), jnp.float32)
-    if method == "analytic":
+    if method in ("analytic", "analytic_both"):
         kfn = jax.jit(kernel_fn, static_argnames="get")
-        return _time(lambda: kfn(x, None, get="ntk"), repeats)
+        get = "ntk" if method == "analytic" else ("nngp", "ntk")
+        return _time(lambda: kfn(x, None, get=get), repeats)
     _, params = init_fn(jax.random.PRNGKey(0), x.shape)
     impl = {"structured": nt.NtkImplementation.STRUCTURED_DERIVATIVES,
+            "structured_xx": nt.NtkImplementation.STRUCTURED_DERIVATIVES,
             "jacobian": nt.NtkImplementation.JACOBIAN_CONTRACTION,
             "ntvp": nt.NtkImplementation.NTK_VECTOR_PRODUCTS}[method]
     fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=impl))
+    if method == "structured_xx":
+        return _time(lambda: fn(x, x, params), repeats)
     return _time(lambda: fn(x, None, params), repeats)
 
 
@@ -124,6 +134,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096])
     p.add_argument("--analytic-sizes", type=int, nargs="*", default=[1024, 4096])
+    p.add_argument("--xx-sizes", type=int, nargs="*", default=[1024],
+                   help="sizes for empirical_ntk(net, params, x, x) (the same array twice) beside (x)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every (method, N) this many times, alternating the libraries; the table shows medians")
+    p.add_argument("--only", nargs="*", default=None, help="run only these methods (e.g. analytic structured_xx)")
     p.add_argument("--methods", nargs="+", default=["structured", "jacobian", "ntvp"])
     p.add_argument("--general-max", type=int, default=1024)
     p.add_argument("--repeats", type=int, default=3)
@@ -134,13 +149,22 @@ def main() -> None:
     if not have_nt and not args.no_nt:
         print(f"neural-tangents venv not found at {NT_PYTHON}: printing the workbench column only (see the docstring)")
     jobs = [(m, n) for n in args.sizes for m in args.methods if m == "structured" or n <= args.general_max]
-    jobs += [("analytic", n) for n in args.analytic_sizes]
+    jobs += [("structured_xx", n) for n in args.xx_sizes]
+    jobs += [(m, n) for n in args.analytic_sizes for m in ("analytic", "analytic_both")]
+    if args.only:
+        jobs = [(m, n) for m, n in jobs if m in args.only]
     rows = []
     for method, n in jobs:
         row = {"method": method, "n": n}
-        for lib in (("workbench", "nt") if have_nt else ("workbench",)):  # alternate the libraries
-            row[lib] = run_one(lib, method, n, args.repeats, args.timeout)
-            print(f"  {lib:9s} {method:10s} N={n:5d}: {row[lib]}", file=sys.stderr, flush=True)
+        runs: dict[str, list] = {"workbench": [], "nt": []}
+        libs = ("workbench", "nt") if have_nt else ("workbench",)
+        for r in range(args.rounds):
+            for lib in (libs if r % 2 == 0 else libs[::-1]):  # alternate the libraries and their order
+                runs[lib].append(run_one(lib, method, n, args.repeats, args.timeout))
+                print(f"  {lib:9s} {method:13s} N={n:5d}: {runs[lib][-1]}", file=sys.stderr, flush=True)
+        for lib in libs:
+            ok = [x for x in runs[lib] if "error" not in x]
+            row[lib] = ({k: float(np.median([x[k] for x in ok])) for k in ok[0]} if ok else runs[lib][0])
         rows.append(row)
 
     def cell(r: dict) -> str:
@@ -151,20 +175,28 @@ def main() -> None:
     print(f"\nNTK benchmark: MLP {IN_DIM}-{WIDTH}x{DEPTH}-1 relu, float32, kernel of N inputs with themselves")
     print(f"machine: {os.cpu_count()} CPUs; steady = best of {args.repeats} calls (s); compile = first - steady (s); "
           "peak = max RSS above baseline (MB)")
-    head = f"{'method':11s}{'N':>6s} | {'workbench: steady  compile   peak MB':>34s}"
+    head = f"{'method':13s}{'N':>6s} | {'workbench: steady  compile   peak MB':>34s}"
     if have_nt:
         head += f" | {'neural-tangents: steady compile peak':>34s} | {'speedup':>7s}"
     print(head)
     print("-" * len(head))
     for r in rows:
-        line = f"{r['method']:11s}{r['n']:6d} | {cell(r['workbench'])}"
+        line = f"{r['method']:13s}{r['n']:6d} | {cell(r['workbench'])}"
         if have_nt:
             sp = (f"{r['nt']['steady'] / r['workbench']['steady']:7.1f}x"
                   if "steady" in r["nt"] and "steady" in r["workbench"] else "      -")
             line += f" | {cell(r['nt'])} | {sp}"
         print(line)
     print("(nt structured = NtkImplementation.STRUCTURED_DERIVATIVES, jacobian = JACOBIAN_CONTRACTION, "
-          "ntvp = NTK_VECTOR_PRODUCTS; analytic = kernel_fn vs workbench.kernels.analytic.infinite_kernels)")
+          "ntvp = NTK_VECTOR_PRODUCTS; structured_xx = the same array passed as x1 and x2 (nt: fn(x, x, params)); "
+          "analytic = kernel_fn(get='ntk') vs infinite_kernels(get='ntk'); analytic_both = both kernels)")
+    if args.rounds > 1:
+        print(f"(medians of {args.rounds} rounds; each round alternates which library runs first)")
+    xx = {r["n"]: r for r in rows if r["method"] == "structured_xx"}
+    for r in rows:
+        if r["method"] == "structured" and r["n"] in xx and "steady" in r["workbench"] and "steady" in xx[r["n"]]["workbench"]:
+            ratio = xx[r["n"]]["workbench"]["steady"] / r["workbench"]["steady"]
+            print(f"workbench empirical_ntk(x, x) / empirical_ntk(x) at N={r['n']}: {ratio:.2f}x (issue: <= 1.1x)")
 
 
 if __name__ == "__main__":
