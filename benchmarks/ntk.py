@@ -7,7 +7,8 @@ workbench and neural-tangents, and reports:
 
 * compile: first call minus steady time (tracing + XLA compilation), seconds;
 * steady: the best of ``--repeats`` further calls (``block_until_ready``), seconds;
-* peak MB: the subprocess's peak resident memory above its resident memory before the first call.
+* peak MB: the subprocess's peak resident memory (VmHWM, reset just before) above its resident memory
+  before the first call (compilation included); steady peak MB: the same over the later calls.
 
 neural-tangents runs from its own venv (``benchmarks/.venvs/nt``; it needs jax 0.4.25, numpy < 2):
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -39,31 +39,44 @@ DEPTH, WIDTH, IN_DIM = 3, 512, 32
 W_STD, B_STD = 2**0.5, 0.1
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _current_rss_mb() -> float:
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024.0
     return 0.0
 
 
+def _reset_peak() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) to the current RSS (Linux >= 4.0: clear_refs 5)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def _time(fn, repeats: int) -> dict:
+    """Times and memory of ``fn``. Peak memory is VmHWM after resetting it just before the call, minus the RSS
+    then: ru_maxrss would hide a call whose peak stays under an earlier one (e.g. while importing tensorflow)."""
     import jax
 
-    base = _current_rss_mb()
+    _reset_peak()
+    base = _status_mb("VmRSS")
     t0 = time.perf_counter()
     jax.block_until_ready(fn())
     first = time.perf_counter() - t0
+    peak_first = _status_mb("VmHWM") - base
     best = float("inf")
+    _reset_peak()
+    base2 = _status_mb("VmRSS")
     for _ in range(repeats):
         t0 = time.perf_counter()
         jax.block_until_ready(fn())
         best = min(best, time.perf_counter() - t0)
-    return {"compile": max(first - best, 0.0), "steady": best, "peak_mb": _rss_mb() - base}
+    return {"compile": max(first - best, 0.0), "steady": best, "peak_mb": peak_first,
+            "steady_peak_mb": _status_mb("VmHWM") - base2}
 
 
 def worker_ours(method: str, n: int, repeats: int) -> dict:
@@ -170,14 +183,15 @@ def main() -> None:
     def cell(r: dict) -> str:
         if "error" in r:
             return f"{'error: ' + r['error'][:30]:>34s}"
-        return f"{r['steady']:9.4f} {r['compile']:8.2f} {r['peak_mb']:9.0f}   "
+        return f"{r['steady']:9.4f} {r['compile']:8.2f} {r['peak_mb']:6.0f} {r.get('steady_peak_mb', float('nan')):6.0f}"
 
     print(f"\nNTK benchmark: MLP {IN_DIM}-{WIDTH}x{DEPTH}-1 relu, float32, kernel of N inputs with themselves")
     print(f"machine: {os.cpu_count()} CPUs; steady = best of {args.repeats} calls (s); compile = first - steady (s); "
-          "peak = max RSS above baseline (MB)")
-    head = f"{'method':13s}{'N':>6s} | {'workbench: steady  compile   peak MB':>34s}"
+          "peak = max RSS above the RSS before the first call, compile included (MB); steadypk = the same for the "
+          "later calls")
+    head = f"{'method':13s}{'N':>6s} | {'workbench: steady compile peak steadypk':>34s}"
     if have_nt:
-        head += f" | {'neural-tangents: steady compile peak':>34s} | {'speedup':>7s}"
+        head += f" | {'nt: steady compile peak steadypk':>34s} | {'speedup':>7s}"
     print(head)
     print("-" * len(head))
     for r in rows:
