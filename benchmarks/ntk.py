@@ -24,6 +24,8 @@ their Jacobians alone would take ~9 GB and minutes on a 2-core machine.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import os
 import subprocess
@@ -57,26 +59,42 @@ def _reset_peak() -> bool:
         return False
 
 
+def _trim() -> None:
+    """Return freed heap memory to the OS (glibc malloc_trim), so that RSS measures what is in use."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _time(fn, repeats: int) -> dict:
-    """Times and memory of ``fn``. Peak memory is VmHWM after resetting it just before the call, minus the RSS
-    then: ru_maxrss would hide a call whose peak stays under an earlier one (e.g. while importing tensorflow)."""
+    """Times and memory of ``fn``. Peaks are VmHWM (reset just before, after returning freed heap memory to the
+    OS) minus the RSS then: ``peak_mb`` for the first call (compilation included), ``steady_peak_mb`` for a
+    later call (output and temporaries). ru_maxrss would hide a call whose peak stays under an earlier one
+    (e.g. while importing tensorflow)."""
     import jax
 
+    _trim()
     _reset_peak()
     base = _status_mb("VmRSS")
     t0 = time.perf_counter()
-    jax.block_until_ready(fn())
+    out = jax.block_until_ready(fn())
     first = time.perf_counter() - t0
     peak_first = _status_mb("VmHWM") - base
+    del out
     best = float("inf")
-    _reset_peak()
-    base2 = _status_mb("VmRSS")
     for _ in range(repeats):
         t0 = time.perf_counter()
         jax.block_until_ready(fn())
         best = min(best, time.perf_counter() - t0)
-    return {"compile": max(first - best, 0.0), "steady": best, "peak_mb": peak_first,
-            "steady_peak_mb": _status_mb("VmHWM") - base2}
+    _trim()
+    _reset_peak()
+    base2 = _status_mb("VmRSS")
+    out = jax.block_until_ready(fn())
+    steady_peak = _status_mb("VmHWM") - base2
+    del out
+    return {"compile": max(first - best, 0.0), "steady": best, "peak_mb": peak_first, "steady_peak_mb": steady_peak}
 
 
 def worker_ours(method: str, n: int, repeats: int) -> dict:
