@@ -160,11 +160,11 @@ def hutchinson_trace(operator: Any, num_samples: int, key: jax.Array | None = No
       std of the leave-one-out estimates / sqrt(m/2). Fixed budget only (no target).
     * ``"auto"``: the first two Hutchinson batches S_1, S_2 (b = ``batch_size`` probes each) give both
       the Hutchinson samples and a pilot for Hutch++: with Q_1 = orth(A S_1), the tail fraction
-      rho = sum |(I - Q_1 Q_1^T) A s|^2 / sum |A s|^2 over s in S_2 estimates ||(I - P) A||_F^2 / ||A||_F^2,
-      and ||A||_F^2 ~ mean |A s|^2 (unbiased for Rademacher s). Per probe, Hutchinson's variance v_h is
-      measured; Hutch++ with the sketch [S_1, S_2] costs 2b more products (tr(Q^T A Q)) and then has
-      per-probe variance v_pp <= 2 ||(I-P) A (I-P)||_F^2 <= 2 rho ||A||_F^2 (pessimistic: the real sketch
-      is twice the pilot's). The method with the smaller predicted error is run: at a fixed budget m,
+      rho = sum |(I - Q_1 Q_1^T) A s|^2 / sum |A s|^2 over s in S_2 estimates ||(I - P) A||_F^2 / ||A||_F^2.
+      Hutchinson's per-probe variance v_h = 2 (||A||_F^2 - sum_i A_ii^2) is measured on the 2b samples;
+      Hutch++ with the sketch [S_1, S_2] costs 2b more products (tr(Q^T A Q)) and then has per-probe
+      variance v_pp ~ rho v_h (||(I-P) A (I-P)||_F^2 <= rho ||A||_F^2; pessimistic, as the real sketch is
+      twice the pilot's). The method with the smaller predicted error is run: at a fixed budget m,
       v_pp / (m - 4b) < v_h / m; with a target tau, 4b + v_pp / tau^2 < v_h / tau^2. So Hutch++ is chosen
       when the top 2b eigen-directions carry most of the Frobenius mass (fast spectral decay, e.g. a
       Hessian's outliers), Hutchinson when the spectrum is flat (deflation cannot pay its 2b products).
@@ -227,7 +227,7 @@ def _auto(op: _Op, key: jax.Array, budget: int, batch: int, target: _Target) -> 
     frob = float(jnp.sum(y2 * y2))
     rho = float(jnp.sum(tail * tail)) / frob if frob > 0 else 1.0
     v_h = float(np.var(first, ddof=1))
-    v_pp = 2.0 * rho * (frob / b)  # 2 rho ||A||_F^2
+    v_pp = rho * v_h  # deflation keeps the fraction rho of the Frobenius mass that drives the variance
     if target.active:
         tau = min(t for t in (target.absolute, None if target.relative is None else
                               target.relative * abs(float(first.mean()))) if t is not None)
