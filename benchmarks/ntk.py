@@ -7,7 +7,8 @@ workbench and neural-tangents, and reports:
 
 * compile: first call minus steady time (tracing + XLA compilation), seconds;
 * steady: the best of ``--repeats`` further calls (``block_until_ready``), seconds;
-* peak MB: the subprocess's peak resident memory above its resident memory before the first call.
+* peak MB: the subprocess's peak resident memory (VmHWM, reset just before) above its resident memory
+  before the first call (compilation included); steady peak MB: the same over the later calls.
 
 neural-tangents runs from its own venv (``benchmarks/.venvs/nt``; it needs jax 0.4.25, numpy < 2):
 
@@ -23,13 +24,16 @@ their Jacobians alone would take ~9 GB and minutes on a 2-core machine.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 NT_PYTHON = ROOT / "benchmarks" / ".venvs" / "nt" / "bin" / "python"
@@ -37,31 +41,60 @@ DEPTH, WIDTH, IN_DIM = 3, 512, 32
 W_STD, B_STD = 2**0.5, 0.1
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _current_rss_mb() -> float:
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024.0
     return 0.0
 
 
+def _reset_peak() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) to the current RSS (Linux >= 4.0: clear_refs 5)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _trim() -> None:
+    """Return freed heap memory to the OS (glibc malloc_trim), so that RSS measures what is in use."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _time(fn, repeats: int) -> dict:
+    """Times and memory of ``fn``. Peaks are VmHWM (reset just before, after returning freed heap memory to the
+    OS) minus the RSS then: ``peak_mb`` for the first call (compilation included), ``steady_peak_mb`` for a
+    later call (output and temporaries). ru_maxrss would hide a call whose peak stays under an earlier one
+    (e.g. while importing tensorflow)."""
     import jax
 
-    base = _current_rss_mb()
+    _trim()
+    _reset_peak()
+    base = _status_mb("VmRSS")
     t0 = time.perf_counter()
-    jax.block_until_ready(fn())
+    out = jax.block_until_ready(fn())
     first = time.perf_counter() - t0
+    peak_first = _status_mb("VmHWM") - base
+    del out
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         jax.block_until_ready(fn())
         best = min(best, time.perf_counter() - t0)
-    return {"compile": max(first - best, 0.0), "steady": best, "peak_mb": _rss_mb() - base}
+    _trim()
+    _reset_peak()
+    base2 = _status_mb("VmRSS")
+    out = jax.block_until_ready(fn())
+    steady_peak = _status_mb("VmHWM") - base2
+    del out
+    return {"compile": max(first - best, 0.0), "steady": best, "peak_mb": peak_first, "steady_peak_mb": steady_peak}
 
 
 def worker_ours(method: str, n: int, repeats: int) -> dict:
@@ -76,9 +109,13 @@ def worker_ours(method: str, n: int, repeats: int) -> dict:
 
     net = MLP(depth=DEPTH, width=WIDTH, activation="relu", w_std=W_STD, b_std=B_STD)
     x = jax.random.normal(jax.random.PRNGKey(1), (n, IN_DIM), jnp.float32)
-    if method == "analytic":
-        return _time(lambda: infinite_kernels(net, x).ntk, repeats)
+    if method == "analytic":  # the NTK only, as neural-tangents' get="ntk"
+        return _time(lambda: infinite_kernels(net, x, get="ntk").ntk, repeats)
+    if method == "analytic_both":
+        return _time(lambda: infinite_kernels(net, x), repeats)
     params = net.init(jax.random.PRNGKey(0), IN_DIM, dtype=jnp.float32)
+    if method == "structured_xx":  # the same array passed twice: detected, symmetric path
+        return _time(lambda: empirical_ntk(net, params, x, x), repeats)
     apply_fn = net if method == "structured" else (lambda p, xx: net.apply(p, xx))  # general methods: any callable
     return _time(lambda: empirical_ntk(apply_fn, params, x, method=method), repeats)
 
@@ -96,14 +133,18 @@ def worker_nt(method: str, n: int, repeats: int) -> dict:
         layers += [stax.Dense(WIDTH, W_std=W_STD, b_std=B_STD), stax.Relu()]
     init_fn, apply_fn, kernel_fn = stax.serial(*layers, stax.Dense(1, W_std=W_STD, b_std=B_STD))
     x = jax.random.normal(jax.random.PRNGKey(1), (n, IN_DIM), jnp.float32)
-    if method == "analytic":
+    if method in ("analytic", "analytic_both"):
         kfn = jax.jit(kernel_fn, static_argnames="get")
-        return _time(lambda: kfn(x, None, get="ntk"), repeats)
+        get = "ntk" if method == "analytic" else ("nngp", "ntk")
+        return _time(lambda: kfn(x, None, get=get), repeats)
     _, params = init_fn(jax.random.PRNGKey(0), x.shape)
     impl = {"structured": nt.NtkImplementation.STRUCTURED_DERIVATIVES,
+            "structured_xx": nt.NtkImplementation.STRUCTURED_DERIVATIVES,
             "jacobian": nt.NtkImplementation.JACOBIAN_CONTRACTION,
             "ntvp": nt.NtkImplementation.NTK_VECTOR_PRODUCTS}[method]
     fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0, implementation=impl))
+    if method == "structured_xx":
+        return _time(lambda: fn(x, x, params), repeats)
     return _time(lambda: fn(x, None, params), repeats)
 
 
@@ -124,6 +165,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096])
     p.add_argument("--analytic-sizes", type=int, nargs="*", default=[1024, 4096])
+    p.add_argument("--xx-sizes", type=int, nargs="*", default=[1024],
+                   help="sizes for empirical_ntk(net, params, x, x) (the same array twice) beside (x)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every (method, N) this many times, alternating the libraries; the table shows medians")
+    p.add_argument("--only", nargs="*", default=None, help="run only these methods (e.g. analytic structured_xx)")
     p.add_argument("--methods", nargs="+", default=["structured", "jacobian", "ntvp"])
     p.add_argument("--general-max", type=int, default=1024)
     p.add_argument("--repeats", type=int, default=3)
@@ -134,37 +180,55 @@ def main() -> None:
     if not have_nt and not args.no_nt:
         print(f"neural-tangents venv not found at {NT_PYTHON}: printing the workbench column only (see the docstring)")
     jobs = [(m, n) for n in args.sizes for m in args.methods if m == "structured" or n <= args.general_max]
-    jobs += [("analytic", n) for n in args.analytic_sizes]
+    jobs += [("structured_xx", n) for n in args.xx_sizes]
+    jobs += [(m, n) for n in args.analytic_sizes for m in ("analytic", "analytic_both")]
+    if args.only:
+        jobs = [(m, n) for m, n in jobs if m in args.only]
     rows = []
     for method, n in jobs:
         row = {"method": method, "n": n}
-        for lib in (("workbench", "nt") if have_nt else ("workbench",)):  # alternate the libraries
-            row[lib] = run_one(lib, method, n, args.repeats, args.timeout)
-            print(f"  {lib:9s} {method:10s} N={n:5d}: {row[lib]}", file=sys.stderr, flush=True)
+        runs: dict[str, list] = {"workbench": [], "nt": []}
+        libs = ("workbench", "nt") if have_nt else ("workbench",)
+        for r in range(args.rounds):
+            for lib in (libs if r % 2 == 0 else libs[::-1]):  # alternate the libraries and their order
+                runs[lib].append(run_one(lib, method, n, args.repeats, args.timeout))
+                print(f"  {lib:9s} {method:13s} N={n:5d}: {runs[lib][-1]}", file=sys.stderr, flush=True)
+        for lib in libs:
+            ok = [x for x in runs[lib] if "error" not in x]
+            row[lib] = ({k: float(np.median([x[k] for x in ok])) for k in ok[0]} if ok else runs[lib][0])
         rows.append(row)
 
     def cell(r: dict) -> str:
         if "error" in r:
             return f"{'error: ' + r['error'][:30]:>34s}"
-        return f"{r['steady']:9.4f} {r['compile']:8.2f} {r['peak_mb']:9.0f}   "
+        return f"{r['steady']:9.4f} {r['compile']:8.2f} {r['peak_mb']:6.0f} {r.get('steady_peak_mb', float('nan')):6.0f}"
 
     print(f"\nNTK benchmark: MLP {IN_DIM}-{WIDTH}x{DEPTH}-1 relu, float32, kernel of N inputs with themselves")
     print(f"machine: {os.cpu_count()} CPUs; steady = best of {args.repeats} calls (s); compile = first - steady (s); "
-          "peak = max RSS above baseline (MB)")
-    head = f"{'method':11s}{'N':>6s} | {'workbench: steady  compile   peak MB':>34s}"
+          "peak = max RSS above the RSS before the first call, compile included (MB); steadypk = the same for the "
+          "later calls")
+    head = f"{'method':13s}{'N':>6s} | {'workbench: steady compile peak steadypk':>34s}"
     if have_nt:
-        head += f" | {'neural-tangents: steady compile peak':>34s} | {'speedup':>7s}"
+        head += f" | {'nt: steady compile peak steadypk':>34s} | {'speedup':>7s}"
     print(head)
     print("-" * len(head))
     for r in rows:
-        line = f"{r['method']:11s}{r['n']:6d} | {cell(r['workbench'])}"
+        line = f"{r['method']:13s}{r['n']:6d} | {cell(r['workbench'])}"
         if have_nt:
             sp = (f"{r['nt']['steady'] / r['workbench']['steady']:7.1f}x"
                   if "steady" in r["nt"] and "steady" in r["workbench"] else "      -")
             line += f" | {cell(r['nt'])} | {sp}"
         print(line)
     print("(nt structured = NtkImplementation.STRUCTURED_DERIVATIVES, jacobian = JACOBIAN_CONTRACTION, "
-          "ntvp = NTK_VECTOR_PRODUCTS; analytic = kernel_fn vs workbench.kernels.analytic.infinite_kernels)")
+          "ntvp = NTK_VECTOR_PRODUCTS; structured_xx = the same array passed as x1 and x2 (nt: fn(x, x, params)); "
+          "analytic = kernel_fn(get='ntk') vs infinite_kernels(get='ntk'); analytic_both = both kernels)")
+    if args.rounds > 1:
+        print(f"(medians of {args.rounds} rounds; each round alternates which library runs first)")
+    xx = {r["n"]: r for r in rows if r["method"] == "structured_xx"}
+    for r in rows:
+        if r["method"] == "structured" and r["n"] in xx and "steady" in r["workbench"] and "steady" in xx[r["n"]]["workbench"]:
+            ratio = xx[r["n"]]["workbench"]["steady"] / r["workbench"]["steady"]
+            print(f"workbench empirical_ntk(x, x) / empirical_ntk(x) at N={r['n']}: {ratio:.2f}x (issue: <= 1.1x)")
 
 
 if __name__ == "__main__":

@@ -139,3 +139,37 @@ def test_vectorized_angle_matches_arctan2():
     ref = np.arctan2(s, c)
     # Taylor series to 22 terms after reduction to |x| <= tan(pi/8): float64 round-off only (a few ulp)
     np.testing.assert_allclose(np.asarray(angle(jnp.asarray(s), jnp.asarray(c))), ref, rtol=2e-15, atol=0)
+
+
+def _whole_matrix(net, x1, x2, order):
+    """The whole-matrix recursion (the implementation before row blocks): cross kernel, exact diagonal for x2=None."""
+    from workbench.kernels.analytic import kernel_recursion
+
+    xr = x1 if x2 is None else x2
+    sq1, sq2 = jnp.sum(x1 * x1, axis=1), jnp.sum(xr * xr, axis=1)
+    k = kernel_recursion(net, sq1[:, None], sq2[None, :], x1 @ xr.T, x1.shape[1], quadrature_order=order)
+    if x2 is not None:
+        return k
+    dg = kernel_recursion(net, sq1, sq1, sq1, x1.shape[1], quadrature_order=order, diagonal=True)
+    eye = jnp.eye(x1.shape[0], dtype=bool)
+    return jnp.where(eye, dg.nngp[:, None], k.nngp), jnp.where(eye, dg.ntk[:, None], k.ntk)
+
+
+@pytest.mark.parametrize("activation", ["relu"])  # the blocking is activation-independent code
+def test_row_blocks_equal_whole_matrix_recursion(key, activation):
+    # float64, 3 hidden layers; block_rows=4 on 11 rows: two full blocks in the loop plus a remainder of 3.
+    # Same formulas entry by entry; only the x1 @ x2^T products are blocked, so agreement to rounding
+    # (1e-13 relative to the largest entry).
+    net = MLP(depth=3, width=1, activation=activation, w_std=1.4, b_std=0.3)
+    k1, k2 = jax.random.split(key)
+    x1, x2 = jax.random.normal(k1, (11, 3)), jax.random.normal(k2, (5, 3))
+    order = None if activation == "relu" else 65
+    for other in (None, x2):
+        got = infinite_kernels(net, x1, other, quadrature_order=order, block_rows=4)
+        want = _whole_matrix(net, x1, other, order)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=0, atol=1e-13 * float(np.max(np.abs(w))))
+    only = infinite_kernels(net, x1, quadrature_order=order, get="ntk", block_rows=4)
+    assert only.nngp is None
+    np.testing.assert_array_equal(np.asarray(only.ntk), np.asarray(infinite_kernels(net, x1, quadrature_order=order,
+                                                                                   block_rows=4).ntk))

@@ -165,10 +165,18 @@ def test_sharded_over_four_host_devices():
 
 
 def test_symmetric_row_blocks_match_general_path(key):
-    # n >= SYMMETRIC_MIN_ROWS with x2=None takes the upper-triangle-of-blocks path; x2=x1 does not
+    # n >= SYMMETRIC_MIN_ROWS with x2=None takes the upper-triangle-of-blocks path; an x2 that differs from x
+    # in its last row takes the general path (x2 equal to x would be detected and take the symmetric one)
     from workbench.kernels.empirical import SYMMETRIC_MIN_ROWS
 
     net = MLP(depth=1, width=3, activation="tanh", w_std=1.2, b_std=0.3, out_dim=2)
     params = net.init(key, 2)
     x = jax.random.normal(jax.random.PRNGKey(5), (SYMMETRIC_MIN_ROWS + 3, 2))
-    _close(empirical_ntk(net, params, x), empirical_ntk(net, params, x, x))
+    x2 = x.at[-1].add(1.0)
+    _close(empirical_ntk(net, params, x)[:, :-1], empirical_ntk(net, params, x, x2)[:, :-1])
+    # x2 is x, or an equal copy: the symmetric path, bit for bit (its lower blocks are exact transposes)
+    sym = np.asarray(empirical_ntk(net, params, x))
+    assert np.array_equal(sym, sym.T)
+    for same in (x, jnp.array(np.asarray(x))):
+        assert np.array_equal(np.asarray(empirical_ntk(net, params, x, same)), sym)
+

@@ -339,16 +339,29 @@ def kernel_recursion(net: MLP, dot11: jax.Array, dot22: jax.Array, dot12: jax.Ar
     return _recursion(net, dot11, dot22, dot12, in_dim, order, bool(diagonal))
 
 
+#: what :func:`infinite_kernels` may return
+GETS = ("both", "nngp", "ntk")
+#: target size (elements) of one row block of the cross kernel: b rows x n2 columns
+BLOCK_ELEMENTS = 2 ** 18
+
+
 def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
-                     quadrature_order: int | None = None) -> Kernels:
+                     quadrature_order: int | None = None, get: str = "both",
+                     block_rows: int | None = None) -> Kernels:
     """Infinite-width NNGP K(x1, x2) and NTK Theta(x1, x2) of ``net``'s output, each (n1, n2).
 
-    Follows THEORY.md section 1 (neural-tangents' conventions for ``"ntk"`` and ``"standard"``).
+    Follows ``docs/theory.md`` section 1 (neural-tangents' conventions for ``"ntk"`` and ``"standard"``).
     With ``x2=None`` the kernel of ``x1`` with itself, with an exact diagonal. ``quadrature_order``
     fixes the Gauss-Hermite order for activations without closed form (default: adaptive).
+    ``get="ntk"`` (or ``"nngp"``) returns only that kernel (the other field is None): half the memory.
     Raises ``ValueError`` for a muP ``net`` (no fixed infinite-width NTK; see the module docstring).
 
-    Example (worked value of THEORY.md):
+    Memory: the recursion runs over blocks of ``block_rows`` rows (default: about 2^18 entries per block)
+    inside one compiled loop that writes each block into the output in place, so the peak is the
+    output plus a few block-sized temporaries (not the ~6 n1 x n2 temporaries of the whole-matrix
+    recursion); the values are those of the whole-matrix recursion (same formulas, entry by entry).
+
+    Example (worked value of ``docs/theory.md``):
       >>> import jax.numpy as jnp
       >>> from workbench.nets import MLP
       >>> net = MLP(depth=3, width=1, activation="relu", w_std=2**0.5, b_std=0.1**0.5)
@@ -358,6 +371,7 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
     """
     _check_net(net)
     check_number_array("x1", x1, ndim=2)  # text, booleans, empty (0, d) inputs: named errors
+    check_choice("get", get, GETS)
     check_matrix_rank2("x1", x1)
     check_finite("x1", x1)
     x1 = jnp.asarray(x1, dtype=jnp.result_type(x1, float))
@@ -369,6 +383,10 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
         check_matrix_rank2("x2", x2, features=d)
         check_finite("x2", x2)
         x2 = jnp.asarray(x2, dtype=x1.dtype)
+    n2 = x1.shape[0] if x2 is None else x2.shape[0]
+    if block_rows is None:
+        block_rows = max(8, BLOCK_ELEMENTS // max(n2, 1))
+    block_rows = min(check_positive_int("block_rows", block_rows), x1.shape[0])
     if has_closed_form(net):
         order = 0
     elif quadrature_order is not None:
@@ -378,21 +396,47 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
         order = _choose_order(net, np.concatenate([np.asarray(v) for v in sq]), d)
     if net.parametrization != "standard":  # keep the width out of the jit cache key where it does not matter
         net = dataclasses.replace(net, width=1)
-    return _infinite_jit(net, x1, x2, order)
+    return _infinite_jit(net, x1, x2, order, get, block_rows)
 
 
-@partial(jax.jit, static_argnames=("net", "order"))
-def _infinite_jit(net: MLP, x1: jax.Array, x2: jax.Array | None, order: int) -> Kernels:
-    """Both recursions in one compiled program: the cross block, and for x2=None the exact diagonal."""
-    d = x1.shape[1]
+@partial(jax.jit, static_argnames=("net", "order", "get", "block"))
+def _infinite_jit(net: MLP, x1: jax.Array, x2: jax.Array | None, order: int, get: str, block: int) -> Kernels:
+    """Row blocks of the cross recursion written in place into the outputs; for x2=None the exact diagonal."""
+    n1, d = x1.shape
+    xr = x1 if x2 is None else x2
+    n2 = xr.shape[0]
     sq1 = jnp.sum(x1 * x1, axis=1)
-    if x2 is not None:
-        sq2 = jnp.sum(x2 * x2, axis=1)
-        return _recursion(net, sq1[:, None], sq2[None, :], x1 @ x2.T, d, order, False)
-    cross = _recursion(net, sq1[:, None], sq1[None, :], x1 @ x1.T, d, order, False)
-    diag = _recursion(net, sq1, sq1, sq1, d, order, True)
-    eye = jnp.eye(x1.shape[0], dtype=bool)
-    return Kernels(jnp.where(eye, diag.nngp[:, None], cross.nngp), jnp.where(eye, diag.ntk[:, None], cross.ntk))
+    sq2 = sq1 if x2 is None else jnp.sum(xr * xr, axis=1)
+    diag = _recursion(net, sq1, sq1, sq1, d, order, True) if x2 is None else None
+    wanted = ("nngp", "ntk") if get == "both" else (get,)
+    cols = jnp.arange(n2)
+
+    def rows(start, size):
+        xb = jax.lax.dynamic_slice_in_dim(x1, start, size)
+        sqb = jax.lax.dynamic_slice_in_dim(sq1, start, size)
+        k = _recursion(net, sqb[:, None], sq2[None, :], xb @ xr.T, d, order, False)
+        out = [getattr(k, name) for name in wanted]
+        if diag is not None:
+            idx = start + jnp.arange(size)
+            on_diag = idx[:, None] == cols[None, :]
+            out = [jnp.where(on_diag, jax.lax.dynamic_slice_in_dim(getattr(diag, name), start, size)[:, None], o)
+                   for name, o in zip(wanted, out)]
+        return out
+
+    def body(i, bufs):
+        start = i * block
+        return tuple(jax.lax.dynamic_update_slice_in_dim(buf, o, start, axis=0)
+                     for buf, o in zip(bufs, rows(start, block)))
+
+    bufs = tuple(jnp.zeros((n1, n2), x1.dtype) for _ in wanted)
+    full = n1 // block
+    bufs = jax.lax.fori_loop(0, full, body, bufs)
+    if full * block < n1:  # the last, shorter block (static shape)
+        start = full * block
+        bufs = tuple(jax.lax.dynamic_update_slice_in_dim(buf, o, start, axis=0)
+                     for buf, o in zip(bufs, rows(start, n1 - start)))
+    got = dict(zip(wanted, bufs))
+    return Kernels(got.get("nngp"), got.get("ntk"))
 
 
 def dot_product_kernel(net: MLP, t: jax.Array, dim: int, *, which: str = "ntk",

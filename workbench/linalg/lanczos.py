@@ -1,0 +1,281 @@
+"""Extremal eigenvalues of a symmetric operator by Lanczos with early stopping (and power iteration).
+
+Lanczos (1950) with full reorthogonalization (two classical Gram-Schmidt passes against the whole basis,
+Paige 1971 for why it matters), run in compiled chunks of ``check_every`` steps. Between chunks the tiny
+tridiagonal T_m = Q_m^T A Q_m is diagonalized on the host (T = S diag(theta) S^T) and each wanted Ritz
+value gets an error bound (Parlett, *The Symmetric Eigenvalue Problem*, 11.5-11.7; Saad, *Numerical
+Methods for Large Eigenvalue Problems*, Thm 3.8 and Kato-Temple):
+
+    residual r_i = |A y_i - theta_i y_i| = |beta_m S_{m,i}|,      gap_i = min_{j != i} |theta_i - theta_j| - r_j,
+    |theta_i - lambda| <= bound_i = min(r_i, r_i^2 / gap_i)   (+ a rounding floor 10 eps ||T||).
+
+The run stops as soon as every wanted bound is <= ``rtol`` |theta_i|: a well-separated eigenvalue stops
+early (the quadratic r^2/gap bound), a clustered one goes on until its residual alone is small. The gap
+uses the Ritz values (minus their residuals) as stand-ins for the rest of the spectrum: it is the
+bound's one assumption, that no eigenvalue between theta_i and its Ritz neighbours is still missing
+from the Krylov space (true with probability ~1 from a random start once r_i is small).
+
+Why hand-written rather than ``matfree.decomp.tridiag_sym`` (used before): matfree runs a fixed number
+of steps and cannot resume, so checking convergence meant restarting at a doubled depth (40, 80, ...):
+2x-3x the products of a resumable loop (``benchmarks/hessian.py`` shows both).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from workbench import config
+from workbench.linalg.operators import _Op, apply, as_operator, check_symmetric
+from workbench.validation import check_choice, check_positive_int, check_real
+
+__all__ = ["Eigenpairs", "EIG_METHODS", "top_eigenvalues", "bottom_eigenvalues", "default_rtol", "ritz_bounds"]
+
+EIG_METHODS = ("lanczos", "power")
+
+
+class Eigenpairs(NamedTuple):
+    """Extremal Ritz pairs: ``eigenvalues`` (k,), ``eigenvectors`` (k, dim) (unit rows), ``residuals`` (k,) Ritz
+    residual norms |A y - theta y|, ``num_matvecs`` used (symmetry probes included), ``converged`` (every
+    ``error_bounds`` <= rtol |theta|), ``error_bounds`` (k,) bounds on |theta - lambda| (module docstring),
+    ``rtol`` the relative accuracy asked for."""
+
+    eigenvalues: np.ndarray
+    eigenvectors: jax.Array
+    residuals: np.ndarray
+    num_matvecs: int
+    converged: bool
+    error_bounds: np.ndarray | None = None
+    rtol: float | None = None
+
+
+def default_rtol(dtype: Any) -> float:
+    """1e-8 in float64, 1e-4 in float32 (relative eigenvalue accuracy)."""
+    return 1e-8 if jnp.dtype(dtype) == jnp.float64 else 1e-4
+
+
+# ----------------------------------------------------------------------------- compiled chunks
+def _orth_step(q, alpha, beta, i, w):
+    """Step i of Lanczos given w = A q_i: two Gram-Schmidt passes against every row of the basis q."""
+    c1 = q @ w
+    w = w - c1 @ q
+    c2 = q @ w
+    w = w - c2 @ q
+    a = c1[i] + c2[i]
+    b = jnp.sqrt(jnp.vdot(w, w))
+    ok = b > 0
+    q = q.at[i + 1].set(jnp.where(ok, w / jnp.where(ok, b, 1.0), jnp.zeros_like(w)))
+    return q, alpha.at[i].set(a), beta.at[i].set(b)
+
+
+def _first(q, alpha, beta, w0):
+    return _orth_step(q, alpha, beta, 0, w0)
+
+
+def _chunk(fn, name, q, alpha, beta, start, stop, *args):
+    def body(i, state):
+        q, alpha, beta = state
+        return _orth_step(q, alpha, beta, i, apply(fn, q[i], args, name))
+
+    return jax.lax.fori_loop(start, stop, body, (q, alpha, beta))
+
+
+_first_jit = jax.jit(_first, donate_argnums=(0, 1, 2))
+_chunk_jit = jax.jit(_chunk, static_argnums=(0, 1), donate_argnums=(2, 3, 4))
+
+
+def _tridiagonal(alpha: np.ndarray, beta: np.ndarray, m: int) -> np.ndarray:
+    t = np.diag(alpha[:m].astype(np.float64))
+    off = beta[: m - 1].astype(np.float64)
+    return t + np.diag(off, 1) + np.diag(off, -1)
+
+
+def ritz_bounds(theta: np.ndarray, residuals: np.ndarray, floor: float) -> np.ndarray:
+    """min(r_i, r_i^2 / gap_i) + floor, gap_i = min_{j != i} |theta_i - theta_j| - r_j (module docstring)."""
+    m = theta.shape[0]
+    if m == 1:
+        return residuals + floor
+    dist = np.abs(theta[:, None] - theta[None, :]) - residuals[None, :]
+    np.fill_diagonal(dist, np.inf)
+    gap = np.min(dist, axis=1)
+    quad = np.where(gap > residuals, residuals ** 2 / np.where(gap > 0, gap, 1.0), np.inf)
+    return np.minimum(residuals, quad) + floor
+
+
+class _Ritz(NamedTuple):
+    theta: np.ndarray  # wanted Ritz values, ordered
+    s: np.ndarray  # (m, k) their eigenvectors of T
+    residuals: np.ndarray
+    bounds: np.ndarray
+    floor: float  # rounding floor 10 eps ||T|| included in the bounds
+
+
+def _ritz(t: np.ndarray, beta_m: float, k: int, which: str, eps: float) -> _Ritz:
+    theta, s = np.linalg.eigh(t)
+    order = np.argsort(theta)[::-1] if which == "top" else np.argsort(theta)
+    theta, s = theta[order], s[:, order]
+    residuals = np.abs(beta_m * s[-1, :])
+    norm_t = float(np.max(np.abs(theta))) if theta.size else 0.0
+    floor = 10.0 * eps * norm_t
+    bounds = ritz_bounds(theta, residuals, floor)
+    return _Ritz(theta[:k], s[:, :k], residuals[:k], bounds[:k], floor)
+
+
+def _breakdown_tol(dtype: Any, dim: int) -> float:
+    """beta_j below this times max|T| is a Lanczos breakdown: rounding level, 10 eps sqrt(dim)."""
+    return 10.0 * float(np.finfo(dtype).eps) * math.sqrt(dim)
+
+
+def _grow(q, alpha, beta, cap: int, new_cap: int):
+    extra = new_cap - cap
+    return (jnp.concatenate([q, jnp.zeros((extra, q.shape[1]), q.dtype)]),
+            jnp.concatenate([alpha, jnp.zeros((extra,), alpha.dtype)]),
+            jnp.concatenate([beta, jnp.zeros((extra,), beta.dtype)]))
+
+
+def _lanczos(op: _Op, k: int, which: str, q0: jax.Array, w0: jax.Array, max_steps: int, rtol: float,
+             check_every: int, fixed: bool, what: str):
+    """Run Lanczos from unit q0 (with w0 = A q0 already computed) until converged or ``max_steps``.
+
+    Returns (basis rows Q, _Ritz, steps, converged)."""
+    dim, dtype = op.dim, q0.dtype
+    eps = float(np.finfo(dtype).eps)
+    cap = max_steps if fixed else min(max_steps, max(64, 4 * k))
+    q = jnp.zeros((cap + 1, dim), dtype).at[0].set(q0)
+    alpha, beta = jnp.zeros((cap,), dtype), jnp.zeros((cap,), dtype)
+    q, alpha, beta = _first_jit(q, alpha, beta, w0)
+    m = 1
+    target = max_steps if fixed else min(max_steps, max(k + 1, 2 * k, 4))
+    while True:
+        if target > m:
+            if target > cap:  # grow the basis (doubling: one recompilation per size)
+                new_cap = min(max_steps, max(2 * cap, target))
+                q, alpha, beta = _grow(q, alpha, beta, cap, new_cap)
+                cap = new_cap
+            q, alpha, beta = _chunk_jit(op.fn, op.name, q, alpha, beta, m, target, *op.args)
+            m = target
+        a_np, b_np = np.asarray(alpha[:m]), np.asarray(beta[:m])
+        bad = ~(np.isfinite(a_np) & np.isfinite(b_np))
+        if bad.any():
+            raise ValueError(
+                f"non-finite matrix-vector product (NaN or inf) in {what} at Lanczos step {int(np.argmax(bad)) + 1} "
+                f"of {max_steps}: the operator returned NaN/inf (check the loss, the parameters and the data)")
+        scale = max(float(np.max(np.abs(a_np))), float(np.max(np.abs(b_np))), float(np.finfo(dtype).tiny))
+        small = np.abs(b_np) <= _breakdown_tol(dtype, dim) * scale
+        if small.any():  # invariant Krylov space: the Ritz values are exact eigenvalues (up to rounding)
+            j = int(np.argmax(small)) + 1
+            return q[:j], _ritz(_tridiagonal(a_np, b_np, j), 0.0, k, which, eps), m, True
+        ritz = _ritz(_tridiagonal(a_np, b_np, m), float(b_np[m - 1]), k, which, eps)
+        done = ritz.theta.shape[0] >= k and bool(np.all(ritz.bounds <= np.maximum(rtol * np.abs(ritz.theta),
+                                                                                   2 * ritz.floor)))
+        if done or m >= max_steps:
+            return q[:m], ritz, m, done
+        target = min(m + check_every, max_steps)
+
+
+# ----------------------------------------------------------------------------- power iteration
+def _power(op: _Op, q0: jax.Array, w0: jax.Array, num_iters: int, tol: float, extra: int):
+    """Power iteration (largest |eigenvalue|), stopping when the Rayleigh quotient's relative change < tol."""
+    mv = jax.jit(lambda v, *args: apply(op.fn, v, args, op.name))
+    v, w = q0, w0
+    lam_old = None
+    step = 1
+    for step in range(1, num_iters + 1):
+        if step > 1:
+            w = mv(v, *op.args)
+        lam = float(jnp.vdot(v, w))
+        if not np.isfinite(lam):
+            raise ValueError(f"non-finite matrix-vector product (NaN or inf) in power iteration at step {step}")
+        v_new = w / jnp.linalg.norm(w)
+        if lam_old is not None and abs(lam - lam_old) <= tol * abs(lam):
+            v = v_new
+            break
+        lam_old, v = lam, v_new
+    w = mv(v, *op.args)
+    lam = float(jnp.vdot(v, w))
+    res = float(jnp.linalg.norm(w - lam * v))
+    return Eigenpairs(np.array([lam]), v[None, :], np.array([res]), step + 1 + extra, bool(res <= tol * abs(lam)),
+                      np.array([res]), tol)
+
+
+# ----------------------------------------------------------------------------- public
+def _extremal(operator: Any, k: int, key: jax.Array | None, num_iters: int | None, tol: float | None,
+              rtol: float | None, method: str, which: str, check_every: int, max_iters: int | None,
+              check_symmetry: bool) -> Eigenpairs:
+    op = as_operator(operator)
+    k = check_positive_int("k", k)
+    what = f"{which}_eigenvalues"
+    if k > op.dim:
+        raise ValueError(f"k must be <= the operator dimension {op.dim}, got k={k}")
+    check_choice("method", method, EIG_METHODS)
+    check_every = check_positive_int("check_every", check_every)
+    if rtol is not None and tol is not None:
+        raise ValueError(f"give rtol or tol (its older name), not both; got rtol={rtol}, tol={tol}")
+    rtol = tol if rtol is None else rtol
+    rtol = default_rtol(op.dtype) if rtol is None else check_real("rtol", rtol, positive=True)
+    key = jax.random.PRNGKey(0) if key is None else key
+    if method == "power" and (k != 1 or which != "top"):
+        raise ValueError(f"method='power' gives only the top eigenvalue (k=1); got k={k}, which={which!r}")
+    fixed = num_iters is not None
+    if fixed:
+        steps = check_positive_int("num_iters", num_iters)
+        if method == "lanczos" and steps > op.dim:
+            raise ValueError(f"num_iters must be <= the operator dimension {op.dim}, got {steps}")
+        if method == "lanczos" and steps < k:
+            raise ValueError(f"num_iters must be >= k={k}, got {steps}")
+    else:
+        limit = op.dim if method == "lanczos" else 1000
+        steps = limit if max_iters is None else min(check_positive_int("max_iters", max_iters, minimum=k), limit)
+    where = f"power iteration at step 1" if method == "power" else f"{what} at Lanczos step 1 of {steps}"
+    with config.matmul_precision("highest"):
+        if check_symmetry:
+            q0, w0 = check_symmetric(op, key, what, where)
+            extra = 2
+        else:
+            z = jax.random.rademacher(key, (op.dim,), dtype=jnp.int8).astype(op.dtype)
+            q0 = z / jnp.linalg.norm(z)
+            w0 = jax.jit(lambda v, *a: apply(op.fn, v, a, op.name))(q0, *op.args)
+            extra = 0
+        if method == "power":
+            return _power(op, q0, w0, steps, rtol, extra)
+        q, ritz, used, converged = _lanczos(op, k, which, q0, w0, steps, rtol, check_every, fixed, what)
+        if ritz.theta.shape[0] < k:
+            raise ValueError(
+                f"the Krylov space from this start vector has dimension {ritz.theta.shape[0]} < k={k} "
+                "(the operator has too few distinct eigenvalues); ask for fewer eigenvalues")
+        vectors = jnp.asarray(ritz.s.T, dtype=q.dtype) @ q
+    return Eigenpairs(ritz.theta, vectors, ritz.residuals, used + extra, converged, ritz.bounds, rtol)
+
+
+def top_eigenvalues(operator: Any, k: int = 1, *, key: jax.Array | None = None, num_iters: int | None = None,
+                    tol: float | None = None, method: str = "lanczos", rtol: float | None = None,
+                    check_every: int = 3, max_iters: int | None = None, check_symmetry: bool = True) -> Eigenpairs:
+    """The ``k`` largest (algebraic) eigenvalues, descending, with Ritz vectors, residuals and error bounds.
+
+    Lanczos with full reorthogonalization from a Rademacher start (``key``), stopping as soon as every
+    wanted Ritz value theta_i has error bound min(r_i, r_i^2/gap_i) <= ``rtol`` |theta_i| (module
+    docstring; default rtol 1e-8 in float64, 1e-4 in float32; ``tol`` is its older name), checked every
+    ``check_every`` steps, at most ``max_iters`` steps (default: dim, where the answer is exact). With
+    ``num_iters``: exactly that many steps. Before the first step, symmetry is checked on random probe
+    pairs (2 extra products, counted in ``num_matvecs``; ``check_symmetry=False`` skips it): a
+    non-symmetric operator raises a ValueError, as does a matvec that returns the wrong shape.
+    ``method="power"``: power iteration stopped when the Rayleigh quotient changes by < rtol
+    (PyHessian's rule; slow, and stops early when top eigenvalues cluster; k = 1 only).
+
+    A single-vector Krylov space holds each *distinct* eigenvalue once: a repeated eigenvalue
+    (e.g. the null space of a low-rank GGN) is reported once, and asking for more eigenvalues than
+    the Krylov space holds raises a ValueError.
+    """
+    return _extremal(operator, k, key, num_iters, tol, rtol, method, "top", check_every, max_iters, check_symmetry)
+
+
+def bottom_eigenvalues(operator: Any, k: int = 1, *, key: jax.Array | None = None, num_iters: int | None = None,
+                       tol: float | None = None, rtol: float | None = None, check_every: int = 3,
+                       max_iters: int | None = None, check_symmetry: bool = True) -> Eigenpairs:
+    """The ``k`` smallest (algebraic) eigenvalues, ascending; as :func:`top_eigenvalues` (early stopping included)."""
+    return _extremal(operator, k, key, num_iters, tol, rtol, "lanczos", "bottom", check_every, max_iters,
+                     check_symmetry)
