@@ -91,7 +91,7 @@ class SelfAttention(Layer):
         heads = jnp.einsum("hnpq,hnqd->nphd", g, values).reshape(n, flat.shape[1], self.heads * ch)
         y = heads @ params["out"] * (self.w_value_std * self.w_out_std / math.sqrt(ch * self.heads * c_in))
         if self.b_std is not None:
-            y = y + self.b_std * params["b"]
+            y = y + self.b_std * params["b"].reshape(1, 1, -1)
         return y.reshape(x.shape[:-1] + (ch,))
 
     def kernel(self, state: KernelState, in_shape: Shape) -> KernelState:

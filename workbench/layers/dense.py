@@ -64,7 +64,8 @@ def init_affine(keys: jax.Array, w_shape: Shape, out: int, fan_in: int, w_std: f
 def add_bias(h: jax.Array, params: dict[str, jax.Array], b_std: float | None, parametrization: str) -> jax.Array:
     if b_std is None:
         return h
-    return h + (b_std * params["b"] if parametrization == "ntk" else params["b"])
+    b = params["b"].reshape((1,) * (h.ndim - 1) + (-1,))  # explicit broadcast over batch and positions
+    return h + (b_std * b if parametrization == "ntk" else b)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,7 +40,8 @@ DEFAULT_QUADRATURE_ORDER = 161
 def _expectations_1d(phi, k: jax.Array, order: int, rule: str) -> tuple[jax.Array, jax.Array]:
     """E[phi(u)^2], E[phi'(u)^2] for u ~ N(0, k) (k any shape) by the 1-d rule."""
     z, w = gaussian_rule(order, rule)
-    z, w = jnp.asarray(z, k.dtype), jnp.asarray(w, k.dtype)
+    lead = (1,) * k.ndim
+    z, w = jnp.asarray(z, k.dtype).reshape(lead + (-1,)), jnp.asarray(w, k.dtype).reshape(lead + (-1,))
     u = jnp.sqrt(k)[..., None] * z
     return jnp.sum(w * phi(u) ** 2, axis=-1), jnp.sum(w * _derivative(phi)(u) ** 2, axis=-1)
 
