@@ -29,7 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NT_PYTHON = ROOT / "benchmarks" / ".venvs" / "nt" / "bin" / "python"
-W_STD, B_STD, IMAGE = 2**0.5, 0.0, (32, 32, 3)
+W_STD, B_STD = 2**0.5, 0.0
+IMAGE = (32, 32, 3)  # --image S replaces it by (S, S, 3) (quick runs on a loaded machine)
 
 
 def _rss_mb() -> float:
@@ -103,7 +104,7 @@ def worker_nt(n: int, block: int, repeats: int) -> dict:
 
 def run_one(lib: str, n: int, block: int, repeats: int, timeout: int) -> dict:
     python = sys.executable if lib == "workbench" else str(NT_PYTHON)
-    cmd = [python, str(Path(__file__).resolve()), "--worker", lib, str(n), str(block), str(repeats)]
+    cmd = [python, str(Path(__file__).resolve()), "--worker", lib, str(n), str(block), str(repeats), str(IMAGE[0])]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -120,11 +121,14 @@ def main() -> None:
     p.add_argument("--block", type=int, default=8)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--timeout", type=int, default=3600)
+    p.add_argument("--image", type=int, default=32, help="image side (default 32, the CIFAR size)")
     p.add_argument("--no-nt", action="store_true")
     args = p.parse_args()
     have_nt = NT_PYTHON.exists() and not args.no_nt
     if not have_nt and not args.no_nt:
         print(f"neural-tangents venv not found at {NT_PYTHON}: printing the workbench column only")
+    global IMAGE
+    IMAGE = (args.image, args.image, 3)
     rows = []
     for n in args.sizes:
         row = {"n": n}
@@ -138,7 +142,7 @@ def main() -> None:
             return f"{'error: ' + r['error'][:30]:>30s}"
         return f"{r['total']:8.2f} {r['steady']:8.2f} {r['peak_mb']:9.0f}   "
 
-    print("\nMyrtle-5 analytic NNGP+NTK, 32x32x3 images, float32, kernel of N images with themselves, "
+    print(f"\nMyrtle-5 analytic NNGP+NTK, {IMAGE[0]}x{IMAGE[1]}x3 images, float32, kernel of N images with themselves, "
           f"blocks of {args.block}")
     print(f"machine: {os.cpu_count()} CPUs, device {rows[0]['workbench'].get('device', '?') if rows else '?'}; "
           "total = first call incl. compile (s); steady = best further call (s); peak = max RSS above baseline (MB)")
@@ -164,6 +168,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         lib, n, block, repeats = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+        IMAGE = (int(sys.argv[6]), int(sys.argv[6]), 3)
         print(json.dumps((worker_ours if lib == "workbench" else worker_nt)(n, block, repeats)))
     else:
         main()
