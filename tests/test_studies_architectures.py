@@ -31,10 +31,11 @@ def test_spectra_mlp_matches_mlp_kernel_and_locality_slows_decay():
 @pytest.mark.parametrize("name", ["cnn_gap", "resnet"])
 def test_channel_convergence_slope_is_minus_one_half(name):
     x = digit_images(3)[:, 1:7, 1:7]  # 6x6 crops keep the Jacobians small
-    res = channel_convergence(name, x, pick([16, 64, 256], [16, 32, 64, 128, 256]), seeds=pick(3, 6),
-                              progress=False)
+    # channels 32..512, seeds 0..3: measured slopes -0.557 (resnet) and -0.531 (cnn_gap); at 16 channels the
+    # distance is still in the pre-asymptotic regime (O(1/channels) terms), so the fit starts at 32
+    res = channel_convergence(name, x, [32, 64, 128, 256, 512], seeds=4, progress=False)
     assert abs(res.slope + 0.5) <= 0.15, (res.slope, res.distance.mean(axis=1))
-    assert len(convergence_figure(res).data) == 3
+    assert len(convergence_figure(res).data) == 3  # mean line, seed dots, channels^-1/2 reference
 
 
 def test_every_architecture_builds_and_has_a_psd_kernel():
