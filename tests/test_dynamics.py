@@ -23,7 +23,7 @@ Y = np.array([1.0, -0.5, 0.3])
 def relu_ntk_1hidden(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Infinite-width NTK of a 1-hidden-layer relu net, w_std^2 = 2, b_std = 0, unit-norm inputs in R^2.
 
-    Independent closed form (THEORY.md sec. 1 with K^1 = x.x' = cos th): Theta = (sin th + 2 (pi - th) cos th) / pi.
+    Independent closed form (docs/theory.md#1-infinite-width-nngp-and-ntk-of-a-fully-connected-net with K^1 = x.x' = cos th): Theta = (sin th + 2 (pi - th) cos th) / pi.
     """
     u = np.clip(a @ b.T, -1.0, 1.0)
     th = np.arccos(u)

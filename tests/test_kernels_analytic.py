@@ -42,7 +42,7 @@ def test_worked_values_erf_closed_form_and_quadrature():
 
 
 def test_critical_relu_identity():
-    # w_std^2 = 2, no bias: K(x, x) = 2|x|^2/d at every layer and Theta^{L+1}(x, x) = (L + 1) K (THEORY.md sec. 1)
+    # w_std^2 = 2, no bias: K(x, x) = 2|x|^2/d at every layer and Theta^{L+1}(x, x) = (L + 1) K (docs/theory.md#1-infinite-width-nngp-and-ntk-of-a-fully-connected-net)
     x = jnp.array([[1.0, 2.0, -0.5], [0.3, -0.1, 0.7]])
     for depth in (1, 4):
         k = infinite_kernels(MLP(depth=depth, width=4, activation="relu", w_std=math.sqrt(2), b_std=None), x)

@@ -166,7 +166,7 @@ def _feature_update_rms(parametrization: str, width: int, key: jax.Array, lr: fl
 
 @pytest.mark.parametrize("parametrization,slope", [("standard", 0.5), ("ntk", -0.5), ("mup", 0.0)])
 def test_feature_update_width_scaling(parametrization, slope, key):
-    """THEORY.md section 6: the feature update scales like n^{+1/2} (SP), n^{-1/2} (NTK), n^0 (muP).
+    """docs/theory.md#6-parametrizations-and-feature-learning: the feature update scales like n^{+1/2} (SP), n^{-1/2} (NTK), n^0 (muP).
 
     Fitted log-log slope over widths 128..2048, averaged over 4 seeds; tolerance 0.15 in the exponent
     covers the O(1/sqrt(n)) finite-width corrections and seed noise seen at these widths.

@@ -44,7 +44,7 @@ def test_worked_values_from_the_issue():
 
 
 def test_lr_max_closed_form_above_threshold():
-    # 2/lambda'(B) = (2/lambda1)/(1 + B*/B), B* = P sigma^2/lambda1^2 (THEORY.md section 8).
+    # 2/lambda'(B) = (2/lambda1)/(1 + B*/B), B* = P sigma^2/lambda1^2 (docs/theory.md#8-the-batch-hessian).
     b = np.array([16.0, 100.0, 1000.0])
     pred = rmt.batch_hessian_top(5.0, 10 ** 4, 0.01, b)
     bstar = rmt.hessian_noise_critical_batch(5.0, 10 ** 4, 0.01)

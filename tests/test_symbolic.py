@@ -99,7 +99,7 @@ def test_wrong_closed_forms_fail_against_monte_carlo_and_ode():
 
 
 def test_ntk_recursion_reproduces_worked_values():
-    # THEORY.md section 1: X = [(1,0), (0.6,0.8)], 3 hidden relu layers, w^2 = 2, b^2 = 0.1; exact in float64
+    # docs/theory.md#1-infinite-width-nngp-and-ntk-of-a-fully-connected-net: X = [(1,0), (0.6,0.8)], 3 hidden relu layers, w^2 = 2, b^2 = 0.1; exact in float64
     theta12, _theta11, k12 = ntk.relu_kernels(3, 2.0, 0.1, ntk.NTK_RECURSION.jax_function())
     assert abs(k12 - 1.163813358301) < 1e-10
     assert abs(theta12 - 2.799273956233) < 1e-10
@@ -107,7 +107,7 @@ def test_ntk_recursion_reproduces_worked_values():
 
 def test_critical_relu_ntk_diagonal_identity():
     # critical relu, no bias: Theta^{L+1}(x, x) = (L + 1) K with K = |x|^2 w^2 / d = 1 for |x|^2 = d / 2 ... here
-    # x1 = (1, 0): K^1 = 2 * 1/2 = 1 and Theta(x1, x1) = depth + 1 (an exact identity, THEORY.md section 1)
+    # x1 = (1, 0): K^1 = 2 * 1/2 = 1 and Theta(x1, x1) = depth + 1 (an exact identity, docs/theory.md#1-infinite-width-nngp-and-ntk-of-a-fully-connected-net)
     for depth in (1, 2, 4):
         _t12, t11, _k12 = ntk.relu_kernels(depth, 2.0, 0.0, ntk.NTK_RECURSION.jax_function())
         assert abs(t11 - (depth + 1)) < 1e-12

@@ -1,7 +1,7 @@
 """Linearized (kernel) training dynamics in closed form (Jacot et al. 2018; Lee et al. 2019).
 
 In the infinite-width limit (or for the linearized network) with the NTK Theta fixed, training on the
-squared loss is a linear ODE in function space. Conventions (THEORY.md section 2):
+squared loss is a linear ODE in function space. Conventions (docs/theory.md#2-linearized-kernel-training-dynamics):
 
 * ``loss="sum"``: L = 1/2 ||f(X) - y||^2 and gradient flow with rate lr, so
   df/dt = -lr Theta (f - y):  f_t(X) = y + exp(-lr Theta t) (f_0(X) - y) and
@@ -249,7 +249,7 @@ class LinearizedPredictor:
                  nngp_test_test: Any = None) -> Ensemble:
         """Mean and covariance over initializations f_0 ~ GP(0, K) (K = NNGP), dynamics by the NTK.
 
-        With A = Theta(x*, X) Theta^{-1} (I - exp(-lr Theta t)) (THEORY.md section 2; Lee et al. 2019 eq. 16):
+        With A = Theta(x*, X) Theta^{-1} (I - exp(-lr Theta t)) (docs/theory.md#2-linearized-kernel-training-dynamics; Lee et al. 2019 eq. 16):
         mean mu_t(x*) = A y, covariance Sigma_t = K** + A K_XX A^T - (A K_X* + (A K_X*)^T). On the training
         set A = I - exp(-lr Theta t), so Sigma = exp(-lr Theta t) K_XX exp(-lr Theta t).
         The test part needs ``ntk_test_train`` (or the one given at construction), ``nngp_test_train`` (m, n)

@@ -1,11 +1,11 @@
 """Theories of generalization error, with simulators of the same models to check them against.
 
 * Advani & Saxe (2017), "High-dimensional dynamics of generalization error in neural networks": the
-  linear student-teacher model under gradient flow (THEORY.md section 4). :func:`advani_saxe_errors`
+  linear student-teacher model under gradient flow (docs/theory.md#4-linear-student-teacher-generalization-dynamics). :func:`advani_saxe_errors`
   integrates over the Marchenko-Pastur spectrum; :func:`simulate_advani_saxe` runs the same model at
   finite size.
 * Bordelon, Canatar & Pehlevan (2020), Canatar, Bordelon & Pehlevan (2021): kernel-regression learning
-  curves from the Mercer spectrum (THEORY.md section 5). :func:`kernel_learning_curve` solves the
+  curves from the Mercer spectrum (docs/theory.md#5-kernel-regression-learning-curves). :func:`kernel_learning_curve` solves the
   self-consistent equation; :func:`simulate_kernel_regression` (Gaussian features with that spectrum) and
   :func:`simulate_sphere_kernel_regression` (a real dot-product kernel on the sphere) measure it; sphere
   spectra come from :mod:`workbench.kernels.sphere`.
@@ -89,7 +89,7 @@ def advani_saxe_errors(alpha: Any, t: Any, *, teacher_var: float = 1.0, noise_va
                        init_var: float = 0.0, tau: float = 1.0, epsrel: float = 1e-11) -> tuple[np.ndarray, np.ndarray]:
     """Generalization and training error of the linear student-teacher model under gradient flow.
 
-    Model (Advani & Saxe 2017; THEORY.md section 4): y = wbar . x + eps, x_i ~ N(0, 1/N), wbar_i ~ N(0, teacher_var),
+    Model (Advani & Saxe 2017; docs/theory.md#4-linear-student-teacher-generalization-dynamics): y = wbar . x + eps, x_i ~ N(0, 1/N), wbar_i ~ N(0, teacher_var),
     eps ~ N(0, noise_var); P = alpha N examples; student w_0,i ~ N(0, init_var), tau dw/dt = X^T (y - X w).
     With rho the continuous Marchenko-Pastur density of X^T X (:func:`marchenko_pastur_xtx`), s = init_var + teacher_var:
 

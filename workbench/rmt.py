@@ -1,6 +1,6 @@
-"""Random-matrix formulas (THEORY.md sections 7 and 8) and the batch-Hessian model.
+"""Random-matrix formulas (docs/theory.md#7-random-matrices and docs/theory.md#8-the-batch-hessian) and the batch-Hessian model.
 
-Conventions (THEORY.md section 7):
+Conventions (docs/theory.md#7-random-matrices):
 
 * Wigner: symmetric n x n, off-diagonal entries of variance sigma^2/n; the eigenvalue density
   tends to the semicircle rho(x) = sqrt(4 sigma^2 - x^2)/(2 pi sigma^2) on [-2 sigma, 2 sigma]
@@ -16,7 +16,7 @@ Conventions (THEORY.md section 7):
 
 Outputs follow docs/conventions.md: a scalar input gives a Python float, arrays broadcast like numpy.
 
-Batch Hessian (THEORY.md section 8; after Granziol, Zohren & Roberts, JMLR 2022; the constants are
+Batch Hessian (docs/theory.md#8-the-batch-hessian; after Granziol, Zohren & Roberts, JMLR 2022; the constants are
 reconstructed from the standard results above, not read in the paper): H_B = H + E_B with E_B a Wigner
 matrix of entry variance s^2 = sigma^2 (1/B - 1/N) N/(N - 1) (sampling B of N points without
 replacement), so the noise bulk edge is 2 s sqrt(P) (P parameters: the Wigner sigma above is s sqrt(P)).
@@ -196,7 +196,7 @@ def batch_hessian_top(lambda1: Any, num_params: int, sigma2: float, batch_size: 
                       num_data: float = math.inf, kind: str = "hessian") -> BatchTopPrediction:
     """Extremal eigenvalue of the batch curvature at batch size B, from the full-data top eigenvalues.
 
-    ``kind="hessian"`` (Wigner noise, THEORY.md section 8): s^2 = :func:`batch_noise_variance`,
+    ``kind="hessian"`` (Wigner noise, docs/theory.md#8-the-batch-hessian): s^2 = :func:`batch_noise_variance`,
     Wigner sigma = s sqrt(P); each lambda_i > s sqrt(P) moves to lambda_i + P s^2/lambda_i, and the
     top is max(those, edge 2 s sqrt(P)). Largest stable SGD step 2/lambda'(B).
 

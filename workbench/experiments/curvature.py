@@ -1,6 +1,6 @@
 """Curvature measurements on a model for the stability theories: the top Hessian eigenpair, per-example
 curvatures along it (Wu, Ma & E 2018) and the per-example Hessian entry variance of the batch-Hessian model
-(Granziol et al. 2022, THEORY.md section 8).
+(Granziol et al. 2022, docs/theory.md#8-the-batch-hessian).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class CurvatureStats(NamedTuple):
     curv_mean, curv_std: mean and population std over examples of h_i = v^T H_i v along it
     (the a and s of the 1-d SGD stability limit, Wu, Ma & E 2018);
     sigma2: per-entry variance of the per-example Hessians, (1/P^2)(1/n) sum_i ||H_i - H||_F^2
-    (Hutchinson, Rademacher probes), the sigma^2 of the batch-Hessian model (THEORY.md section 8),
+    (Hutchinson, Rademacher probes), the sigma^2 of the batch-Hessian model (docs/theory.md#8-the-batch-hessian),
     with its standard error; num_params, num_data.
     """
 

@@ -1,7 +1,7 @@
 """Gradient-noise measurements on a model: exact |G|^2, tr(Sigma), G^T H G, tr(H Sigma) from per-example
 gradients, and McCandlish's two-batch-size estimates from random batches (McCandlish et al. 2018).
 
-Conventions as in :mod:`workbench.lr_batch.theory` (THEORY.md section 9): the loss is the mean of per-example
+Conventions as in :mod:`workbench.lr_batch.theory` (docs/theory.md#9-learning-rate-and-batch-size): the loss is the mean of per-example
 losses and Sigma the population (1/n) per-example gradient covariance.
 """
 

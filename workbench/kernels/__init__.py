@@ -2,7 +2,7 @@
 
 ``kernels.empirical``: :func:`empirical_ntk` of any ``apply_fn(params, x)`` (Jacobian contraction,
 NTK-vector products, structured MLP method), blocked and sharded.
-``kernels.analytic``: :func:`infinite_kernels` of an :class:`~workbench.nets.MLP` (THEORY.md section 1).
+``kernels.analytic``: :func:`infinite_kernels` of an :class:`~workbench.nets.MLP` (docs/theory.md#1-infinite-width-nngp-and-ntk-of-a-fully-connected-net).
 ``kernels.sphere``: Mercer eigenvalues of dot-product kernels on the sphere (Funk-Hecke).
 """
 

@@ -1,4 +1,4 @@
-"""Infinite-width NNGP and NTK of a fully connected :class:`~workbench.nets.MLP` (THEORY.md section 1).
+"""Infinite-width NNGP and NTK of a fully connected :class:`~workbench.nets.MLP` (docs/theory.md#1-infinite-width-nngp-and-ntk-of-a-fully-connected-net).
 
 Network (NTK parametrization, neural-tangents' ``Dense(W_std, b_std, parameterization="ntk")``):
 h^1 = (w_std/sqrt(d)) W^1 x + b_std b^1, h^{l+1} = (w_std/sqrt(n)) W^{l+1} phi(h^l) + b_std b^{l+1},
@@ -15,7 +15,7 @@ output unit: the NTK of a net with ``out_dim = k`` outputs is ``Theta (x) I_k``,
 Expectations: relu by the arc-cosine kernels (Cho & Saul 2009) with the angle computed stably as
 ``arctan2(sqrt(K11 K22 - K12^2), K12)`` (and exact on the diagonal); erf by Williams (1997);
 any other activation (tanh, gelu, user functions) by tensor quadrature over the 2-d Gaussian,
-with its order chosen adaptively (see ``_choose_order``). THEORY.md names Gauss-Hermite; it is
+with its order chosen adaptively (see ``_choose_order``). Gauss-Hermite is the textbook rule (docs/theory.md#12-gaussian-expectations-and-the-price-theorem); it is
 available (``rule="hermite"`` in :func:`gauss_hermite_expectations`), but for tanh at pre-activation
 variance ~2-4 it needs 400+ nodes per axis for 1e-8, so the default 1-d rule is the trapezoid rule
 on [-9, 9] sd, spectrally accurate for integrands analytic in a strip (~150 nodes there).
@@ -164,7 +164,7 @@ def gauss_hermite_expectations(phi: Callable[[jax.Array], jax.Array], k11: jax.A
 
     With z1, z2 iid N(0, 1): u = sqrt(k11) z1, v = sqrt(k22) (c z1 + sqrt(1 - c^2) z2),
     c = k12/sqrt(k11 k22); the 1-d rule is :func:`gaussian_rule` (``rule="hermite"``: Gauss-Hermite,
-    as in THEORY.md; default ``"trapezoid"``, faster for tanh-like activations). Inputs broadcast;
+    see docs/theory.md#12-gaussian-expectations-and-the-price-theorem; default ``"trapezoid"``, faster for tanh-like activations). Inputs broadcast;
     zero variances are allowed.
     """
     z, w = gaussian_rule(order, rule)

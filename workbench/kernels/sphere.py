@@ -1,4 +1,4 @@
-"""Mercer eigenvalues of dot-product kernels on the sphere S^{dim-1} (THEORY.md section 3).
+"""Mercer eigenvalues of dot-product kernels on the sphere S^{dim-1} (docs/theory.md#3-dot-product-kernels-on-the-sphere).
 
 A kernel k(x, x') = kappa(x.x') on S^{d-1} with the uniform probability measure has the spherical
 harmonics of degree k as eigenfunctions, with multiplicity N(d, k) = (2k + d - 2)/k C(k + d - 3, d - 2)

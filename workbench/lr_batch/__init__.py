@@ -1,4 +1,4 @@
-"""Learning rate versus batch size (THEORY.md section 9), one concept per module:
+"""Learning rate versus batch size (docs/theory.md#9-learning-rate-and-batch-size), one concept per module:
 
 * :mod:`~workbench.lr_batch.theory`: closed forms (sampling factor c_B, McCandlish's noise scales and
   steps/examples trade-off, SGD/GD/EoS stability limits, the random-matrix max lr, scaling-law calculators);

@@ -2,7 +2,7 @@
 estimators, the steps/examples trade-off fit, and estimates from sweep results (final/best loss, steps to a
 target, largest stable and optimal learning rate per batch size, power-law fits of lr*(B)).
 
-Conventions as in :mod:`workbench.lr_batch.theory` (THEORY.md section 9).
+Conventions as in :mod:`workbench.lr_batch.theory` (docs/theory.md#9-learning-rate-and-batch-size).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 exact gradient-noise statistics, stability limit and expected loss, and a vmapped simulator whose result is a
 :class:`~workbench.lr_batch.analysis.SweepResult` like a sweep on a real model.
 
-Conventions as in :mod:`workbench.lr_batch.theory` (THEORY.md section 9).
+Conventions as in :mod:`workbench.lr_batch.theory` (docs/theory.md#9-learning-rate-and-batch-size).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 steps/examples trade-off, stability limits (Wu, Ma & E 2018; Cohen et al. 2021), the batch-Hessian random-matrix
 limit (Granziol et al. 2022) and scaling-law calculators (Kaplan et al. 2020; Step Law 2025).
 
-Conventions (THEORY.md section 9). The training loss is the *mean* of per-example losses,
+Conventions (docs/theory.md#9-learning-rate-and-batch-size). The training loss is the *mean* of per-example losses,
 L = (1/n) sum_i l_i; G = grad L is the true gradient; Sigma = (1/n) sum_i (g_i - G)(g_i - G)^T is
 the per-example gradient covariance (population normalization, 1/n); H = Hessian of L. A batch of
 size B has gradient G_B = (1/B) sum_{i in batch} g_i and covariance Cov(G_B) = c_B Sigma, with the
@@ -196,7 +196,7 @@ def eos_threshold(lr: ArrayLike, optimizer: str = "gd", momentum: float = 0.9) -
 def rmt_max_lr(batch_size: ArrayLike, lambda1: float, num_params: int, sigma2: float,
                num_data: float = math.inf) -> np.ndarray | float:
     """Largest stable SGD step 2/lambda'(B) from the batch-Hessian random-matrix model
-    (Granziol, Zohren & Roberts 2022, as reconstructed in THEORY.md section 8): lambda'(B) is
+    (Granziol, Zohren & Roberts 2022, as reconstructed in docs/theory.md#8-the-batch-hessian): lambda'(B) is
     :func:`workbench.rmt.batch_hessian_top` (lambda1 + P s^2/lambda1 above the BBP threshold, the
     Wigner edge 2 s sqrt(P) below it; s^2 = sigma2 (1/B - 1/N) N/(N - 1)).
     """
@@ -211,7 +211,7 @@ def rmt_max_lr(batch_size: ArrayLike, lambda1: float, num_params: int, sigma2: f
 
 
 def rmt_critical_batch(lambda1: float, num_params: int, sigma2: float) -> float:
-    """B* = P sigma^2 / lambda1^2: below it the random-matrix max lr grows linearly in B (THEORY.md section 8;
+    """B* = P sigma^2 / lambda1^2: below it the random-matrix max lr grows linearly in B (docs/theory.md#8-the-batch-hessian;
     :func:`workbench.rmt.hessian_noise_critical_batch`)."""
 
     return rmt.hessian_noise_critical_batch(lambda1, num_params, sigma2)

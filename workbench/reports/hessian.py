@@ -3,7 +3,7 @@
 Runs :func:`workbench.studies.hessian.batch_hessian_study` (the function behind the batch-Hessian notebook)
 on an MLP fitted to a teacher (the notebook's data), and shows the measured top eigenvalues of the batch curvature H_B
 against the random-matrix prediction (spiked Wigner / Marchenko-Pastur from the fitted noise level,
-THEORY.md section 8), the noise level ||H_B - H||_F^2 / P^2 against 1/B - 1/N, and the SLQ spectral densities.
+docs/theory.md#8-the-batch-hessian), the noise level ||H_B - H||_F^2 / P^2 against 1/B - 1/N, and the SLQ spectral densities.
 """
 
 from __future__ import annotations

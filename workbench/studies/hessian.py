@@ -1,4 +1,4 @@
-"""Batch-Hessian spectra across batch sizes against the random-matrix model (THEORY.md section 8).
+"""Batch-Hessian spectra across batch sizes against the random-matrix model (docs/theory.md#8-the-batch-hessian).
 
 :func:`batch_hessian_study` takes a net, a data set (x, y), a loss and a list of batch sizes; it draws
 ``num_batches`` batches per B (without replacement within a batch), and measures for each:

@@ -12,7 +12,7 @@
    steps-to-target for McCandlish's steps/examples trade-off.
 
 Every theory curve is evaluated at the *initial* parameters (the statistics change during training);
-the loss is the mean over examples (:func:`workbench.hessian.mlp_loss`), matching THEORY.md section 9.
+the loss is the mean over examples (:func:`workbench.hessian.mlp_loss`), matching docs/theory.md#9-learning-rate-and-batch-size.
 
 :func:`quadratic_study` does the same on the noisy quadratic of :mod:`workbench.lr_batch`, where the
 McCandlish step and the mean-square stability limit are exact: a control experiment for the method.
@@ -167,7 +167,7 @@ class TheoryCurves(NamedTuple):
 
 def theory_curves(stats: lb.NoiseScale, curv: ex.CurvatureStats, batch_sizes: np.ndarray, *,
                   momentum: float = 0.9) -> TheoryCurves:
-    """Every theory curve of lr against B from statistics measured at one point (THEORY.md sections 8, 9):
+    """Every theory curve of lr against B from statistics measured at one point (docs/theory.md#8-the-batch-hessian and docs/theory.md#9-learning-rate-and-batch-size):
 
     * ``"GD: 2/lambda1"`` and ``"heavy ball: (2+2beta)/lambda1"`` (full-batch stability; the edge-of-stability
       thresholds read as learning rates),

@@ -1,4 +1,4 @@
-"""Derivations 4 and 7: linearized gradient flow and gradient-descent stability (THEORY.md sections 2 and 9).
+"""Derivations 4 and 7: linearized gradient flow and gradient-descent stability (docs/theory.md#2-linearized-kernel-training-dynamics and docs/theory.md#9-learning-rate-and-batch-size).
 
 * ``linearized_flow`` (Jacot et al. 2018; Lee et al. 2019): for the loss 1/2 ||f - y||^2, gradient flow
   of the linearized model is df/dt = -lr Theta (f - y). On an eigenmode g = v_k^T f (eigenvalue lambda)
@@ -6,7 +6,7 @@
   g(t) = y_k + (g(0) - y_k) exp(-lr lambda t); recombining the modes, f_t = y + exp(-lr Theta t)(f_0 - y).
   Checked against scipy's ODE solver and against a wide network trained by gradient flow (RK4 on its
   parameters), whose own empirical NTK at initialization enters the closed form.
-* ``gd_stability`` (THEORY.md section 2, last line): gradient descent on a quadratic with curvature lambda
+* ``gd_stability`` (docs/theory.md#2-linearized-kernel-training-dynamics): gradient descent on a quadratic with curvature lambda
   maps a mode as x_{k+1} = (1 - eta lambda) x_k; ``rsolve`` gives x_k = x_0 (1 - eta lambda)^k, which
   decays iff |1 - eta lambda| < 1, i.e. 0 < eta < 2/lambda; the contraction |1 - eta lambda| vanishes
   at eta = 1/lambda (convergence in one step). For a matrix the largest eigenvalue sets eta_max = 2/lambda_max.

@@ -1,4 +1,4 @@
-"""Derivation 9: the finite-width kurtosis of a deep relu net at criticality (Roberts & Yaida; THEORY.md section 10).
+"""Derivation 9: the finite-width kurtosis of a deep relu net at criticality (Roberts & Yaida; docs/theory.md#10-finite-width-corrections).
 
 Network without biases, Gaussian weights W ~ N(0, C_W/n), z^{l+1}_i = sum_j W_ij relu(z^l_j), layer 1 Gaussian
 (fixed input). Conditionally on layer l, z^{l+1}_i ~ N(0, G_{l+1}) with G_{l+1} = (C_W/n) sum_j relu(z^l_j)^2.

@@ -1,4 +1,4 @@
-"""Derivations 1 and 2: the relu arc-cosine expectations and the erf kernel (THEORY.md section 1).
+"""Derivations 1 and 2: the relu arc-cosine expectations and the erf kernel (docs/theory.md#1-infinite-width-nngp-and-ntk-of-a-fully-connected-net).
 
 (u, v) ~ N(0, [[K11, K12], [K12, K22]]), written through z ~ N(0, I_2) as
 u = sqrt(K11) z1, v = sqrt(K22) (cos th z1 + sin th z2), cos th = rho = K12 / sqrt(K11 K22).

@@ -1,4 +1,4 @@
-"""Derivation 8: the optimal learning rate under gradient noise (McCandlish et al. 2018; THEORY.md section 9).
+"""Derivation 8: the optimal learning rate under gradient noise (McCandlish et al. 2018; docs/theory.md#9-learning-rate-and-batch-size).
 
 A step theta -> theta - eps G_B with an unbiased batch gradient, E G_B = G and Cov G_B = Sigma/B
 (B independent per-example gradients). For the quadratic model L(theta - eps G_B) = L - eps G^T G_B

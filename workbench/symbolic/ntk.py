@@ -1,4 +1,4 @@
-"""Derivation 3: the NTK layer recursion from the chain rule (Jacot et al. 2018; THEORY.md section 1).
+"""Derivation 3: the NTK layer recursion from the chain rule (Jacot et al. 2018; docs/theory.md#1-infinite-width-nngp-and-ntk-of-a-fully-connected-net).
 
 One layer of the NTK-parametrized network on top of pre-activations h_j(x), j = 1..n:
 f(x) = (w/sqrt n) sum_j W_j phi(h_j(x)) + b beta, W_j, beta ~ N(0, 1). The NTK sums gradient products over
@@ -34,7 +34,7 @@ THETA_L = sp.Symbol("Theta^l", real=True)
 W2 = sp.Symbol("w^2", positive=True)
 NTK_CLOSED = (K_NEXT + W2 * E_DD * THETA_L,)
 
-#: The two inputs of THEORY.md's worked values.
+#: The two inputs of the worked values in docs/theory.md#1-infinite-width-nngp-and-ntk-of-a-fully-connected-net.
 INPUTS = np.array([[1.0, 0.0], [0.6, 0.8]])
 
 

@@ -1,4 +1,4 @@
-"""Derivations 5 and 6: the Marchenko-Pastur law and the BBP outlier of a spiked Wigner matrix (THEORY.md section 7).
+"""Derivations 5 and 6: the Marchenko-Pastur law and the BBP outlier of a spiked Wigner matrix (docs/theory.md#7-random-matrices).
 
 * ``marchenko_pastur`` (Marchenko & Pastur 1967): S = X^T X / m, X of m x p with iid entries of
   variance sigma2, ratio r = p/m. Start from the MP equation for the Stieltjes transform

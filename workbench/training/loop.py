@@ -16,7 +16,7 @@ Core: :func:`train(loss_fn, init_fn, train_data, *, optimizer, lrs, seeds, num_s
 * Minibatches (``batch_size=B < n``): ``sampling="shuffle"`` (default) draws a fresh permutation each
   epoch and takes consecutive slices of it (``n mod B`` examples left out each epoch);
   ``sampling="iid"`` draws, at every step independently, B distinct indices uniformly (sampling
-  without replacement within a batch, the model behind c_B = (n - B)/(B (n - 1)) in THEORY.md sec. 9).
+  without replacement within a batch, the model behind c_B = (n - B)/(B (n - 1)) in docs/theory.md#9-learning-rate-and-batch-size).
 * Recording: the full training loss ``loss_fn(params, train_data)`` (and ``test_data`` loss and
   ``eval_fn(params)`` if given) at steps 0, r, 2r, ... and at ``num_steps`` (r = ``record_every``),
   i.e. evaluated at the parameters *before* the update of that step.
