@@ -93,7 +93,7 @@ def test_sweep_on_workers_equals_in_process(client, problem, reference, tmp_path
     assert_same_sweep(got, reference)
     workers = task_workers(ts)
     assert len(workers) == POINTS and set(workers) <= set(client.scheduler_info()["workers"])
-    assert "dask worker tcp://" in got["sgd"].device and f"pid {os.getpid()})" not in got["sgd"].device
+    assert "[cpu:0]" in got["sgd"].device and "dask worker tcp://" in got["sgd"].device and f"pid {os.getpid()})" not in got["sgd"].device
     assert len(list((tmp_path / "client").glob("*.npz"))) == POINTS  # the client wrote every point
     # workers write into a shared directory; a rerun loads everything and submits nothing
     shared = tmp_path / "shared"

@@ -129,7 +129,7 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
                 interrupted = True
                 break
             row["seconds"] = np.asarray(time.perf_counter() - start)
-            row["device"] = np.asarray(config.device_report() + (f" ({len(devices)} devices, lrs sharded)"
+            row["device"] = np.asarray(config.device_report(devices) + (f" ({len(devices)} devices, lrs sharded)"
                                                                  if devices and len(devices) > 1 else ""))
             rows[int(b)] = row
             if path is not None:
@@ -222,7 +222,7 @@ def _train_point_task(shared: dict[str, Any], opt: str, b: int, path: str | None
     if row is None:  # pragma: no cover - only a callback in train_kwargs can stop a run
         raise RuntimeError(f"training of ({opt}, B={b}) was interrupted on {worker_label()}")
     row["seconds"] = np.asarray(time.perf_counter() - start)
-    row["device"] = np.asarray(f"{config.device_report()} on {worker_label()}")
+    row["device"] = np.asarray(f"{config.device_report([jax.devices()[0]])} on {worker_label()}")
     if path is not None:
         _save_point(path, row)
     return row
