@@ -52,8 +52,13 @@ def main() -> None:
           f"{cfg.num_lrs} lrs x {cfg.seeds} seeds x {cfg.num_steps} steps each; {config.device_report()}; "
           f"os.cpu_count()={os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
     rows = []
+
+    def add(name: str, startup: str, secs: float) -> None:
+        rows.append([name, startup, secs])
+        print(f"  {name}: startup {startup} s, sweep {secs:.1f} s", flush=True)
+
     base_s, ref = run(cfg, None)
-    rows.append(["in process (executor=None)", "-", base_s])
+    add("in process (executor=None)", "-", base_s)
     for n in (1, 2):
         t0 = time.perf_counter()
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
@@ -61,16 +66,17 @@ def main() -> None:
             client.run(__import__, "workbench.experiments.sweep")
             startup = time.perf_counter() - t0
             secs, out = run(cfg, client)
-        rows.append([f"Dask LocalCluster, {n} worker{'s' * (n > 1)}", f"{startup:.1f}", secs])
+        add(f"Dask LocalCluster, {n} worker{'s' * (n > 1)}", f"{startup:.1f}", secs)
         for opt in ref:
             np.testing.assert_allclose(out[opt].train_loss, ref[opt].train_loss, rtol=1e-6)
     t0 = time.perf_counter()
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         secs, out = run(cfg, pool)
-    rows.append(["ProcessPoolExecutor(2) (peer)", "-", secs])
+    add("ProcessPoolExecutor(2) (peer)", "-", secs)
     for opt in ref:
         np.testing.assert_allclose(out[opt].train_loss, ref[opt].train_loss, rtol=1e-6)
     one = rows[1][2]
+    print(f"load average now {os.getloadavg()[0]:.1f}")
     print(f"\n{'run':34s} {'startup s':>9s} {'sweep s':>8s} {'vs 1 worker':>11s}")
     for name, startup, secs in rows:
         print(f"{name:34s} {startup:>9s} {secs:8.1f} {one / secs:10.2f}x")

@@ -413,7 +413,9 @@ def empirical_ntk(apply_fn: Callable | MLP, params: Any, x1: jax.Array, x2: jax.
         raise ValueError("executor needs block_size smaller than the inputs (one task per block); "
                          f"got block_size={block_size} for n1={n1}, n2={n2}")
     if executor is not None:
-        out, ok = _blocked_on_executor(executor, method, fn, net, output, params, x1, x2, n1, n2, k, block_size,
+        from workbench.kernels.blocks_on_executor import blocked_on_executor
+
+        out, ok = blocked_on_executor(executor, method, fn, net, output, params, x1, x2, n1, n2, k, block_size,
                                        dtype)
     elif block_size is None or (block_size >= n1 and block_size >= n2):
         out, ok = _run_block(block, params, x1, x2, devices)
@@ -471,38 +473,3 @@ def _blocked(block, params, x1, x2, n1, n2, k, output, b, dtype, devices) -> tup
                 result[j:j + b, i:i + b] = np.swapaxes(blk, 0, 1) if output == "trace" else blk.transpose(1, 0, 3, 2)
     return result, ok  # host array: a device copy would double the peak memory of a large kernel
 
-
-def _block_pairs(n1: int, n2: int, b: int, symmetric: bool) -> list[tuple[int, int]]:
-    return [(i, j) for i in range(0, n1, b) for j in range(i if symmetric else 0, n2, b)]
-
-
-def _blocked_on_executor(executor, method, fn, net, output, params, x1, x2, n1, n2, k, b, dtype):
-    """:func:`_blocked` with one task per block on ``executor``, placed into the host array as blocks arrive."""
-    from workbench.executors import run_tasks
-
-    if method == "structured":
-        fn, net = None, dataclasses.replace(net, width=1)
-    shared = {"apply_fn": fn, "net": net, "method": method, "output": output, "block": b, "params": params,
-              "x1": np.asarray(x1), "x2": None if x2 is None else np.asarray(x2)}
-    pairs = _block_pairs(n1, n2, b, x2 is None)
-    shape = (n1, n2) if output == "trace" else (n1, n2, k, k)
-    result = np.empty(shape, dtype=dtype)
-    for t, (blk, blk_ok) in run_tasks(executor, _block_task, shared, pairs, progress=False, desc="kernel blocks"):
-        if not blk_ok:
-            return result, False
-        i, j = pairs[t]
-        result[i:i + b, j:j + b] = blk
-        if x2 is None and j != i:
-            result[j:j + b, i:i + b] = np.swapaxes(blk, 0, 1) if output == "trace" else blk.transpose(1, 0, 3, 2)
-    return result, True
-
-
-def _block_task(shared: dict[str, Any], i: int, j: int) -> tuple[np.ndarray, bool]:
-    """Worker side: the (i, j) block of the kernel on the worker's default device."""
-    s, b = shared, shared["block"]
-    block = _block_fn(s["method"], s["apply_fn"], s["net"], s["output"])
-    x1 = jnp.asarray(s["x1"])
-    x2 = x1 if s["x2"] is None else jnp.asarray(s["x2"])
-    xj = None if s["x2"] is None and i == j else x2[j:j + b]
-    blk, ok = block(s["params"], x1[i:i + b], xj)
-    return np.asarray(blk), bool(ok)
