@@ -168,8 +168,11 @@ def test_batch_hessian_study_on_workers(client):
     with distributed.get_task_stream(client) as ts:
         got = batch_hessian_study(net, x, y, executor=client, **kw)
     assert len(task_workers(ts)) == 4
-    for name in ("batch_top", "frob_sq", "frob_sq_stderr", "noise_top", "batch_density", "moments", "full_top"):
+    for name in ("batch_top", "frob_sq", "frob_sq_stderr", "noise_top", "moments", "full_top"):
         assert_close(getattr(got, name), getattr(ref, name), err_msg=name)
+    # the densities broaden the SLQ nodes with Gaussians of width sigma = 1% of the node range, so a node moved by
+    # 1e-6 of the range (rounding, as above) changes the density by about 1e-6 / 1% = 1e-4 of its scale
+    np.testing.assert_allclose(got.batch_density, ref.batch_density, atol=1e-4 * ref.batch_density.max())
 
 
 def _precision_task(shared, _):
