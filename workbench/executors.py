@@ -155,6 +155,8 @@ def run_tasks(executor: Any, fn: Callable, shared: dict[str, Any], tasks: Sequen
     ex = as_executor(executor)
     if ex is None:
         raise TypeError("run_tasks needs an executor")
+    if not tasks:
+        return
     ref = _shared_ref(ex, _pack(shared))
     precisions = (config.get_precision(), jax.config.jax_default_matmul_precision)
     pending = {ex.submit(_call, fn, ref, precisions, tuple(args)): i for i, args in enumerate(tasks)}

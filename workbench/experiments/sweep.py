@@ -72,8 +72,8 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
     Executor: with ``executor`` (a ``concurrent.futures.Executor`` or a Dask ``Client``, see ``docs/scaling.md``)
     every missing (optimizer, B) point is one task, trained on the worker's default JAX device (``devices`` is
     not used); points stream back as they finish (:func:`workbench.executors.run_tasks`: progress bar, retry of
-    a task whose worker died) and the result equals the in-process one to rounding. The client writes each arriving point
-    to ``results_dir``; with ``workers_write=True`` the workers write it themselves (``results_dir`` must then
+    a task whose worker died) and the result equals the in-process one to rounding. The client writes each
+    arriving point to ``results_dir``; with ``workers_write=True`` the workers write it themselves (``results_dir`` must then
     be a directory every worker shares, e.g. on the cluster's shared filesystem), so a point is on disk even if
     the client dies before it arrives. ``loss_fn``/``init_fn`` must be importable on the workers (or defined in
     the notebook): otherwise :class:`workbench.executors.WorkerImportError` names the function and the remedy.
@@ -100,6 +100,8 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
     devices = list(jax.devices()) if devices is None else list(devices)
     if not devices:
         raise ValueError("devices must not be empty (None uses jax.devices())")
+    if not isinstance(workers_write, bool):
+        raise TypeError(f"workers_write must be True or False, got {type(workers_write).__name__}")
     if executor is not None:
         return _sweep_on_executor(executor, workers_write, loss_fn, init_fn, x, y, bs, eta, optimizers, seed_arr,
                                   results_dir, progress, train_kwargs, tag=tag, num_steps=num_steps,
