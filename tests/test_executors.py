@@ -103,7 +103,8 @@ def test_sweep_on_workers_equals_in_process(client, problem, reference, tmp_path
     assert_same_sweep(got, reference)
     workers = task_workers(ts)
     assert len(workers) == POINTS and set(workers) <= set(client.scheduler_info()["workers"])
-    assert "[cpu:0]" in got["sgd"].device and "dask worker tcp://" in got["sgd"].device and f"pid {os.getpid()})" not in got["sgd"].device
+    device = got["sgd"].device
+    assert "[cpu:0]" in device and "dask worker tcp://" in device and f"pid {os.getpid()})" not in device
     assert len(point_files(tmp_path / "client")) == POINTS  # the client wrote every point
     # workers write into a shared directory; a rerun loads everything and submits nothing
     shared = tmp_path / "shared"

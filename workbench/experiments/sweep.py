@@ -73,10 +73,11 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
     every missing (optimizer, B) point is one task, trained on the worker's default JAX device (``devices`` is
     not used); points stream back as they finish (:func:`workbench.executors.run_tasks`: progress bar, retry of
     a task whose worker died) and the result equals the in-process one to rounding. The client writes each
-    arriving point to ``results_dir``; with ``workers_write=True`` the workers write it themselves (``results_dir`` must then
-    be a directory every worker shares, e.g. on the cluster's shared filesystem), so a point is on disk even if
-    the client dies before it arrives. ``loss_fn``/``init_fn`` must be importable on the workers (or defined in
-    the notebook): otherwise :class:`workbench.executors.WorkerImportError` names the function and the remedy.
+    arriving point to ``results_dir``; with ``workers_write=True`` the workers write it themselves
+    (``results_dir`` must then be a directory every worker shares, e.g. on the cluster's shared filesystem), so
+    a point is on disk even if the client dies before it arrives. ``loss_fn``/``init_fn`` must be importable on
+    the workers (or defined in the notebook): otherwise :class:`workbench.executors.WorkerImportError` names the
+    function and the remedy.
     """
     x, y = _check_data_pair("train_data", train_data)
     n = int(x.shape[0])
