@@ -61,7 +61,7 @@ def main() -> None:
     add("in process (executor=None)", "-", base_s)
     for n in (1, 2):
         t0 = time.perf_counter()
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             client.run(__import__, "workbench.experiments.sweep")
             startup = time.perf_counter() - t0

@@ -53,7 +53,7 @@ POINTS = 4  # optimizers x batch sizes
 @pytest.fixture(scope="module")
 def client():
     start = time.perf_counter()
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                        silence_logs=logging.CRITICAL)
     c = distributed.Client(cluster)
     c.wait_for_workers(2)
