@@ -131,8 +131,12 @@ def _call(fn: Callable, blob: bytes, precisions: tuple[str, str | None], args: t
         return fn(shared, *args)
 
 
+class _WorkerLost(RuntimeError):
+    """A task that came back cancelled without the client cancelling it (its worker died)."""
+
+
 def _is_worker_death(exc: BaseException) -> bool:
-    return type(exc).__name__ in ("KilledWorker", "WorkerLost")
+    return type(exc).__name__ in ("KilledWorker", "WorkerLost", "_WorkerLost")
 
 
 def _shared_ref(executor: cf.Executor, blob: bytes) -> Any:
@@ -157,7 +161,8 @@ def run_tasks(executor: Any, fn: Callable, shared: dict[str, Any], tasks: Sequen
         raise TypeError("run_tasks needs an executor")
     if not tasks:
         return
-    ref = _shared_ref(ex, _pack(shared))
+    blob = _pack(shared)
+    ref = _shared_ref(ex, blob)
     precisions = (config.get_precision(), jax.config.jax_default_matmul_precision)
     pending = {ex.submit(_call, fn, ref, precisions, tuple(args)): i for i, args in enumerate(tasks)}
     attempts: dict[int, int] = {}
@@ -166,12 +171,15 @@ def run_tasks(executor: Any, fn: Callable, shared: dict[str, Any], tasks: Sequen
         while pending:
             for fut in cf.as_completed(list(pending)):
                 i = pending.pop(fut)
-                exc = fut.exception()
+                # a future we did not cancel ends cancelled when Dask lost it (or its scattered payload) with a worker
+                exc = _WorkerLost("task lost with its worker") if fut.cancelled() else fut.exception()
                 if exc is None:
                     bar.update(1)
                     yield i, fut.result()
                 elif _is_worker_death(exc) and attempts.get(i, 0) < retries:
                     attempts[i] = attempts.get(i, 0) + 1
+                    if getattr(ref, "status", "finished") != "finished":  # the scattered payload was lost too
+                        ref = _shared_ref(ex, blob)
                     pending[ex.submit(_call, fn, ref, precisions, tuple(tasks[i]))] = i
                 elif isinstance(exc, WorkerImportError):
                     raise WorkerImportError(str(exc)) from None
