@@ -72,24 +72,37 @@ def matmul_precision(value: str = "highest") -> Iterator[None]:
         yield
 
 
-def device_info() -> dict[str, object]:
-    """Platform, device kind, device count, float width and matmul precision, as a dict."""
-    devices = jax.devices()
+def device_info(devices: list | None = None) -> dict[str, object]:
+    """Platform, device kind, device count and names, float width and matmul precision, as a dict.
+
+    ``devices``: the devices a run used (default ``jax.devices()``); ``visible``: ``CUDA_VISIBLE_DEVICES``
+    when set (a worker started with one GPU sees it as ``cuda:0``; this says which physical GPU it is).
+    """
+    devices = list(jax.devices()) if devices is None else list(devices)
+    if not devices:
+        raise ValueError("devices must not be empty (None reports jax.devices())")
     return {
         "platform": devices[0].platform,
         "device_kind": devices[0].device_kind,
         "device_count": len(devices),
+        "devices": [str(d) for d in devices],
+        "visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "precision": get_precision(),
         "matmul_precision": jax.config.jax_default_matmul_precision or "default",
         "jax_version": jax.__version__,
     }
 
 
-def device_report() -> str:
-    """One line: ``jax 0.x on cpu (cpu) x1, float32, matmul precision default``."""
-    i = device_info()
+def device_report(devices: list | None = None) -> str:
+    """One line: ``jax 0.x on cpu (cpu) x1 [cpu:0], float32, matmul precision default``.
+
+    Names the devices (``devices``, default ``jax.devices()``) and ``CUDA_VISIBLE_DEVICES`` when it is set.
+    """
+    i = device_info(devices)
+    names = ", ".join(i["devices"][:8]) + (", ..." if len(i["devices"]) > 8 else "")
+    visible = f" (CUDA_VISIBLE_DEVICES={i['visible']})" if i["visible"] is not None else ""
     return (
-        f"jax {i['jax_version']} on {i['platform']} ({i['device_kind']}) x{i['device_count']}, "
+        f"jax {i['jax_version']} on {i['platform']} ({i['device_kind']}) x{i['device_count']} [{names}]{visible}, "
         f"{i['precision']}, matmul precision {i['matmul_precision']}"
     )
 

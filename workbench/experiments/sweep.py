@@ -49,7 +49,7 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
           seeds: int | Sequence[int] = 2, num_steps: int, record_every: int = 10, momentum: float = 0.9,
           sampling: str = "iid", divergence_threshold: float = 1e4, results_dir: str | None = None,
           tag: str = "", progress: bool = True, devices: Sequence[Any] | None = None,
-          **train_kwargs: Any) -> dict[str, SweepResult]:
+          executor: Any = None, workers_write: bool = False, **train_kwargs: Any) -> dict[str, SweepResult]:
     """Train every (optimizer, batch size, lr, seed) with :func:`workbench.training.train`; one
     :class:`SweepResult` per optimizer.
 
@@ -69,6 +69,16 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
     Devices: ``devices=None`` uses ``jax.devices()``; with several, the lr grid of each point is split into
     one contiguous chunk per device, each trained by :func:`~workbench.training.train` in its own thread
     under ``jax.default_device`` (runs are independent per lr, so the result is the same as on one device).
+
+    Executor: with ``executor`` (a ``concurrent.futures.Executor`` or a Dask ``Client``, see ``docs/scaling.md``)
+    every missing (optimizer, B) point is one task, trained on the worker's default JAX device (``devices`` is
+    not used); points stream back as they finish (:func:`workbench.executors.run_tasks`: progress bar, retry of
+    a task whose worker died) and the result equals the in-process one to rounding. The client writes each
+    arriving point to ``results_dir``; with ``workers_write=True`` the workers write it themselves
+    (``results_dir`` must then be a directory every worker shares, e.g. on the cluster's shared filesystem), so
+    a point is on disk even if the client dies before it arrives. ``loss_fn``/``init_fn`` must be importable on
+    the workers (or defined in the notebook): otherwise :class:`workbench.executors.WorkerImportError` names the
+    function and the remedy.
     """
     x, y = check_data_pair("train_data", train_data)
     n = int(x.shape[0])
@@ -92,6 +102,13 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
     devices = list(jax.devices()) if devices is None else list(devices)
     if not devices:
         raise ValueError("devices must not be empty (None uses jax.devices())")
+    if not isinstance(workers_write, bool):
+        raise TypeError(f"workers_write must be True or False, got {type(workers_write).__name__}")
+    if executor is not None:
+        return _sweep_on_executor(executor, workers_write, loss_fn, init_fn, x, y, bs, eta, optimizers, seed_arr,
+                                  results_dir, progress, train_kwargs, tag=tag, num_steps=num_steps,
+                                  record_every=record_every, momentum=momentum, sampling=sampling,
+                                  divergence_threshold=divergence_threshold)
     out: dict[str, SweepResult] = {}
     interrupted = False
     for opt in optimizers:
@@ -99,12 +116,11 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
         for b in bs:
             if interrupted:
                 break
-            fp = _fingerprint(x=x, y=y, lrs=eta, seeds=seed_arr, num_steps=num_steps, record_every=record_every,
-                              optimizer=opt, momentum=momentum if opt == "momentum" else None, batch_size=int(b),
-                              sampling=sampling, divergence_threshold=divergence_threshold, tag=tag,
-                              extra=sorted((k, repr(v)) for k, v in train_kwargs.items()))
+            fp = _point_fingerprint(x, y, eta, seed_arr, opt, b, train_kwargs, tag=tag, num_steps=num_steps,
+                                    record_every=record_every, momentum=momentum, sampling=sampling,
+                                    divergence_threshold=divergence_threshold)
             path = sweep_point_path(results_dir, opt, b, fp) if results_dir is not None else None
-            stored = store.load_result(path) if path is not None else None  # damaged file: warned, recomputed
+            stored = _load_point(path)  # damaged file: warned, recomputed
             if stored is not None:
                 rows[int(b)] = stored
                 continue
@@ -117,24 +133,101 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
                 interrupted = True
                 break
             row["seconds"] = np.asarray(time.perf_counter() - start)
-            row["device"] = np.asarray(config.device_report() + (f" ({len(devices)} devices, lrs sharded)"
+            row["device"] = np.asarray(config.device_report(devices) + (f" ({len(devices)} devices, lrs sharded)"
                                                                  if devices and len(devices) > 1 else ""))
             rows[int(b)] = row
             if path is not None:
-                store.save_result(path, row)  # atomic, checksummed
+                _save_point(path, row)
         if rows:
-            done = np.asarray(sorted(rows))
-            first = rows[int(done[0])]
-            out[opt] = SweepResult(
-                opt, done, eta, seed_arr, np.asarray(first["steps"]),
-                np.stack([rows[int(b)]["train_loss"] for b in done]),
-                np.stack([rows[int(b)]["diverged"] for b in done]),
-                np.stack([rows[int(b)]["diverged_step"] for b in done]),
-                np.asarray([float(rows[int(b)]["seconds"]) for b in done]),
-                str(first["device"]), completed=not interrupted and done.size == bs.size)
+            out[opt] = _assemble(opt, rows, eta, seed_arr, completed=not interrupted and len(rows) == bs.size)
         if interrupted:
             break
     return out
+
+
+def _point_fingerprint(x: jax.Array, y: jax.Array, eta: np.ndarray, seed_arr: np.ndarray, opt: str, b: int,
+                       train_kwargs: dict[str, Any], *, tag: str, num_steps: int, record_every: int, momentum: float,
+                       sampling: str, divergence_threshold: float) -> str:
+    return _fingerprint(x=x, y=y, lrs=eta, seeds=seed_arr, num_steps=num_steps, record_every=record_every,
+                        optimizer=opt, momentum=momentum if opt == "momentum" else None, batch_size=int(b),
+                        sampling=sampling, divergence_threshold=divergence_threshold, tag=tag,
+                        extra=sorted((k, repr(v)) for k, v in train_kwargs.items()))
+
+
+def _assemble(opt: str, rows: dict[int, dict[str, Any]], eta: np.ndarray, seed_arr: np.ndarray, *,
+              completed: bool) -> SweepResult:
+    done = np.asarray(sorted(rows))
+    first = rows[int(done[0])]
+    return SweepResult(
+        opt, done, eta, seed_arr, np.asarray(first["steps"]),
+        np.stack([rows[int(b)]["train_loss"] for b in done]),
+        np.stack([rows[int(b)]["diverged"] for b in done]),
+        np.stack([rows[int(b)]["diverged_step"] for b in done]),
+        np.asarray([float(rows[int(b)]["seconds"]) for b in done]),
+        str(first["device"]), completed=completed)
+
+
+def _load_point(path: str | None) -> dict[str, np.ndarray] | None:
+    """A finished point's arrays, or None when it is missing or damaged (warned once, then recomputed)."""
+    return store.load_result(path) if path is not None else None
+
+
+def _save_point(path: str, row: dict[str, np.ndarray]) -> None:
+    """Atomic, checksummed write (:mod:`workbench.store`), by the client or by a worker."""
+    store.save_result(path, row)
+
+
+def _sweep_on_executor(executor: Any, workers_write: bool, loss_fn: Callable, init_fn: Callable, x: jax.Array,
+                       y: jax.Array, bs: np.ndarray, eta: np.ndarray, optimizers: tuple[str, ...],
+                       seed_arr: np.ndarray, results_dir: str | None, progress: bool, train_kwargs: dict[str, Any],
+                       **settings: Any) -> dict[str, SweepResult]:
+    """:func:`sweep` with one task per missing (optimizer, B) point on ``executor`` (finished points load)."""
+    from workbench.executors import run_tasks
+
+    rows: dict[str, dict[int, dict[str, Any]]] = {opt: {} for opt in optimizers}
+    tasks, paths = [], []
+    for opt in optimizers:
+        for b in bs:
+            fp = _point_fingerprint(x, y, eta, seed_arr, opt, b, train_kwargs, **settings)
+            path = sweep_point_path(results_dir, opt, b, fp) if results_dir is not None else None
+            stored = _load_point(path)
+            if stored is not None:
+                rows[opt][int(b)] = stored
+            else:
+                tasks.append((opt, int(b), path if workers_write else None))
+                paths.append(path)
+    del settings["tag"]
+    shared = {"loss_fn": loss_fn, "init_fn": init_fn, "x": np.asarray(x), "y": np.asarray(y), "lrs": eta,
+              "seeds": seed_arr.tolist(), "settings": {**settings, **train_kwargs}}
+    interrupted = False
+    try:
+        for i, row in run_tasks(executor, _train_point_task, shared, tasks, progress=progress, desc="sweep points"):
+            opt, b, _ = tasks[i]
+            rows[opt][b] = row
+            if paths[i] is not None and not workers_write:
+                _save_point(paths[i], row)
+    except KeyboardInterrupt:  # keep what has arrived; the rest is cancelled
+        interrupted = True
+    return {opt: _assemble(opt, rows[opt], eta, seed_arr, completed=not interrupted and len(rows[opt]) == bs.size)
+            for opt in optimizers if rows[opt]}
+
+
+def _train_point_task(shared: dict[str, Any], opt: str, b: int, path: str | None) -> dict[str, np.ndarray]:
+    """Worker side: train one (optimizer, B) point on the default device (and write it when given a path)."""
+    from workbench.executors import worker_label
+
+    start = time.perf_counter()
+    s = shared["settings"]
+    row = _run_point(training.train, [jax.devices()[0]], shared["loss_fn"], shared["init_fn"], jax.numpy.asarray(
+        shared["x"]), jax.numpy.asarray(shared["y"]), shared["lrs"], optimizer=opt, seeds=shared["seeds"],
+        batch_size=b, progress=False, **s)
+    if row is None:  # pragma: no cover - only a callback in train_kwargs can stop a run
+        raise RuntimeError(f"training of ({opt}, B={b}) was interrupted on {worker_label()}")
+    row["seconds"] = np.asarray(time.perf_counter() - start)
+    row["device"] = np.asarray(f"{config.device_report([jax.devices()[0]])} on {worker_label()}")
+    if path is not None:
+        _save_point(path, row)
+    return row
 
 
 def _run_point(train: Callable, devices: list[Any], loss_fn: Callable, init_fn: Callable, x: jax.Array,

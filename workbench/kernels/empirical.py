@@ -355,8 +355,8 @@ def _pick_method(method, net, params, n1, n2, k, output, dtype, block_size, limi
 # ----------------------------------------------------------------------------- public entry point
 def empirical_ntk(apply_fn: Callable | MLP, params: Any, x1: jax.Array, x2: jax.Array | None = None, *,
                   method: str = "auto", block_size: int | None = None, output: str = "trace",
-                  memory_limit: int | None = None,
-                  devices: Sequence[jax.Device] | None = None) -> jax.Array | np.ndarray:
+                  memory_limit: int | None = None, devices: Sequence[jax.Device] | None = None,
+                  executor: Any = None) -> jax.Array | np.ndarray:
     """The empirical NTK of ``apply_fn`` at ``params`` between ``x1`` and ``x2`` (default ``x2 = x1``).
 
     When ``x2`` is ``x1`` or holds the same values (checked cheaply: same shape and dtype, then
@@ -374,6 +374,8 @@ def empirical_ntk(apply_fn: Callable | MLP, params: Any, x1: jax.Array, x2: jax.
       output: ``"trace"`` (n1, n2), summed over outputs, or ``"full"`` (n1, n2, k, k).
       memory_limit: byte budget for the estimate (default 80% of the available memory).
       devices: devices to shard block rows over (default ``jax.devices()``).
+      executor: with ``block_size``, one task per block on this ``concurrent.futures.Executor`` or Dask
+        ``Client`` (each on the worker's default device; assembled here as blocks arrive; ``docs/scaling.md``).
 
     Returns:
       The kernel (no normalization: Theta = J J^T summed over all parameters): a ``jax.Array``, or
@@ -414,7 +416,15 @@ def empirical_ntk(apply_fn: Callable | MLP, params: Any, x1: jax.Array, x2: jax.
         block = _block_fn(method, None, dataclasses.replace(net, width=1), output)
     else:
         block = _block_fn(method, fn, net, output)
-    if block_size is None or (block_size >= n1 and block_size >= n2):
+    if executor is not None and (block_size is None or (block_size >= n1 and block_size >= n2)):
+        raise ValueError("executor needs block_size smaller than the inputs (one task per block); "
+                         f"got block_size={block_size} for n1={n1}, n2={n2}")
+    if executor is not None:
+        from workbench.kernels.blocks_on_executor import blocked_on_executor
+
+        out, ok = blocked_on_executor(executor, method, fn, net, output, params, x1, x2, n1, n2, k, block_size,
+                                       dtype)
+    elif block_size is None or (block_size >= n1 and block_size >= n2):
         out, ok = _run_block(block, params, x1, x2, devices)
     elif not (is_concrete(x1) and (x2 is None or is_concrete(x2))):
         raise TypeError("block_size needs concrete inputs (the blocks are assembled on the host): call empirical_ntk "
@@ -483,3 +493,4 @@ def _blocked(block, params, x1, x2, n1, n2, k, output, b, dtype, devices) -> tup
             if symmetric and j != i:
                 result[j:j + b, i:i + b] = np.swapaxes(blk, 0, 1) if output == "trace" else blk.transpose(1, 0, 3, 2)
     return result, ok  # host array: a device copy would double the peak memory of a large kernel
+

@@ -250,11 +250,42 @@ def _batch_weights(key: jax.Array, n: int, b: int, dtype: Any) -> jax.Array:
     return jnp.asarray(w, dtype)
 
 
+def _batch_draw(lf: ComposedLoss, params: Any, x: jax.Array, y: jax.Array, uniform: jax.Array, k_data: jax.Array,
+                i: int, b: int, j: int, *, kind: str, top_k: int, tol: float, slq_steps: int, slq_probes: int,
+                noise_probes: int) -> dict[str, Any]:
+    """Draw j at batch size b (index i): top-k of H_B, its SLQ nodes/weights, and the noise E_B = H_B - H."""
+    n = int(x.shape[0])
+    kb, kt, ks, kn = jax.random.split(jax.random.fold_in(k_data, i * 1000 + j), 4)
+    w = _batch_weights(kb, n, b, x.dtype)
+    op_b = hessian_operator(lf, params, (x, with_weights(y, w)), kind=kind)
+    out: dict[str, Any] = {"top": top_eigenvalues(op_b, top_k, key=kt, tol=tol).eigenvalues}
+    d = slq_density(op_b, slq_steps, slq_probes, key=ks, grid=2)
+    out["nodes"], out["weights"] = d.nodes, d.weights
+    if b < n:  # at B = N the batch is the data set: E_B = 0 exactly
+        op_e = hessian_operator(lf, params, (x, with_weights(y, w - uniform)), kind=kind)
+        vals = squared_norms(op_e, noise_probes, key=kn)
+        out["frob"] = vals.mean()
+        out["frob_se"] = vals.std(ddof=1) / math.sqrt(len(vals))
+        out["noise_top"] = top_eigenvalues(op_e, 1, key=kn, tol=1e-4).eigenvalues[0]
+    return out
+
+
+def _batch_draw_task(shared: dict[str, Any], i: int, b: int, j: int) -> dict[str, Any]:
+    """Worker side: one :func:`_batch_draw` at matmul precision ``"highest"`` on the default device."""
+    x, y = jnp.asarray(shared["x"]), jnp.asarray(shared["y"])
+    uniform = jnp.full((x.shape[0],), 1.0 / x.shape[0], x.dtype)
+    lf = weighted_mlp_loss(shared["net"], shared["loss"])
+    with config.matmul_precision("highest"):
+        out = _batch_draw(lf, shared["params"], x, y, uniform, jnp.asarray(shared["k_data"]), i, b, j,
+                          **shared["settings"])
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
 def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Sequence[int], *, loss: str = "mse",
                         kind: str = "hessian", num_batches: int = 3, top_k: int = 3, params: Any = None,
                         key: jax.Array | None = None, train_steps: int = 0, lr: float = 0.1,
                         slq_steps: int = 40, slq_probes: int = 4, noise_probes: int = 8,
-                        grid_size: int = 400, progress: bool = True) -> BatchHessianStudy:
+                        grid_size: int = 400, progress: bool = True, executor: Any = None) -> BatchHessianStudy:
     """Measure batch-curvature spectra at each batch size and compare with the random-matrix model.
 
     Args:
@@ -269,6 +300,8 @@ def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Seque
       slq_steps: Lanczos depth for the densities.
       slq_probes: probes per batch for the densities.
       noise_probes: Hutchinson probes for ||H_B - H||_F^2.
+      executor: a ``concurrent.futures.Executor`` or Dask ``Client``: one task per (batch size, draw), each on
+        the worker's default device (the full-data spectrum and the training stay here; ``docs/scaling.md``).
     """
     check_choice("loss", loss, OUTPUT_LOSSES)
     check_choice("kind", kind, KINDS)
@@ -308,25 +341,33 @@ def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Seque
     nodes: list[list[np.ndarray]] = [[] for _ in bs]
     weights: list[list[np.ndarray]] = [[] for _ in bs]
     moments = np.zeros((nb + 1, 2))
-    with config.matmul_precision("highest"):
-        bar = tqdm(total=nb * num_batches, desc="batch Hessians", disable=not progress, leave=True)
-        for i, b in enumerate(bs):
-            for j in range(num_batches):
-                kb, kt, ks, kn = jax.random.split(jax.random.fold_in(k_data, i * 1000 + j), 4)
-                w = _batch_weights(kb, n, int(b), dtype)
-                op_b = hessian_operator(lf, params, (x, with_weights(y, w)), kind=kind)
-                batch_top[i, j] = top_eigenvalues(op_b, top_k, key=kt, tol=tol).eigenvalues
-                d = slq_density(op_b, min(slq_steps, p), max(slq_probes, 2), key=ks, grid=2)
-                nodes[i].append(d.nodes)
-                weights[i].append(d.weights)
-                if b < n:  # at B = N the batch is the data set: E_B = 0 exactly
-                    op_e = hessian_operator(lf, params, (x, with_weights(y, w - uniform)), kind=kind)
-                    vals = squared_norms(op_e, max(noise_probes, 2), key=kn)
-                    frob[i, j] = vals.mean()
-                    frob_se[i, j] = vals.std(ddof=1) / math.sqrt(len(vals))
-                    noise_top[i, j] = top_eigenvalues(op_e, 1, key=kn, tol=1e-4).eigenvalues[0]
+    draws = [(i, int(b), j) for i, b in enumerate(bs) for j in range(num_batches)]
+    settings = {"kind": kind, "top_k": top_k, "tol": tol, "slq_steps": min(slq_steps, p),
+                "slq_probes": max(slq_probes, 2), "noise_probes": max(noise_probes, 2)}
+
+    def store(t: int, r: dict[str, Any]) -> None:
+        i, _, j = draws[t]
+        batch_top[i, j] = r["top"]
+        nodes[i].append(r["nodes"])
+        weights[i].append(r["weights"])
+        if "frob" in r:
+            frob[i, j], frob_se[i, j], noise_top[i, j] = r["frob"], r["frob_se"], r["noise_top"]
+
+    if executor is None:
+        with config.matmul_precision("highest"):
+            bar = tqdm(total=nb * num_batches, desc="batch Hessians", disable=not progress, leave=True)
+            for t, (i, b, j) in enumerate(draws):
+                store(t, _batch_draw(lf, params, x, y, uniform, k_data, i, b, j, **settings))
                 bar.update(1)
-        bar.close()
+            bar.close()
+    else:
+        from workbench.executors import run_tasks
+
+        shared = {"net": net, "loss": loss, "params": params, "x": np.asarray(x), "y": np.asarray(y),
+                  "k_data": np.asarray(k_data), "settings": settings}
+        results = dict(run_tasks(executor, _batch_draw_task, shared, draws, progress=progress, desc="batch Hessians"))
+        for t in range(len(draws)):  # in draw order: the pooled SLQ nodes are concatenated as in-process
+            store(t, results[t])
 
     noise_var = frob.mean(axis=1) / p ** 2
     fit = rmt.fit_noise_variance(bs, frob.mean(axis=1), p, n)
