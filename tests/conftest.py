@@ -6,6 +6,8 @@ identity in float64 is held to about 1e-10 relative; in float32 to about 1e-5.
 
 from __future__ import annotations
 
+import os
+
 import jax
 import pytest
 
@@ -35,3 +37,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     compilation cache (``./run test`` sets it) before the JupyterLab and Voila runs of the same notebooks, and the
     long browser files start early so the short unit-test files even out the two workers at the end."""
     items.sort(key=_order)
+    if os.environ.get("WORKBENCH_SLOW") != "1":
+        skip = pytest.mark.skip(reason="slow tier (minutes on 2 cores): run with WORKBENCH_SLOW=1 ./run test")
+        for item in items:
+            if item.get_closest_marker("slow") is not None:
+                item.add_marker(skip)

@@ -27,6 +27,9 @@ import pytest
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
+#: a 2-process Dask cluster and its trainings cost minutes on 2 cores: slow tier (WORKBENCH_SLOW=1)
+pytestmark = pytest.mark.slow
+
 from workbench import config  # noqa: E402
 from workbench.executors import WorkerImportError, as_executor, run_tasks  # noqa: E402
 from workbench.experiments.sweep import sweep  # noqa: E402

@@ -130,6 +130,7 @@ def test_exact_b_simple_matches_per_example_loop(case):
     np.testing.assert_allclose([g2, got], [big_g @ big_g, b_simple], rtol=1e-10)
 
 
+@pytest.mark.slow  # three 2x3x2 sweeps and their reference loops compile many programs: slow tier
 def test_sweep_matches_hand_written_optax_loop(case, tmp_path):
     _, model, x, y = case
     batch_sizes, lrs, seeds, steps = (4, 12), (0.05, 0.1, 0.2), (0, 1), 6

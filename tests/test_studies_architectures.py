@@ -28,6 +28,7 @@ def test_spectra_mlp_matches_mlp_kernel_and_locality_slows_decay():
     assert len(spectra_figure(res).data) == 2
 
 
+@pytest.mark.slow  # channels 32..512 with 4 seeds: minutes on 2 cores
 @pytest.mark.parametrize("name", ["cnn_gap", "resnet"])
 def test_channel_convergence_slope_is_minus_one_half(name):
     x = digit_images(3)[:, 1:7, 1:7]  # 6x6 crops keep the Jacobians small
