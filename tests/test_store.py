@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from workbench import lr_batch as lb
+from workbench.experiments.sweep import sweep
 from workbench import store
 from workbench.nets import MLP
 from workbench.hessian import mlp_loss
@@ -83,14 +83,14 @@ def test_sweep_reruns_damaged_points_to_the_undisturbed_result(sweep_setup, tmp_
     loss_fn, init_fn, data, tag = sweep_setup
     kw = dict(batch_sizes=[4, 16], lrs=[0.05, 500.0], seeds=1, num_steps=10, record_every=5,
               optimizers=("sgd",), results_dir=str(tmp_path), tag=tag, progress=False)
-    clean = lb.sweep(loss_fn, init_fn, data, **kw)["sgd"]
+    clean = sweep(loss_fn, init_fn, data, **kw)["sgd"]
     files = sorted(tmp_path.glob("sgd_B*.npz"))
     assert len(files) == 2
     for damage in (("truncated", "garbage"), ("empty", "foreign")):
         for f, how in zip(files, damage):
             _damage(f, how)
         with pytest.warns(store.DamagedResultWarning) as rec:
-            again = lb.sweep(loss_fn, init_fn, data, **kw)["sgd"]
+            again = sweep(loss_fn, init_fn, data, **kw)["sgd"]
         assert len(rec) == 2 and {f.name for f in files} == {os.path.basename(str(r.message).split()[2]) for r in rec}
         assert again.completed
         for field in ("batch_sizes", "train_loss", "diverged", "diverged_step", "steps"):
@@ -98,6 +98,6 @@ def test_sweep_reruns_damaged_points_to_the_undisturbed_result(sweep_setup, tmp_
     # the recomputed files are sound again: a third run loads them silently
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        third = lb.sweep(loss_fn, init_fn, data, **kw)["sgd"]
+        third = sweep(loss_fn, init_fn, data, **kw)["sgd"]
     np.testing.assert_array_equal(third.train_loss, clean.train_loss)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f.name for f in files]  # no temp files left

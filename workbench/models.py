@@ -72,7 +72,7 @@ class Model(NamedTuple):
 def _module_of(name: str) -> Any:
     """A framework module if it is importable (imported lazily: flax and equinox are optional extras)."""
     try:
-        return __import__(name, fromlist=["_"])
+        return importlib.import_module(name)
     except ImportError:
         return None
 

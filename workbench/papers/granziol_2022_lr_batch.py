@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from workbench import lr_batch as lb
+from workbench.stats import fit_loglog
 from workbench.papers._common import verification
 from workbench.papers.base import SIGMAS, Check, Reproduction
 
@@ -43,7 +44,7 @@ def _per_seed_exponents(batch_sizes: np.ndarray, per_seed: np.ndarray) -> np.nda
 
 def _exponent_check(name, batch_sizes, est, grid_ratio, predicted, extra, extra_reason, in_verdict=True):
     per = _per_seed_exponents(batch_sizes, est.per_seed)
-    value = lb.fit_power_law(batch_sizes, est.value).exponent
+    value = fit_loglog(batch_sizes, est.value).exponent
     se = float(per.std(ddof=1) / math.sqrt(len(per))) if len(per) > 1 else math.nan
     grid = math.log(grid_ratio) / math.log(batch_sizes.max() / batch_sizes.min())
     tol = math.sqrt((SIGMAS * se) ** 2 + grid ** 2) + extra

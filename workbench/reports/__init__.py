@@ -210,9 +210,8 @@ def _real(text: str, *, what: str, positive: bool = False, nonnegative: bool = F
         value = float(str(text).strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"expected {what} (finite), got {text!r}")
-    if (positive and not value > 0) or (nonnegative and not value >= 0):
+    if value != value or value in (float("inf"), float("-inf")) or (positive and not value > 0) or (
+            nonnegative and not value >= 0):  # every ``what`` says "finite"
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
 

@@ -21,6 +21,8 @@
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -43,7 +45,7 @@ from workbench.layers import (
     SelfAttention,
     serial,
 )
-from workbench.studies.ntk import fit_loglog
+from workbench.stats import fit_loglog
 from workbench.validation import check_choice, check_finite, check_positive_int
 
 ARCHITECTURES = ("mlp", "cnn_gap", "cnn_flatten", "resnet", "attention")
@@ -104,7 +106,7 @@ def spectra(x: jax.Array, names: Sequence[str] = ARCHITECTURES, *, fit_ranks: tu
         ev = np.sort(np.linalg.eigvalsh(0.5 * (k + k.T)))[::-1]
         eig[i] = ev / np.sum(ev)
         sel = slice(lo - 1, hi)
-        decay[i] = fit_loglog(ranks[sel], np.maximum(eig[i, sel], 1e-300))[0]
+        decay[i] = fit_loglog(ranks[sel], np.maximum(eig[i, sel], 1e-300)).exponent
     return Spectra(names, eig, decay, (lo, hi), f"n={n}, {x.dtype}; {config.device_report()}")
 
 
@@ -144,6 +146,7 @@ def channel_convergence(name: str, x: jax.Array, channels: Sequence[int], *, see
             dist[i, j] = np.linalg.norm(emp - ref) / norm
             bar.update()
     bar.close()
-    slope, intercept = fit_loglog(channels, dist.mean(axis=1))
+    fit = fit_loglog(channels, dist.mean(axis=1))
+    slope, intercept = fit.exponent, math.log(fit.prefactor)
     return ChannelConvergence(name, channels, dist, slope, intercept,
                               f"{LABELS[name]}, n={x.shape[0]}, {len(seeds)} seeds, {x.dtype}; {config.device_report()}")

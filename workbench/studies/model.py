@@ -14,11 +14,11 @@ mean losses of :func:`workbench.models.make_loss` (``"mse"``: (1/n) sum_i 1/2 |f
   spectra across batch sizes against the random-matrix model, Granziol et al. 2022), plus
   :func:`top_eigenvalues` (Lanczos, :func:`workbench.linalg.krylov.top_eigenvalues`) of the full-data Hessian.
 * :func:`noise_study`: the exact gradient noise scale B_simple = tr(Sigma)/|G|^2 from per-example gradients
-  (and B_noise, eps_max with Hessian-vector products, :func:`workbench.lr_batch.gradient_noise_stats`),
+  (and B_noise, eps_max with Hessian-vector products, :func:`workbench.experiments.gradient_noise.gradient_noise_stats`),
   McCandlish et al.'s two-batch estimator, and measured E|G_B|^2 against |G|^2 + c_B tr(Sigma)
   (McCandlish et al. 2018, app. A; docs/theory.md, learning rate and batch size section).
 * :func:`lr_batch_study`: the resumable (batch size x learning rate x seed) sweep of
-  :func:`workbench.lr_batch.sweep`, analysed by :func:`workbench.studies.lr_batch.analyze`. Every seed starts
+  :func:`workbench.experiments.sweep.sweep`, analysed by :func:`workbench.studies.lr_batch.analyze`. Every seed starts
   from the model's parameters (a Model has one set); seeds change the minibatch order.
 
 Data: ``(x, y)`` with integer labels ``y`` (n,) (e.g. from :func:`workbench.data.load`), or float targets
@@ -40,6 +40,8 @@ import numpy as np
 
 from workbench import config
 from workbench import lr_batch as lb
+from workbench.experiments.gradient_noise import batch_grad_sq_norms, gradient_noise_stats
+from workbench.experiments.sweep import sweep
 from workbench.dynamics import UnstableLearningRateWarning, gradient_descent
 from workbench.hessian import hessian_operator, per_example_grads
 from workbench.kernels.empirical import empirical_ntk
@@ -166,7 +168,7 @@ def ntk_study(model: Model, train: Any, test: Any, *, num_steps: int = 100, lr: 
     loss_fn = make_loss(model, "mse")
     rec = np.unique(np.linspace(0, num_steps, num_drift + 1).astype(int) // record_every * record_every)
     snaps = [int(s) for s in rec if s <= num_steps]
-    res = train_runs(loss_fn, ConstantInit(model.params), (x, yf), optimizer="gd", lrs=lr, seeds=0,
+    res = train_runs(loss_fn, ConstantInit(model.params), (x, yf), optimizer="gd", lrs=lr, seeds=[0],
                      num_steps=num_steps, record_every=record_every, test_data=(xt, ytf),
                      eval_fn=_outputs_fn(model.apply_fn), eval_data=xt, snapshot_steps=snaps, progress=progress)
     steps = np.asarray(res.steps)
@@ -301,11 +303,11 @@ def noise_study(model: Model, data: Any, *, loss: str = "cross_entropy", batch_s
     stats = None
     if curvature:
         try:
-            stats = lb.gradient_noise_stats(loss_fn, model.params, (x, y))
+            stats = gradient_noise_stats(loss_fn, model.params, (x, y))
         except ValueError:  # G^T H G <= 0: B_noise and eps_max do not exist here
             stats = None
     keys = jax.random.split(key, bs.size)
-    sq = np.stack([lb.batch_grad_sq_norms(loss_fn, model.params, (x, y), int(b), num_draws, keys[i])
+    sq = np.stack([batch_grad_sq_norms(loss_fn, model.params, (x, y), int(b), num_draws, keys[i])
                    for i, b in enumerate(bs)])
     # McCandlish's two-batch estimator from the smallest and largest sizes' draws (independent batches, drawn
     # without replacement: c_B of the data set size), as lr_batch.two_batch_noise_scale computes it
@@ -336,19 +338,19 @@ def lr_batch_study(model: Model, data: Any, *, loss: str = "cross_entropy", batc
                    lrs: Sequence[float], seeds: int | Sequence[int] = 2, optimizers: Sequence[str] = ("sgd",),
                    num_steps: int = 100, record_every: int = 10, results_dir: str | None = None,
                    sharpness: bool = True, progress: bool = False) -> LrBatchModelStudy:
-    """Train every (optimizer, batch size, lr, seed) from the model's parameters (:func:`workbench.lr_batch.sweep`,
+    """Train every (optimizer, batch size, lr, seed) from the model's parameters (:func:`workbench.experiments.sweep.sweep`,
     resumable with ``results_dir``: finished points are files named by a fingerprint that includes the model's
     description and the loss) and analyse the result."""
     x, y, _ = _data(model, data, loss)
     loss_fn = make_loss(model, loss)
-    sweeps = lb.sweep(loss_fn, ConstantInit(model.params), (x, y), batch_sizes=batch_sizes, lrs=lrs,
+    sweeps = sweep(loss_fn, ConstantInit(model.params), (x, y), batch_sizes=batch_sizes, lrs=lrs,
                       optimizers=optimizers, seeds=seeds, num_steps=num_steps, record_every=record_every,
                       results_dir=results_dir, tag=f"{model.describe}; loss={loss}", progress=progress)
     max_stable, optimal, fits, target, steps, _ = analyze(sweeps, num_data=int(x.shape[0]))
     gd_limit = math.nan
     if sharpness:
         lam = float(np.asarray(top_eigenvalues(model, (x, y), loss=loss, k=1).eigenvalues)[0])
-        gd_limit = lb.gd_stability_limit(lam) if lam > 0 else math.inf
+        gd_limit = lb.max_lr_from_sharpness(lam) if lam > 0 else math.inf
     first = next(iter(sweeps.values()))
     info = (f"{model.describe}; {loss} loss, n={int(x.shape[0])}, {num_steps} steps; {first.device}")
     return LrBatchModelStudy(sweeps, max_stable, optimal, fits, target, steps, gd_limit, info)
