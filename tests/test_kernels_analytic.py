@@ -173,3 +173,11 @@ def test_row_blocks_equal_whole_matrix_recursion(key, activation):
     assert only.nngp is None
     np.testing.assert_array_equal(np.asarray(only.ntk), np.asarray(infinite_kernels(net, x1, quadrature_order=order,
                                                                                    block_rows=4).ntk))
+
+
+def test_finite_inputs_whose_kernel_overflows_are_refused():
+    """Entries of 1e200 are finite, but K = w^2 x.x'/d is about 1e400: an error, never a silent inf."""
+    net = MLP(depth=2, width=8, activation="relu", w_std=math.sqrt(2.0))
+    with pytest.raises(ValueError, match="overflows"):
+        infinite_kernels(net, jnp.full((3, 2), 1e200))
+    assert np.all(np.isfinite(np.asarray(infinite_kernels(net, jnp.full((3, 2), 1e10)).ntk)))

@@ -48,7 +48,7 @@ import scipy.special
 
 from workbench.nets import MLP, activation_name
 from workbench.validation import check_choice, check_finite, check_matrix_rank2, check_positive_int
-from workbench.validation import check_number_array
+from workbench.validation import check_number_array, is_concrete
 
 #: activations with closed-form Gaussian expectations
 CLOSED_FORMS = ("relu", "erf", "identity")
@@ -396,7 +396,13 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
         order = _choose_order(net, np.concatenate([np.asarray(v) for v in sq]), d)
     if net.parametrization != "standard":  # keep the width out of the jit cache key where it does not matter
         net = dataclasses.replace(net, width=1)
-    return _infinite_jit(net, x1, x2, order, get, block_rows)
+    out = _infinite_jit(net, x1, x2, order, get, block_rows)
+    if is_concrete(x1) and not all(bool(jnp.all(jnp.isfinite(k))) for k in out if k is not None):
+        # finite inputs whose kernel overflows (huge norms, e.g. 1e200) would otherwise be a silent inf/NaN
+        scale = float(jnp.max(jnp.abs(x1))) if x2 is None else float(max(jnp.max(jnp.abs(x1)), jnp.max(jnp.abs(x2))))
+        raise ValueError(f"infinite_kernels: the kernel of inputs with entries up to {scale:.3g} overflows "
+                         f"{x1.dtype} (non-finite entries); rescale x1/x2")
+    return out
 
 
 @partial(jax.jit, static_argnames=("net", "order", "get", "block"))
