@@ -7,22 +7,7 @@ import re
 import pytest
 
 from workbench import cli, reports
-
-
-def _run(argv, capsys):
-    try:
-        rc = cli.main(argv)
-    except SystemExit as exc:
-        rc = exc.code
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def _one_line_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected a one-line error, got:\n{err}"
-    assert lines[0].startswith("workbench: error: ")
-    return lines[0]
+from tests.test_cli import _one_line_error, _run  # the one copy of the CLI test helpers
 
 
 @pytest.mark.parametrize(("argv", "match"), [
