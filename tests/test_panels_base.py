@@ -87,7 +87,11 @@ def test_panel_shows_callback_errors_in_its_status(capsys):
     panel = Demo(broken=True)
     panel.n.value = 3
     assert "error:</b> ZeroDivisionError: broken on purpose" in panel.status.value
-    assert "ZeroDivisionError" in capsys.readouterr().err  # the traceback is printed, not swallowed
+    assert "ZeroDivisionError" in capsys.readouterr().err  # outside a kernel the traceback is printed too
+    assert "Traceback" in panel.progress.outputs[0]["text"]  # and it shows in the panel's output area
+    panel.broken = False
+    panel.n.value = 2  # a later success clears the area
+    assert panel.progress.outputs == ()
 
 
 def test_panel_debounces_a_burst_in_an_event_loop():

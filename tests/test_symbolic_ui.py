@@ -90,3 +90,25 @@ def test_symbolic_panel_smoke():
     assert "cannot parse" in panel.price_message.value
     panel.output.value = 1
     assert panel.figures["check"].figure.layout.yaxis.title.text == "eta_opt"
+
+
+def test_check_all_button_streams_the_table_in_the_background(monkeypatch):
+    """"Run check_all" is a background experiment: the table grows one check per chunk, and the finished table
+    holds one row per (derivation, available method), as symbolic.check_all does."""
+    from workbench import symbolic
+    from workbench.panels.symbolic import SymbolicPanel
+
+    monkeypatch.setattr(symbolic, "names", lambda: ("gd_stability", "linearized_flow"))
+    panel = SymbolicPanel("gd_stability")
+    panel.runner.threaded = True
+    sizes = []
+    draw = panel.figures["check_all"].update
+    monkeypatch.setattr(panel.figures["check_all"], "update", lambda fig: (sizes.append(len(fig.data[0].x)), draw(fig)))
+    panel._run(panel.run_check_all)
+    table = panel.check_table
+    expected = [(d.name, m.name) for d in map(symbolic.get, ("gd_stability", "linearized_flow"))
+                for m in d.methods if m.available()]
+    assert [(r.name, r.method) for r in table] == expected
+    # drawn after every check (then once more as the finished result), not only once at the end
+    assert sizes == [*range(1, len(expected) + 1), len(expected)]
+    assert "gd_stability" in panel.table.value and table.all_passed

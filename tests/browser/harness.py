@@ -506,26 +506,13 @@ def notebook_code_lines(path: Path) -> list[str]:
     return lines
 
 
-#: Voila's widget manager restores every model from the kernel after the page loads; on a loaded machine a
-#: model can still come back too late and its view says this. The cause is not found yet (issue 12): until it is,
-#: the check opens the app once more (a new kernel) and says so in its result; a second time fails.
-VOILA_RESTORE_RACE = "Error displaying widget: model not found"
-
-
 def check_voila_notebook(browser, base_url: str, notebook: str, screenshot: Path,
                          code_lines: Sequence[str] = (), change_timeout: float = CHANGE_TIMEOUT_S) -> NotebookResult:
     """Open ``notebook`` as a Voila app, wait for it to render, check that none of ``code_lines`` shows
     (an app hides code), change a widget, and assert a figure changed with no error, as in JupyterLab.
-    A widget that Voila failed to restore from the kernel (:data:`VOILA_RESTORE_RACE`) gets one more load."""
-    try:
-        return _check_voila_once(browser, base_url, notebook, screenshot, code_lines, change_timeout)
-    except NotebookCheckFailed as exc:
-        if VOILA_RESTORE_RACE not in str(exc):
-            raise
-        first = " ".join(str(exc).split())[:600]
-        result = _check_voila_once(browser, base_url, notebook, screenshot, code_lines, change_timeout)
-        result.changed_by += f" (after one reload; the first load showed: {first})"
-        return result
+    One load, no retry: a widget that Voila fails to restore ("Error displaying widget: model not found") fails
+    the check."""
+    return _check_voila_once(browser, base_url, notebook, screenshot, code_lines, change_timeout)
 
 
 def _check_voila_once(browser, base_url: str, notebook: str, screenshot: Path,

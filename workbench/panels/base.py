@@ -15,9 +15,12 @@ Outside a kernel (tests, scripts) everything runs synchronously, as do the exper
 render (its page restores widget state from the kernel once all cells ran; updates sent while it restores could
 be lost), and every run when static figures are on.
 
-A recomputation runs inside the panel's ``progress`` output area, so ``tqdm.auto`` bars started by the
-package functions show in the panel (in JupyterLab and in Voila) rather than in the kernel's log, and a
-traceback shows there too; the area is cleared after a successful run.
+Progress shows in the panel's own status line and progress bar (one widget each, created once), never in
+``tqdm`` widget bars: a panel passes ``progress=False`` to the package functions. A traceback of a failed
+recomputation is written into the panel's ``progress`` output area by assigning its ``outputs`` (never through
+an ``Output`` capture context): in Voila the notebook executor mirrors captured output into the widget's state
+with its own messages, which raced with the panel's own writes and could leave the area showing a widget that
+no longer existed ("Error displaying widget: model not found").
 
 Export: :meth:`Panel.export` (and the panel's export button) writes every figure as standalone HTML,
 and as SVG/PNG where kaleido finds a Chromium (:func:`export_figures`).
@@ -30,8 +33,6 @@ import html
 import time
 import traceback
 import os
-import threading
-from contextlib import nullcontext
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 
@@ -154,9 +155,13 @@ class Panel:
         return f'<div class="wb-static-panel">{images}<div>{self.status.value}</div></div>'
 
     def _clear_progress(self) -> None:
-        """Clear the progress area in a kernel (outside one, clear_output would print terminal escapes)."""
-        if _in_kernel():
-            self.progress.clear_output()
+        """Empty the progress area (only if it shows something: no message otherwise)."""
+        if self.progress.outputs:
+            self.progress.outputs = ()
+
+    def _show_traceback(self, text: str) -> None:
+        """Show ``text`` (a traceback) in the progress area, as the area's whole content."""
+        self.progress.outputs = ({"output_type": "stream", "name": "stderr", "text": text},)
 
     # ---------------------------------------------------------------- recomputation
     def update(self) -> None:  # pragma: no cover - abstract
@@ -205,31 +210,19 @@ class Panel:
         self.status.value = "<small>computing...</small>"
         error: Exception | None = None
         try:
-            # tqdm.auto bars of the computation, and a traceback, show in the panel's output area
-            # (the Output widget would swallow an exception in a kernel: catch it inside)
-            # (only on the kernel's own thread: an Output capture context is tied to the kernel's current parent
-            # message, so a worker thread -- e.g. a background draw that moves a slider -- must not enter one)
-            capture = self.progress if threading.current_thread() is threading.main_thread() else nullcontext()
-            with capture:
-                if capture is self.progress:
-                    self._clear_progress()
-                try:
-                    fn()
-                except Exception as exc:  # shown in the panel, not swallowed: the traceback is printed too
-                    error = exc
-                    if capture is self.progress:
-                        traceback.print_exc()
-                    else:
-                        self.progress.outputs = ({"output_type": "stream", "name": "stderr",
-                                                  "text": traceback.format_exc()},)
+            fn()
+        except Exception as exc:  # shown in the panel, not swallowed: the traceback goes to the output area
+            error = exc
+            self._show_traceback(traceback.format_exc())
+            if not _in_kernel():  # a script or test: on stderr too
+                traceback.print_exc()
         finally:
             self._busy = False
         if error is not None:
             self.status.value = (f"<span style='color:#b00'><b>error:</b> {html.escape(type(error).__name__)}: "
                                  f"{html.escape(str(error))}</span>")
             return
-        if threading.current_thread() is threading.main_thread():
-            self._clear_progress()
+        self._clear_progress()
         elapsed = time.perf_counter() - start
         if self.runner.busy:  # the experiment part goes on in the background and reports its own progress
             self._instant_note = f"updated in {elapsed:.2f} s"
@@ -268,12 +261,11 @@ class Panel:
         if state == "error":
             head, _, tb = text.partition("\n")
             self.status.value = f"<span style='color:#b00'><b>error:</b> {html.escape(head)}</span>"
-            # the traceback in the output area, set explicitly (no capture context from a worker thread)
-            self.progress.outputs = ({"output_type": "stream", "name": "stderr", "text": tb},)
+            self._show_traceback(tb)
             self.progress_bar.layout.visibility = "hidden"
             return
-        if state == "running" and self.progress.outputs:
-            self.progress.outputs = ()
+        if state == "running":
+            self._clear_progress()
         self.progress_bar.value = max(0.0, min(1.0, fraction))
         self.progress_bar.layout.visibility = "visible" if state == "running" else "hidden"
         prefix = f"{self._instant_note} &middot; " if self._instant_note else ""

@@ -176,12 +176,11 @@ class LrBatchPanel(Panel):
         cfg = self.current_config()
         self.cfg = cfg
         known_quad = self._quadratic
-        show_bars = not self.runner.is_threaded()  # tqdm bars only where they print in the panel (not from a thread)
 
         def chunks():
             quad = known_quad if known_quad is not None else quadratic_study(**self.quadratic_kwargs)
             yield (None, quad), 0.3, "noisy-quadratic control"
-            yield (run_study(cfg, progress=show_bars), quad), 1.0, "learning-rate x batch-size sweep"
+            yield (run_study(cfg, progress=False), quad), 1.0, "learning-rate x batch-size sweep"
 
         def draw(result, _done: bool) -> None:
             study, quad = result

@@ -4,8 +4,9 @@ batch Hessian (random-matrix model), gradient noise scale, learning rate vs batc
 
 The studies are those of :mod:`workbench.studies.model` (the command line runs the same); the model text is
 resolved by :func:`workbench.models.resolve_factory` (imported, never evaluated). Model, data and sample
-size take effect through the Run button (the studies train networks); the view selectors redraw at once from
-the finished results.
+size take effect through the Run button (the studies train networks), which runs them in the background (one
+chunk per study, each figure drawn as its study finishes, a newer Run superseding an older one between studies,
+results cached by their settings); the view selectors redraw at once from the finished results.
 """
 
 from __future__ import annotations
@@ -85,44 +86,77 @@ class ModelPanel(Panel):
 
     # ------------------------------------------------------------------ recomputation
     def update(self) -> None:
+        """Run the four studies in the background, one chunk each; each figure is drawn as its study finishes.
+
+        Model and data are built here (synchronously, so a bad module:factory or sample size is reported at
+        once); the runs are cached by (model, factory text, data set, sample size, loss)."""
         model, x, y, test, desc = self.model_and_data()
         n = int(x.shape[0])
         loss = self.loss.value
         steps = config.pick(10, 100)
-        self.results = {
-            "ntk": S.ntk_study(model, (x, y), test, num_steps=steps, record_every=max(1, steps // 10), num_drift=2,
-                               progress=True),
-            "hessian": S.hessian_study(model, (x, y), config.pick([max(2, n // 4)], sorted({max(2, n // 8), n // 2})),
-                                       loss=loss, top_k=1,
-                                       num_batches=config.pick(1, 3), slq_steps=config.pick(10, 30), progress=True),
-            "noise": S.noise_study(model, (x, y), loss=loss, batch_sizes=sorted({max(1, n // 16), max(2, n // 2)}),
-                                   num_draws=config.pick(8, 32), curvature=not config.fast_mode()),
-            "lr_batch": S.lr_batch_study(model, (x, y), loss=loss,
-                                         batch_sizes=config.pick([max(1, n // 4)], sorted({max(1, n // 8), max(2, n // 2)})),
-                                         lrs=config.pick((0.03, 0.3, 3.0), (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)), seeds=1,
-                                         num_steps=config.pick(10, 100), record_every=config.pick(5, 10),
-                                         sharpness=False, progress=True),
-        }
-        noise = self.results["noise"]
-        self.summary.value = (f"<small>{html.escape(model.describe)}; {html.escape(desc)}. B_simple = "
-                              f"{noise.b_simple:.4g} (exact), {noise.two_batch.b_simple:.4g} +- "
-                              f"{noise.two_batch.b_simple_se:.2g} (two batch sizes); NTK lambda_max = "
-                              f"{self.results['ntk'].eigenvalues[0]:.4g}</small>")
-        self.redraw()
+        key = (self.model.value, self.factory.value if self.model.value == "factory" else "", self.dataset.value,
+               self.n.value, loss)
+        self.results = {}
+        for name, title in (("ntk", "NTK"), ("hessian", "Batch Hessian"), ("noise", "Gradient noise"),
+                            ("lr_batch", "Learning rate vs batch size")):
+            self.figures[name].update(message(title, "computing..."))
+
+        def chunks():
+            done: dict[str, Any] = {}
+            done["ntk"] = S.ntk_study(model, (x, y), test, num_steps=steps, record_every=max(1, steps // 10),
+                                      num_drift=2, progress=False)
+            yield dict(done), 0.25, "NTK study"
+            done["hessian"] = S.hessian_study(model, (x, y),
+                                              config.pick([max(2, n // 4)], sorted({max(2, n // 8), n // 2})),
+                                              loss=loss, top_k=1, num_batches=config.pick(1, 3),
+                                              slq_steps=config.pick(10, 30), progress=False)
+            yield dict(done), 0.5, "batch Hessian"
+            done["noise"] = S.noise_study(model, (x, y), loss=loss,
+                                          batch_sizes=sorted({max(1, n // 16), max(2, n // 2)}),
+                                          num_draws=config.pick(8, 32), curvature=not config.fast_mode())
+            yield dict(done), 0.75, "gradient noise scale"
+            done["lr_batch"] = S.lr_batch_study(
+                model, (x, y), loss=loss,
+                batch_sizes=config.pick([max(1, n // 4)], sorted({max(1, n // 8), max(2, n // 2)})),
+                lrs=config.pick((0.03, 0.3, 3.0), (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)), seeds=1,
+                num_steps=config.pick(10, 100), record_every=config.pick(5, 10), sharpness=False, progress=False)
+            yield dict(done), 1.0, "learning rate vs batch size"
+
+        def draw(results: dict[str, Any], _done: bool) -> None:
+            self.results = results
+            self.redraw()
+            if "ntk" in results and "noise" in results:
+                noise = results["noise"]
+                self.summary.value = (f"<small>{html.escape(model.describe)}; {html.escape(desc)}. B_simple = "
+                                      f"{noise.b_simple:.4g} (exact), {noise.two_batch.b_simple:.4g} +- "
+                                      f"{noise.two_batch.b_simple_se:.2g} (two batch sizes); NTK lambda_max = "
+                                      f"{results['ntk'].eigenvalues[0]:.4g}</small>")
+
+        self.experiment(key, "model studies", chunks, draw)
 
     def redraw(self) -> None:
-        """Redraw every figure from the finished studies (the view selectors call this; nothing is recomputed)."""
-        if not self.results:
-            return
-        nt = self.results["ntk"]
-        self.figures["ntk"].update({"linearized vs real": linearized_vs_real, "spectrum": ntk_spectrum,
-                                    "drift": kernel_drift}[self.ntk_view.value](nt))
-        hs = self.results["hessian"]
-        self.figures["hessian"].update({"top eigenvalue": top_eigenvalue_figure, "lr max": lr_max_figure,
-                                        "densities": density_figure}[self.hessian_view.value](hs))
-        self.figures["noise"].update(noise_scale(self.results["noise"]))
-        lr = self.results["lr_batch"]
-        self.figures["lr_batch"].update(loss_heatmap(next(iter(lr.sweeps.values()))))
+        """Redraw the figures of the finished studies (the view selectors call this; nothing is recomputed)."""
+        with self.runner.draw_lock:  # not interleaved with a background draw of the same figures
+            self._redraw_views()
+
+    def _redraw_views(self) -> None:
+        r = self.results
+        if "ntk" in r:
+            self.figures["ntk"].update({"linearized vs real": linearized_vs_real, "spectrum": ntk_spectrum,
+                                        "drift": kernel_drift}[self.ntk_view.value](r["ntk"]))
+        if "hessian" in r:
+            self.figures["hessian"].update({"top eigenvalue": top_eigenvalue_figure, "lr max": lr_max_figure,
+                                            "densities": density_figure}[self.hessian_view.value](r["hessian"]))
+        if "noise" in r:
+            self.figures["noise"].update(noise_scale(r["noise"]))
+        if "lr_batch" in r:
+            self.figures["lr_batch"].update(loss_heatmap(next(iter(r["lr_batch"].sweeps.values()))))
+
+    @property
+    def studies(self) -> dict[str, Any]:
+        """The four finished studies of the current run (waits for the background computation)."""
+        self.wait()
+        return self.results
 
 
 __all__ = ["ModelPanel"]

@@ -1,7 +1,7 @@
 """The symbolic-checks panel: pick a derivation, read its sympy steps, see the closed form against numerics.
 
-Controls: derivation, numerical method and output; "Run check_all" runs the whole registry with a progress
-bar and shows the table (with device and precision) and the error/tolerance bars; a text box takes an
+Controls: derivation, numerical method and output; "Run check_all" runs the whole registry in the background
+(the table grows check by check) and shows the table (with device and precision) and the error/tolerance bars; a text box takes an
 activation phi(x) (parsed safely, never evaluated) and checks Price's identity for it.
 """
 
@@ -67,6 +67,7 @@ class SymbolicPanel(Panel):
         self.price_button.on_click(lambda _b: self._run(self.update_price))
         self.price_message = W.HTML()
         self._last: CheckResult | None = None
+        self._table: symbolic.CheckTable | None = None
         self._syncing = False
         self._sync_choices()
         self.figures["check"] = LiveFigure()
@@ -122,6 +123,10 @@ class SymbolicPanel(Panel):
         self.experiment(key, "numerical check", chunks, draw)
 
     def _redraw(self) -> None:
+        with self.runner.draw_lock:  # the output dropdown (main thread) and a background draw do not interleave
+            self._redraw_check()
+
+    def _redraw_check(self) -> None:
         r = self._last
         if r is None or r.name != self.derivation.value:
             return
@@ -135,13 +140,32 @@ class SymbolicPanel(Panel):
                            title=f"{d.title} [{r.method}]")
         self.figures["check"].update(new)
 
-    def run_check_all(self) -> symbolic.CheckTable:
-        table = symbolic.check_all(progress=True)
-        self.table.value = table.to_html() + f"<p><small>{html.escape(table.format().splitlines()[-1])}</small></p>"
-        new = error_ratio_figure([f"{r.name}/{r.method}" for r in table], [r.worst_ratio for r in table],
-                                 [r.passed for r in table])
-        self.figures["check_all"].update(new)
-        return table
+    def run_check_all(self) -> None:
+        """Every (derivation, method) pair of the registry in the background, one check per chunk: the table and
+        the error/tolerance bars grow as checks finish (:attr:`check_table` waits for the whole table)."""
+        jobs = [(d.name, m.name) for d in map(symbolic.get, symbolic.names()) for m in d.methods if m.available()]
+
+        def chunks():
+            table = symbolic.CheckTable()
+            for i, (name, method) in enumerate(jobs):
+                table.append(symbolic.check(name, method=method))
+                yield symbolic.CheckTable(table), (i + 1) / len(jobs), f"{name} / {method}"
+
+        def draw(table: symbolic.CheckTable, _done: bool) -> None:
+            self._table = table
+            self.table.value = (table.to_html()
+                                + f"<p><small>{html.escape(table.format().splitlines()[-1])}</small></p>")
+            self.figures["check_all"].update(error_ratio_figure([f"{r.name}/{r.method}" for r in table],
+                                                                [r.worst_ratio for r in table],
+                                                                [r.passed for r in table]))
+
+        self.experiment(tuple(jobs), "check_all", chunks, draw, kind="check_all")
+
+    @property
+    def check_table(self) -> symbolic.CheckTable | None:
+        """The table of the last "Run check_all" (waits for it to finish); None before the first run."""
+        self.wait()
+        return self._table
 
     def update_price(self) -> None:
         try:
