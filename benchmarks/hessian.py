@@ -178,7 +178,7 @@ def reference(problem: dict) -> dict:
         t = time.perf_counter()
         vals = np.sort(sla.eigsh(lin, k=6, which="LA", tol=1e-8, return_eigenvectors=False))[::-1]
         eigsh_s = time.perf_counter() - t
-        tr = K.hutchinson_trace(op, 300, jax.random.PRNGKey(98), method="hutchinson")
+        tr = K.hutchinson_trace(op, 300, key=jax.random.PRNGKey(98), method="hutchinson")
     return {"top": vals.tolist(), "eigsh_matvecs": count[0], "eigsh_s": eigsh_s, "dim": op.dim,
             "trace": tr.trace, "trace_se": tr.stderr, "trace_var": tr.stderr ** 2 * 300}
 
@@ -223,7 +223,7 @@ def jax_run(problem: dict, compile_too: bool, max_probes: int, density: bool) ->
     res["matfree40"] = {"time_s": dt, "value": float(np.max(np.linalg.eigvalsh(np.asarray(t_small, np.float64))))}
 
     def tr():
-        return K.hutchinson_trace(op, max_probes, jax.random.PRNGKey(2), method="auto",
+        return K.hutchinson_trace(op, max_probes, key=jax.random.PRNGKey(2), method="auto",
                                   target_rel_stderr=TARGET_REL_SE)
 
     if compile_too:
@@ -233,7 +233,7 @@ def jax_run(problem: dict, compile_too: bool, max_probes: int, density: bool) ->
                     "method": est.method, "tail_fraction": est.tail_fraction, "converged": est.converged}
     if density:
         def dens():
-            return K.slq_density(op, DENSITY_STEPS, 4, jax.random.PRNGKey(3), grid=64)
+            return K.slq_density(op, DENSITY_STEPS, 4, key=jax.random.PRNGKey(3), grid=64)
 
         if compile_too:
             timed(dens)

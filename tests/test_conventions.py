@@ -163,3 +163,35 @@ def test_moved_lr_batch_names_warn_and_are_the_experiments_ones():
         assert lb.sweep is experiments.sweep
     with pytest.warns(DeprecationWarning, match="workbench.experiments.curvature_stats"):
         assert lb.curvature_stats is experiments.curvature_stats
+
+
+def _public_callables(mod):
+    """(qualified name, function) of the public functions and methods a module defines itself."""
+    import inspect
+
+    for name, obj in vars(mod).items():
+        if name.startswith("_") or getattr(obj, "__module__", None) != mod.__name__:
+            continue
+        if inspect.isfunction(obj):
+            yield f"{mod.__name__}.{name}", obj
+        elif inspect.isclass(obj):
+            for attr, fn in vars(obj).items():
+                if inspect.isfunction(fn) and not attr.startswith("_"):
+                    yield f"{mod.__name__}.{name}.{attr}", fn
+
+
+def test_a_prng_key_is_the_first_argument_or_keyword_only():
+    """docs/conventions.md: a function that draws random numbers takes ``key`` as a keyword, except samplers and
+    ``init`` methods, which take it first as ``jax.random`` functions do (``init(key, shape)``)."""
+    import inspect
+
+    bad = []
+    for modname in _modules():
+        if modname.startswith("workbench.papers._"):
+            continue  # private helpers of the paper reproductions
+        for qualname, fn in _public_callables(importlib.import_module(modname)):
+            params = [p for p in inspect.signature(fn).parameters.values() if p.name not in ("self", "cls")]
+            for i, p in enumerate(params):
+                if p.name == "key" and not (p.kind is inspect.Parameter.KEYWORD_ONLY or i == 0):
+                    bad.append(f"{qualname} (argument {i + 1})")
+    assert not bad, f"key must be keyword-only (or the first argument of a sampler/init): {bad}"

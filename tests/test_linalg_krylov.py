@@ -88,7 +88,7 @@ def _sym_matrix(key, n, decay):
 def test_trace_estimators_within_their_standard_error(key, method):
     a = _sym_matrix(key, 120, 1.0)
     true = float(jnp.trace(a))
-    est = K.hutchinson_trace(dense_op(a), 60, jax.random.fold_in(key, 1), method=method)
+    est = K.hutchinson_trace(dense_op(a), 60, key=jax.random.fold_in(key, 1), method=method)
     # Fixed seed; 4 standard errors (XTrace's error estimate is conservative, Epperly et al. 2024).
     assert abs(est.trace - true) <= 4 * est.stderr
     assert est.num_matvecs <= 60
@@ -98,7 +98,7 @@ def test_hutchinson_stderr_matches_theory(key):
     # Var(z^T A z) = 2 (||A||_F^2 - sum_i A_ii^2) for Rademacher z (Hutchinson 1989).
     a = _sym_matrix(key, 80, 0.5)
     m = 400
-    est = K.hutchinson_trace(dense_op(a), m, jax.random.fold_in(key, 2), method="hutchinson")
+    est = K.hutchinson_trace(dense_op(a), m, key=jax.random.fold_in(key, 2), method="hutchinson")
     theory = math.sqrt(2 * (float(jnp.sum(a * a)) - float(jnp.sum(jnp.diag(a) ** 2))) / m)
     # The sample std of m = 400 draws has relative standard error about sqrt((kurt - 1)/(4 m)) ~ 5%;
     # 25% allows 5 of those.
@@ -108,15 +108,15 @@ def test_hutchinson_stderr_matches_theory(key):
 def test_hutchpp_beats_hutchinson_on_fast_decay(key):
     a = _sym_matrix(key, 200, 2.0)  # eigenvalues k^-2: the top few carry most of the trace
     true = float(jnp.trace(a))
-    hutch = K.hutchinson_trace(dense_op(a), 60, jax.random.fold_in(key, 3), method="hutchinson")
-    pp = K.hutchinson_trace(dense_op(a), 60, jax.random.fold_in(key, 3), method="hutch++")
+    hutch = K.hutchinson_trace(dense_op(a), 60, key=jax.random.fold_in(key, 3), method="hutchinson")
+    pp = K.hutchinson_trace(dense_op(a), 60, key=jax.random.fold_in(key, 3), method="hutch++")
     assert pp.stderr < hutch.stderr / 3
     assert abs(pp.trace - true) <= 4 * pp.stderr
 
 
 def test_slq_moments_match_dense_traces(mlp_hessian, key):
     op, dense, evals = mlp_hessian
-    d = K.slq_density(op, 30, 12, key, grid=400)
+    d = K.slq_density(op, 30, 12, key=key, grid=400)
     m1, m2 = np.mean(evals), np.mean(evals ** 2)
     # The first two SLQ moments are Hutchinson estimates of tr(H)/P and tr(H^2)/P (exact Gauss
     # quadrature for degree <= 2m - 1): within 4 of their stated standard errors.
@@ -132,7 +132,7 @@ def test_slq_density_of_known_spectrum(key):
     # Two clusters at 1 and 3 with masses 0.25 and 0.75: SLQ mass near each cluster.
     lam = np.concatenate([np.full(50, 1.0), np.full(150, 3.0)]) + np.linspace(0, 0.01, 200)
     a = jnp.diag(jnp.asarray(lam))
-    d = K.slq_density(dense_op(a), 10, 40, key, grid=np.linspace(0, 4, 801), sigma=0.05)
+    d = K.slq_density(dense_op(a), 10, 40, key=key, grid=np.linspace(0, 4, 801), sigma=0.05)
     left = np.trapezoid(np.where(d.grid < 2, d.density, 0.0), d.grid)
     # Per-probe mass on the first cluster is |z_1|^2/|z|^2 with variance ~ 2 (0.25 * 0.75)/200 / ... ;
     # the 40-probe mean has standard error < 0.01: 0.04 is 4 of those.
@@ -145,7 +145,7 @@ def test_difference_and_squared_norms(key):
     diff = K.difference(dense_op(a), (lambda v: b @ v, 60))
     v = jnp.ones(60)
     np.testing.assert_allclose(diff.matvec(v), (a - b) @ v, atol=1e-13)
-    vals = K.squared_norms(diff, 200, key)
+    vals = K.squared_norms(diff, 200, key=key)
     frob = float(jnp.sum((a - b) ** 2))
     assert abs(vals.mean() - frob) <= 4 * vals.std(ddof=1) / math.sqrt(200)
 
@@ -158,9 +158,9 @@ def test_non_finite_products_report_where(key):
     with pytest.raises(ValueError, match="power iteration at step 1"):
         K.top_eigenvalues(pair, method="power", key=key)
     with pytest.raises(ValueError, match="non-finite matrix-vector product .* probe 1 of"):
-        K.hutchinson_trace(pair, 10, key)
+        K.hutchinson_trace(pair, 10, key=key)
     with pytest.raises(ValueError, match="non-finite matrix-vector product .* probe 1 of"):
-        K.slq_density(pair, 5, 3, key)
+        K.slq_density(pair, 5, 3, key=key)
 
 
 def test_bad_inputs(key):
@@ -178,9 +178,9 @@ def test_bad_inputs(key):
     with pytest.raises(TypeError, match="operator must have .matvec"):
         K.top_eigenvalues(np.eye(3))
     with pytest.raises(ValueError, match="method must be one of"):
-        K.hutchinson_trace(pair, 10, key, method="girard")
+        K.hutchinson_trace(pair, 10, key=key, method="girard")
     with pytest.raises(ValueError, match="num_steps must be <= the operator dimension"):
-        K.slq_density(pair, 11, 3, key)
+        K.slq_density(pair, 11, 3, key=key)
     with pytest.raises(ValueError, match="same dimension"):
         K.difference(pair, (lambda v: v, 9))
 
@@ -246,7 +246,7 @@ def test_non_symmetric_operator_is_refused(key):
     skew = jnp.triu(jnp.ones((40, 40)), 1) * 0.05
     for fn in (lambda op: K.top_eigenvalues(op, key=key), lambda op: K.bottom_eigenvalues(op, key=key),
                lambda op: K.top_eigenvalues(op, key=key, method="power"),
-               lambda op: K.slq_density(op, 5, 3, key)):
+               lambda op: K.slq_density(op, 5, 3, key=key)):
         with pytest.raises(ValueError, match="not symmetric"):
             fn(dense_op(a + skew))
     # symmetric up to rounding (float64 products of a symmetrized matrix) passes
@@ -261,20 +261,20 @@ def test_matvec_of_wrong_shape_names_operator_and_shape(key):
                                          r"expected shape \(10,\)"):
         K.top_eigenvalues((bad_matvec, 10), key=key)
     with pytest.raises(ValueError, match=r"LinearOperator.*expected shape \(10,\)"):
-        K.hutchinson_trace(K.LinearOperator(lambda v: v[:5], (), 10, jnp.float64), 8, key)
+        K.hutchinson_trace(K.LinearOperator(lambda v: v[:5], (), 10, jnp.float64), 8, key=key)
 
 
 # ----------------------------------------------------------------------------- trace estimation (issue 19)
 def test_target_stderr_stops_and_is_honest(key):
     a = _sym_matrix(key, 150, 0.5)
     true = float(jnp.trace(a))
-    est = K.hutchinson_trace(dense_op(a), 2000, jax.random.fold_in(key, 4), method="hutchinson",
+    est = K.hutchinson_trace(dense_op(a), 2000, key=jax.random.fold_in(key, 4), method="hutchinson",
                              target_stderr=0.2, batch_size=16)
     assert est.converged and est.stderr <= 0.2 and est.num_matvecs < 2000
     assert est.num_matvecs % 16 == 0  # whole batches
     # 4 reported standard errors (fixed seed; a 4-sigma miss has probability 6e-5)
     assert abs(est.trace - true) <= 4 * est.stderr
-    rel = K.hutchinson_trace(dense_op(a), 2000, jax.random.fold_in(key, 5), target_rel_stderr=0.01)
+    rel = K.hutchinson_trace(dense_op(a), 2000, key=jax.random.fold_in(key, 5), target_rel_stderr=0.01)
     assert rel.converged and rel.stderr <= 0.01 * abs(rel.trace) and abs(rel.trace - true) <= 4 * rel.stderr
 
 
@@ -284,9 +284,9 @@ def test_auto_picks_hutchpp_for_fast_decay_and_hutchinson_for_flat(key):
     flat = flat + 0.3 * _sym_matrix(jax.random.fold_in(key, 2), 200, 0.1)
     for a, want in ((fast, "hutch++"), (flat, "hutchinson")):
         true = float(jnp.trace(a))
-        est = K.hutchinson_trace(dense_op(a), 96, jax.random.fold_in(key, 6), method="auto", batch_size=8)
+        est = K.hutchinson_trace(dense_op(a), 96, key=jax.random.fold_in(key, 6), method="auto", batch_size=8)
         assert est.method == want, (want, est.tail_fraction)
         assert est.num_matvecs <= 96 and abs(est.trace - true) <= 4 * est.stderr
-    pp = K.hutchinson_trace(dense_op(fast), 400, jax.random.fold_in(key, 7), method="auto", batch_size=8,
+    pp = K.hutchinson_trace(dense_op(fast), 400, key=jax.random.fold_in(key, 7), method="auto", batch_size=8,
                             target_rel_stderr=1e-3)
     assert pp.method == "hutch++" and pp.converged and abs(pp.trace - float(jnp.trace(fast))) <= 4 * pp.stderr

@@ -130,7 +130,7 @@ def test_user_activation(key):
 def test_sample_functions_matches_loop(key):
     net = MLP(depth=1, width=8)
     x = jnp.ones((4, 2))
-    draws = sample_functions(net, key, x, 3)
+    draws = sample_functions(net, x, 3, key=key)
     for i, k in enumerate(jax.random.split(key, 3)):
         np.testing.assert_allclose(draws[i], net.apply(net.init(k, 2), x), rtol=1e-12)
 

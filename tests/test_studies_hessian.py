@@ -51,7 +51,7 @@ def test_noise_frobenius_matches_dense(problem, key):
     dense = float(jnp.sum((op_b.dense() - op_full.dense()) ** 2))
     from workbench import rmt
 
-    est, se = rmt.noise_frobenius_sq(op_b, op_full, 64, key)
+    est, se = rmt.noise_frobenius_sq(op_b, op_full, 64, key=key)
     assert abs(est - dense) <= 4 * se
 
 

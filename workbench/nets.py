@@ -271,7 +271,7 @@ class MLP:
         return out
 
 
-def sample_functions(net: MLP, key: jax.Array, x: jax.Array, num_draws: int) -> jax.Array:
+def sample_functions(net: MLP, x: jax.Array, num_draws: int, *, key: jax.Array) -> jax.Array:
     """Outputs of ``num_draws`` independent initializations of ``net`` at ``x``, shape (num_draws, n, out_dim).
 
     Draw i uses ``jax.random.split(key, num_draws)[i]``; the draws are batched with ``jax.vmap``.

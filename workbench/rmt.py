@@ -258,12 +258,12 @@ class NoiseFit(NamedTuple):
     noise_var: np.ndarray
 
 
-def noise_frobenius_sq(op_batch: Any, op_full: Any, num_probes: int, key: jax.Array) -> tuple[float, float]:
+def noise_frobenius_sq(op_batch: Any, op_full: Any, num_probes: int, *, key: jax.Array) -> tuple[float, float]:
     """Hutchinson estimate of ||A - C||_F^2 = tr((A - C)^2) as the mean of |(A - C) z|^2, Rademacher z.
 
     Returns (estimate, standard error). Uses ``num_probes`` products with each operator.
     """
-    vals = squared_norms(difference(op_batch, op_full), num_probes, key)
+    vals = squared_norms(difference(op_batch, op_full), num_probes, key=key)
     return float(vals.mean()), float(vals.std(ddof=1) / math.sqrt(len(vals)))
 
 

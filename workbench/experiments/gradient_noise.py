@@ -71,8 +71,8 @@ def _sq_norm_runner(loss_fn: Callable, batch_size: int, replace: bool):
     return run
 
 
-def batch_grad_sq_norms(loss_fn: Callable, params: Any, data: Any, batch_size: int, num_draws: int,
-                        key: jax.Array, *, replace: bool = False) -> np.ndarray:
+def batch_grad_sq_norms(loss_fn: Callable, params: Any, data: Any, batch_size: int, num_draws: int, *,
+                        key: jax.Array, replace: bool = False) -> np.ndarray:
     """|G_B|^2 of ``num_draws`` random batches of size B (gradient of the mean loss on the batch), shape (num_draws,).
 
     Batches are drawn without replacement within a batch (``replace=False``: E|G_B|^2 = |G|^2 + c_B tr(Sigma))
@@ -96,6 +96,6 @@ def two_batch_noise_scale(loss_fn: Callable, params: Any, data: Any, b_small: in
     Without replacement the sampling factor c_B of the data set size is used (num_data = n)."""
     x, y = check_data_pair("data", data)
     k1, k2 = jax.random.split(key)
-    small = batch_grad_sq_norms(loss_fn, params, (x, y), b_small, num_draws, k1, replace=replace)
-    big = batch_grad_sq_norms(loss_fn, params, (x, y), b_big, num_draws, k2, replace=replace)
+    small = batch_grad_sq_norms(loss_fn, params, (x, y), b_small, num_draws, key=k1, replace=replace)
+    big = batch_grad_sq_norms(loss_fn, params, (x, y), b_big, num_draws, key=k2, replace=replace)
     return noise_scale_estimate(small, big, b_small, b_big, math.inf if replace else float(x.shape[0]))

@@ -92,8 +92,8 @@ def gaussian_broadening(grid: np.ndarray, nodes: np.ndarray, weights: np.ndarray
     return np.sum(g * weights[None], axis=(1, 2)) / nodes.shape[0]
 
 
-def slq_density(operator: Any, num_steps: int, num_probes: int, key: jax.Array | None = None,
-                grid: Any = 512, *, sigma: float | None = None, batch_size: int = 4,
+def slq_density(operator: Any, num_steps: int, num_probes: int, *, key: jax.Array | None = None,
+                grid: Any = 512, sigma: float | None = None, batch_size: int = 4,
                 check_symmetry: bool = True) -> SpectralDensity:
     """Stochastic Lanczos quadrature density of a symmetric operator on ``grid``.
 
@@ -114,8 +114,8 @@ def slq_density(operator: Any, num_steps: int, num_probes: int, key: jax.Array |
     marker = jnp.zeros((op.dim,), op.dtype)
     with config.matmul_precision("highest"):
         if check_symmetry:
-            check_symmetric(op, jax.random.fold_in(key, 7), "slq_density", "slq_density for probe 1 of "
-                            f"{num_probes}")
+            check_symmetric(op, "slq_density", f"slq_density for probe 1 of {num_probes}",
+                            key=jax.random.fold_in(key, 7))
         nodes, weights = _slq_jit(op.fn, op.name, num_steps, num_probes, batch_size, key, marker, *op.args)
     nodes, weights = np.asarray(nodes), np.asarray(weights)
     bad = ~(np.isfinite(nodes).all(axis=1) & np.isfinite(weights).all(axis=1))

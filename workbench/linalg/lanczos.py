@@ -233,7 +233,7 @@ def _extremal(operator: Any, k: int, key: jax.Array | None, num_iters: int | Non
     where = f"power iteration at step 1" if method == "power" else f"{what} at Lanczos step 1 of {steps}"
     with config.matmul_precision("highest"):
         if check_symmetry:
-            q0, w0 = check_symmetric(op, key, what, where)
+            q0, w0 = check_symmetric(op, what, where, key=key)
             extra = 2
         else:
             z = jax.random.rademacher(key, (op.dim,), dtype=jnp.int8).astype(op.dtype)

@@ -135,7 +135,7 @@ def symmetry_tolerance(dtype: Any) -> float:
     return min(1e4 * float(np.finfo(jnp.dtype(dtype)).eps), 1e-2)
 
 
-def check_symmetric(op: _Op, key: jax.Array, what: str, where: str, num_pairs: int = 2) -> tuple[jax.Array, jax.Array]:
+def check_symmetric(op: _Op, what: str, where: str, *, key: jax.Array, num_pairs: int = 2) -> tuple[jax.Array, jax.Array]:
     """Check symmetry of ``op`` on random Rademacher probe pairs; return (q0, A q0) for reuse as a Lanczos start.
 
     Products with num_pairs + 1 probes [q0, p_1, ..., p_n] in one batched call; every pair (i, j) is tested:

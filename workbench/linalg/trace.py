@@ -147,7 +147,7 @@ def _xtrace_core(fn, num_samples, key, dim_marker, *args):
 _xtrace_jit = jax.jit(_xtrace_core, static_argnums=(0, 1))
 
 
-def hutchinson_trace(operator: Any, num_samples: int, key: jax.Array | None = None, *, method: str = "auto",
+def hutchinson_trace(operator: Any, num_samples: int, *, key: jax.Array | None = None, method: str = "auto",
                      batch_size: int = 16, target_stderr: float | None = None,
                      target_rel_stderr: float | None = None) -> TraceEstimate:
     """Stochastic estimate of tr(A) with a standard error, using at most ``num_samples`` products.
@@ -243,7 +243,7 @@ def _auto(op: _Op, key: jax.Array, budget: int, batch: int, target: _Target) -> 
     return est._replace(tail_fraction=rho)
 
 
-def squared_norms(operator: Any, num_probes: int, key: jax.Array | None = None, *, batch_size: int = 16) -> np.ndarray:
+def squared_norms(operator: Any, num_probes: int, *, key: jax.Array | None = None, batch_size: int = 16) -> np.ndarray:
     """|A z_i|^2 for Rademacher probes z_i, shape (num_probes,): each an unbiased estimate of ||A||_F^2
     = tr(A^T A) (Hutchinson applied to A^2)."""
     op = as_operator(operator)

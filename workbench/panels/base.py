@@ -242,15 +242,15 @@ class Panel:
             return False
         return self._displayed or not _in_voila()
 
-    def experiment(self, key: Hashable, label: str, chunks: Callable[[], Iterator[Chunk]],
+    def experiment(self, cache_key: Hashable, label: str, chunks: Callable[[], Iterator[Chunk]],
                    draw: Callable[[object, bool], None], *, kind: str = "experiment") -> None:
         """Compute ``chunks()`` in the background (see :class:`~workbench.panels.background.Experiment`).
 
-        ``key``: the parameters the result depends on (a computed key is drawn from the cache at once);
+        ``cache_key``: the parameters the result depends on (a computed key is drawn from the cache at once);
         ``draw(partial, done)`` redraws the figures from a partial or the final result. A newer request of the
         same ``kind`` supersedes this one between chunks.
         """
-        self.runner.submit(Experiment(key=(type(self).__name__, kind, key), label=label, chunks=chunks,
+        self.runner.submit(Experiment(key=(type(self).__name__, kind, cache_key), label=label, chunks=chunks,
                                       draw=draw, kind=kind))
 
     def wait(self, timeout: float | None = None) -> bool:

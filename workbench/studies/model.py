@@ -307,7 +307,7 @@ def noise_study(model: Model, data: Any, *, loss: str = "cross_entropy", batch_s
         except ValueError:  # G^T H G <= 0: B_noise and eps_max do not exist here
             stats = None
     keys = jax.random.split(key, bs.size)
-    sq = np.stack([batch_grad_sq_norms(loss_fn, model.params, (x, y), int(b), num_draws, keys[i])
+    sq = np.stack([batch_grad_sq_norms(loss_fn, model.params, (x, y), int(b), num_draws, key=keys[i])
                    for i, b in enumerate(bs)])
     # McCandlish's two-batch estimator from the smallest and largest sizes' draws (independent batches, drawn
     # without replacement: c_B of the data set size), as lr_batch.two_batch_noise_scale computes it

@@ -23,5 +23,5 @@ def tour_draws(width: int, depth: int, activation: str, num_draws: int, *, dim: 
     num_draws = check_positive_int("num_draws", num_draws)
     net = MLP(depth=depth, width=width, activation=activation, w_std=w_std, b_std=0.0)
     t, x = great_circle(num_points, dim)
-    out = sample_functions(net, jax.random.PRNGKey(seed), x, num_draws)[..., 0]
+    out = sample_functions(net, x, num_draws, key=jax.random.PRNGKey(seed))[..., 0]
     return np.asarray(t), np.asarray(out)
