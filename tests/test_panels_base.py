@@ -252,3 +252,15 @@ def test_zoom_survives_an_update():
     own = go.Figure(layout={"uirevision": "mine"})  # a figure's own uirevision wins
     live.update(own)
     assert _shown(live)["layout"]["uirevision"] == "mine"
+
+
+def test_mimebundle_is_what_plotlys_mime_renderer_sends():
+    """figure_mimebundle builds the bundle itself (plotly.io's renderer registry imports nbformat and jsonschema,
+    seconds per kernel); the JSON must stay what plotly's own "plotly_mimetype" renderer sends."""
+    import plotly.io as pio
+
+    fig = go.Figure(go.Scatter(x=np.arange(4.0), y=np.arange(4.0) ** 2, name="sq"))
+    fig.update_layout(title="t")
+    ours = figure_mimebundle(fig)[PLOTLY_MIME]
+    theirs = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict())[PLOTLY_MIME]
+    assert ours == theirs

@@ -50,12 +50,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
+from workbench import losses
 from workbench.hessian import ComposedLoss, num_params
 from workbench.validation import check_choice
 
-LOSSES = ("mse", "cross_entropy")
+LOSSES = losses.LOSSES
 BUILTINS = ("mlp", "cnn")
 _SPEC = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -286,18 +286,22 @@ def num_outputs(model: Model, example_input: Any) -> int:
 
 
 # ----------------------------------------------------------------------------- losses
+# The loss math lives in workbench.losses; these adapters only take a model's label formats: integer labels of
+# shape (n,) as well as targets (n, k).
 def mse_loss(f: jax.Array, y: jax.Array) -> jax.Array:
-    """(1/n) sum_i 1/2 |f_i - y_i|^2; integer labels ``y`` (n,) become one-hot targets of the k outputs."""
+    """(1/n) sum_i 1/2 |f_i - y_i|^2 (:func:`workbench.losses.mse`, mean over examples); integer labels ``y`` (n,)
+    become one-hot targets of the k outputs."""
     if jnp.issubdtype(y.dtype, jnp.integer):
         y = jax.nn.one_hot(y.reshape(-1), f.shape[-1], dtype=f.dtype)
-    return 0.5 * jnp.sum((f - y.reshape(f.shape)) ** 2) / f.shape[0]
+    return losses.mse(f, y.reshape(f.shape), reduction="mean")
 
 
 def softmax_cross_entropy(f: jax.Array, y: jax.Array) -> jax.Array:
-    """-(1/n) sum_i log softmax(f_i)_{y_i} for integer labels ``y`` (n,) (float rows (n, k): target probabilities)."""
+    """-(1/n) sum_i log softmax(f_i)_{y_i} for integer labels ``y`` (n,) (float rows (n, k): target probabilities);
+    :func:`workbench.losses.cross_entropy`, mean over examples."""
     if jnp.issubdtype(y.dtype, jnp.integer):
-        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(f, y.reshape(-1)))
-    return jnp.mean(optax.softmax_cross_entropy(f, y))
+        y = y.reshape(-1, 1)  # losses' integer-label form: one column of class indices
+    return losses.cross_entropy(f, y, reduction="mean")
 
 
 _OUTPUT_LOSSES = {"mse": mse_loss, "cross_entropy": softmax_cross_entropy}
