@@ -11,7 +11,7 @@ import numpy as np
 
 def flat_jacobian(net, params, x: jax.Array, unit: int = 0) -> jax.Array:
     """d f_unit(x_a) / d params as a dense (n, P) matrix (jax.jacrev, every leaf raveled)."""
-    jac = jax.jacrev(lambda p: net.apply(p, x)[:, unit])(params)
+    jac = jax.jit(jax.jacrev(lambda p: net.apply(p, x)[:, unit]))(params)  # one program, not per-op eager
     return jnp.concatenate([leaf.reshape(x.shape[0], -1) for leaf in jax.tree_util.tree_leaves(jac)], axis=1)
 
 

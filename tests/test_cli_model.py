@@ -79,8 +79,8 @@ def test_offline_data_set_is_a_one_line_error(in_tmp, capsys, monkeypatch):
     assert not out.exists()
 
 
-def test_reports_from_your_own_model(in_tmp, capsys, monkeypatch):
-    """An Equinox MLP from a file in the current folder (noise), and the shipped Flax CNN example (hessian)."""
+def test_report_from_your_own_equinox_model(in_tmp, capsys):
+    """An Equinox MLP from a file in the current folder (noise report)."""
     out = in_tmp / "noise.html"
     rc, stdout, err = _run(["report", "noise", "--model", "my_models_cli:mlp", "--data", "digits", "--n", "32",
                             "--batch-sizes", "4,16", "--num-draws", "4", "--fast", "--no-progress", "--out", str(out)],
@@ -88,6 +88,11 @@ def test_reports_from_your_own_model(in_tmp, capsys, monkeypatch):
     assert rc == 0, err
     text = out.read_text()
     assert "Equinox MLP" in text and "B_simple (exact)" in text and "wrote" in stdout
+
+
+@pytest.mark.slow  # the Flax CNN's batch Hessians (notebook 06 runs the same model's in the fast tier)
+def test_report_from_the_shipped_flax_cnn(in_tmp, capsys, monkeypatch):
+    """The shipped Flax CNN example, given as module:factory (hessian report)."""
     monkeypatch.chdir(ROOT)  # examples/ lives in the repository root
     out = in_tmp / "hessian.html"
     rc, _, err = _run(["report", "hessian", "--model", "examples.flax_cnn:make", "--data", "digits", "--n", "32",

@@ -32,7 +32,7 @@ def test_dense_hessian_matches_jax_hessian(setup, loss):
     lf = H.mlp_loss(net, loss)
     op = H.hessian_operator(lf, params, (x, y))
     flat, unravel = ravel_pytree(params)
-    ref = jax.hessian(lambda p: lf(unravel(p), (x, y)))(flat)
+    ref = jax.jit(jax.hessian(lambda p: lf(unravel(p), (x, y))))(flat)  # jit: one program, not per-op eager
     dense = op.dense(chunk_size=50)  # 50 does not divide dim: exercises the padded last chunk
     assert op.dim == flat.size == H.num_params(params)
     np.testing.assert_allclose(dense, ref, atol=EXACT * float(jnp.max(jnp.abs(ref))))
@@ -44,9 +44,9 @@ def test_ggn_matches_explicit_jacobian_product_and_is_psd(setup, loss):
     lf = H.mlp_loss(net, loss)
     g = np.asarray(H.hessian_operator(lf, params, (x, y), kind="ggn").dense())
     flat, unravel = ravel_pytree(params)
-    jac = jax.jacfwd(lambda p: net.apply(unravel(p), x))(flat)  # (n, out, P)
+    jac = jax.jit(jax.jacfwd(lambda p: net.apply(unravel(p), x)))(flat)  # (n, out, P)
     f = net.apply(params, x)
-    h_out = jax.hessian(lambda z: lf.output_loss(z, y))(f)  # (n, out, n, out)
+    h_out = jax.jit(jax.hessian(lambda z: lf.output_loss(z, y)))(f)  # (n, out, n, out)
     ref = np.einsum("aip,aibj,bjq->pq", jac, h_out, jac)
     scale = float(np.max(np.abs(ref)))
     np.testing.assert_allclose(g, ref, atol=EXACT * scale)

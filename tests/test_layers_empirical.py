@@ -41,7 +41,7 @@ def test_empirical_ntk_equals_dense_jacobian(name):
     shape, net = ARCHS[name]
     x = jax.random.normal(jax.random.PRNGKey(5), shape)
     params = net.init(jax.random.PRNGKey(6), shape)
-    jac = jax.jacobian(lambda p: net.apply(p, x))(params)  # leaves (n, k, *param shape)
+    jac = jax.jit(jax.jacobian(lambda p: net.apply(p, x)))(params)  # leaves (n, k, *param shape); jit: one program
     j = jnp.concatenate([leaf.reshape(shape[0], 2, -1) for leaf in jax.tree_util.tree_leaves(jac)], axis=-1)
     ref = np.asarray(jnp.einsum("aip,bip->ab", j, j, precision="highest"))
     for method in ("jacobian", "ntvp"):

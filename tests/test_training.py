@@ -186,7 +186,7 @@ def test_train_mlp_losses_outputs_ntk_and_mup_multipliers(key):
     params0 = net.init(jax.random.split(jax.random.PRNGKey(0), 2)[0], 3)
     np.testing.assert_allclose(res_s.evals[0, 0, 0], net.apply(params0, x[:2]), rtol=1e-12)
     # NTK traced over outputs, from a dense Jacobian computed here
-    jac = jax.jacobian(net.apply)(params0, x)
+    jac = jax.jit(jax.jacobian(net.apply))(params0, x)
     flat = jnp.concatenate([j.reshape(6, 2, -1) for j in jax.tree_util.tree_leaves(jac)], axis=-1)
     np.testing.assert_allclose(res_s.ntk[0, 0, 0], jnp.einsum("ikp,jkp->ij", flat, flat), rtol=1e-10)
     assert res_s.ntk.shape == (1, 1, 2, 6, 6) and res_s.ntk_steps == (0, 1)

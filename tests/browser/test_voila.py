@@ -1,6 +1,8 @@
 """Every notebook as a Voila app (code hidden), in headless Chromium: render, change a widget, see the change.
 
-The broken-callback fixture must fail here too.
+The tour runs in every ./run test; the other notebooks' apps are the slow tier (WORKBENCH_SLOW=1): each is the
+same notebook code that nbmake and the JupyterLab check already execute in the fast tier, and together they cost
+about five minutes of the 2-core budget. The broken-callback fixture must fail here too.
 """
 
 from __future__ import annotations
@@ -11,7 +13,12 @@ from tests.browser import harness
 from tests.browser.conftest import notebook_names
 
 
-@pytest.mark.parametrize("notebook", notebook_names())
+#: the Voila apps of the fast tier (the rest are slow-tier checks, see the module docstring)
+FAST_TIER = ("00_tour.ipynb",)
+
+
+@pytest.mark.parametrize("notebook", [nb if nb in FAST_TIER else pytest.param(nb, marks=pytest.mark.slow)
+                                      for nb in notebook_names()])
 def test_notebook_in_voila(notebook, browser, voila_server, served_root, screenshot_dir, timings):
     shot = screenshot_dir / f"voila-{notebook.removesuffix('.ipynb')}.png"
     code = harness.notebook_code_lines(served_root / notebook)

@@ -38,9 +38,9 @@ def _curvature(net: MLP, params, x, y) -> dict[str, float]:
     def loss(v):
         return 0.5 * jnp.mean((net.apply(unravel(v), x) - y) ** 2)
 
-    h = np.asarray(jax.hessian(loss)(flat))
+    h = np.asarray(jax.jit(jax.hessian(loss))(flat))  # jit: one compiled program instead of per-op eager dispatch
     eig = np.linalg.eigvalsh(0.5 * (h + h.T))
-    jac = np.asarray(jax.jacobian(lambda v: net.apply(unravel(v), x)[:, 0])(flat))  # (n, P)
+    jac = np.asarray(jax.jit(jax.jacobian(lambda v: net.apply(unravel(v), x)[:, 0]))(flat))  # (n, P)
     n = x.shape[0]
     ggn = jac.T @ jac / n
     lam_g, vec_g = np.linalg.eigh(ggn)
