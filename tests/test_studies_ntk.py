@@ -29,6 +29,26 @@ def test_width_convergence_slope_is_minus_half():
     assert abs(res.slope_spectral + 0.5) < 0.2
 
 
+def test_width_convergence_streams_width_by_width():
+    """iter_width_convergence: one partial result per width (no fit before two widths), the last one equal to
+    width_convergence's (the NTK panel draws the partials as they arrive)."""
+    from workbench.studies.ntk import iter_width_convergence
+
+    x = make_inputs("sphere", 4, 3, seed=1)
+    net = MLP(depth=1, width=8, activation="erf", w_std=1.3, b_std=0.1)
+    steps = list(iter_width_convergence(net, x, [8, 16, 32], seeds=1))
+    assert [s.widths.tolist() for s in steps] == [[8], [8, 16], [8, 16, 32]]
+    assert np.isnan(steps[0].slope_frobenius) and np.isfinite(steps[1].slope_frobenius)
+    whole = width_convergence(net, x, [8, 16, 32], seeds=1, progress=False)
+    np.testing.assert_array_equal(steps[-1].frobenius, whole.frobenius)
+    assert steps[-1].slope_spectral == whole.slope_spectral
+    assert steps[0].frobenius[0, 0] == whole.frobenius[0, 0]  # earlier widths are not recomputed differently
+    from workbench.plots.ntk import convergence
+
+    names = [t.name for t in convergence(steps[0]).data]  # a one-width partial draws without a fit line
+    assert not any("fit" in n for n in names) and any("fit" in t.name for t in convergence(whole).data)
+
+
 def test_kernel_drift_lazy_vs_mup():
     x = make_inputs("sphere", 8, 3, seed=2)
     y = jnp.sin(3 * x[:, :1])

@@ -19,7 +19,7 @@ and each figure is redrawn as its study finishes (:meth:`~workbench.panels.base.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import ipywidgets as W
@@ -34,15 +34,8 @@ from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure, side_by_side
 from workbench.plots import base_figure
 from workbench.plots.ntk import convergence, drift, sphere, spectrum
-from workbench.studies.ntk import (
-    DATASETS,
-    SpectrumResult,
-    kernel_drift,
-    make_inputs,
-    spectrum_comparison,
-    sphere_spectrum,
-    width_convergence,
-)
+from workbench.studies.ntk import (DATASETS, SpectrumResult, iter_width_convergence, kernel_drift, make_inputs,
+                                   spectrum_comparison, sphere_spectrum, width_convergence)
 
 WIDTHS = (16, 64, 256, 1024, 4096)
 ACTIVATIONS = ("relu", "erf", "tanh", "gelu", "identity")
@@ -132,6 +125,18 @@ class NTKPanel(Panel):
         return self._cached(key, lambda: width_convergence(self.net(p=p), self.inputs(p), self.widths,
                                                            seeds=self.seeds, progress=False))
 
+    def _convergence_steps(self, p: Params) -> Iterator[tuple[Any, int]]:
+        """(partial result, number of widths) after each width; a setting computed before comes in one step."""
+        key = ("convergence", *p.net_key(), p.parametrization, p.dataset, p.n)
+        if p.parametrization == "mup" or key in self._cache:
+            yield self.convergence_result(p), 1
+            return
+        result = None
+        for result in iter_width_convergence(self.net(p=p), self.inputs(p), self.widths, seeds=self.seeds):
+            yield result, len(self.widths)
+        self._cache[key] = result
+        self.computed.append("convergence")
+
     def sphere_result(self, p: Params | None = None):
         p = p or self.params()
         if p.parametrization == "mup":
@@ -175,12 +180,17 @@ class NTKPanel(Panel):
         if theory is not None and ("spectrum", *p) not in self._cache:
             self.figures["spectrum"].update(spectrum(theory, title=f"NTK spectrum: infinite width (width {p.width}: "
                                                                    "computing...)"))
-        jobs = [("spectrum", self.spectrum_result), ("convergence", self.convergence_result),
+        jobs = [("spectrum", self.spectrum_result), ("convergence", self._convergence_steps),
                 ("sphere", self.sphere_result), ("drift", self.drift_result)]
 
         def chunks():
             done: dict[str, Any] = {}
             for i, (name, job) in enumerate(jobs):
+                if name == "convergence":  # width by width: the figure gains a width per chunk
+                    for j, (partial, of) in enumerate(job(p)):
+                        done = {**done, name: partial}
+                        yield done, (i + (j + 1) / of) / len(jobs), f"{name}: width {j + 1}/{of}"
+                    continue
                 done = {**done, name: job(p)}
                 yield done, (i + 1) / len(jobs), f"{name} ({i + 1}/{len(jobs)})"
 

@@ -43,8 +43,9 @@ def convergence(result, *, title: str = "") -> go.Figure:
         mean, sd = vals.mean(axis=1), vals.std(axis=1)
         fig.add_trace(go.Scatter(x=w, y=mean, mode="markers+lines", name=f"{name} (mean of {vals.shape[1]} seeds)",
                                  error_y=dict(type="data", array=sd, visible=True), line=dict(color=color)))
-        fig.add_trace(go.Scatter(x=w, y=np.exp(icpt) * w**slope, mode="lines", name=f"{name} fit: slope {slope:.3f}",
-                                 line=dict(color=color, dash="dot")))
+        if np.isfinite(slope):  # a partial result of one width has no fit yet
+            fig.add_trace(go.Scatter(x=w, y=np.exp(icpt) * w**slope, mode="lines",
+                                     name=f"{name} fit: slope {slope:.3f}", line=dict(color=color, dash="dot")))
     anchor = float(np.asarray(result.frobenius).mean(axis=1)[0])
     fig.add_trace(go.Scatter(x=w, y=anchor * (w / w[0]) ** -0.5, mode="lines", name="theory: width^-1/2",
                              line=dict(color=THEORY_COLOR, dash="dash")))

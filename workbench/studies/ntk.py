@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import jax
@@ -43,7 +43,8 @@ from workbench.validation import (check_choice, check_finite, check_matrix_rank2
                                   check_seeds)
 
 __all__ = ["DATASETS", "ConvergenceResult", "DriftResult", "fit_loglog", "kernel_drift", "make_inputs",
-           "spectrum_comparison", "SpectrumResult", "sphere_spectrum", "SphereSpectrum", "width_convergence"]
+           "iter_width_convergence", "spectrum_comparison", "SpectrumResult", "sphere_spectrum", "SphereSpectrum",
+           "width_convergence"]
 
 DATASETS = ("sphere", "gaussian", "digits")
 
@@ -138,7 +139,18 @@ def width_convergence(net: MLP, x: jax.Array, widths: Sequence[int], *, seeds: S
 
     For the standard parametrization the reference is the width-dependent NTK of
     :func:`~workbench.kernels.analytic.infinite_kernels` at each width (neural-tangents' convention).
+    :func:`iter_width_convergence` gives the same result width by width.
     """
+    result = None
+    for result in iter_width_convergence(net, x, widths, seeds=seeds, progress=progress):
+        pass
+    return result
+
+
+def iter_width_convergence(net: MLP, x: jax.Array, widths: Sequence[int], *, seeds: Sequence[int] | int = 4,
+                           progress: bool = False) -> Iterator[ConvergenceResult]:
+    """:func:`width_convergence` one width at a time: after each width, the result over the widths done so far
+    (slopes and intercepts NaN until two widths are done); the last one is :func:`width_convergence`'s."""
     _check_net(net)
     check_matrix_rank2("x", x)
     check_finite("x", x)
@@ -148,23 +160,29 @@ def width_convergence(net: MLP, x: jax.Array, widths: Sequence[int], *, seeds: S
     seeds = _seed_keys(seeds)
     frob = np.zeros((len(widths), len(seeds)))
     spec = np.zeros_like(frob)
+    info = f"{net.describe()} (width varied), n={x.shape[0]}, {len(seeds)} seeds; {config.device_report()}"
     bar = tqdm(total=len(widths) * len(seeds), desc="width convergence", disable=not progress)
-    with config.matmul_precision("highest"):
+    try:
         for i, w in enumerate(widths):
-            net_w = dataclasses.replace(net, width=int(w))
-            inf = net_w.out_dim * np.asarray(infinite_kernels(net_w, x).ntk)
-            norm_f, norm_2 = np.linalg.norm(inf), np.max(np.abs(eigvalsh(inf)))
-            for j, s in enumerate(seeds):
-                diff = _empirical(net_w, x, s) - inf
-                frob[i, j] = np.linalg.norm(diff) / norm_f
-                spec[i, j] = np.max(np.abs(np.linalg.eigvalsh(0.5 * (diff + diff.T)))) / norm_2
-                bar.update()
-    bar.close()
-    sf, inf_f = _slope_intercept(widths, frob.mean(axis=1))
-    ss, inf_s = _slope_intercept(widths, spec.mean(axis=1))
-    return ConvergenceResult(widths, frob, spec, sf, inf_f, ss, inf_s,
-                             f"{net.describe()} (width varied), n={x.shape[0]}, {len(seeds)} seeds; "
-                             f"{config.device_report()}")
+            with config.matmul_precision("highest"):
+                net_w = dataclasses.replace(net, width=int(w))
+                inf = net_w.out_dim * np.asarray(infinite_kernels(net_w, x).ntk)
+                norm_f, norm_2 = np.linalg.norm(inf), np.max(np.abs(eigvalsh(inf)))
+                for j, s in enumerate(seeds):
+                    diff = _empirical(net_w, x, s) - inf
+                    frob[i, j] = np.linalg.norm(diff) / norm_f
+                    spec[i, j] = np.max(np.abs(np.linalg.eigvalsh(0.5 * (diff + diff.T)))) / norm_2
+                    bar.update()
+            done = slice(0, i + 1)
+            if i >= 1:
+                sf, inf_f = _slope_intercept(widths[done], frob[done].mean(axis=1))
+                ss, inf_s = _slope_intercept(widths[done], spec[done].mean(axis=1))
+            else:
+                sf = inf_f = ss = inf_s = float("nan")
+            yield ConvergenceResult(widths[done].copy(), frob[done].copy(), spec[done].copy(), sf, inf_f, ss, inf_s,
+                                    info)
+    finally:
+        bar.close()
 
 
 class SphereSpectrum(NamedTuple):
