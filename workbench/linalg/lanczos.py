@@ -42,10 +42,14 @@ class Eigenpairs(NamedTuple):
     """Extremal Ritz pairs: ``eigenvalues`` (k,), ``eigenvectors`` (k, dim) (unit rows), ``residuals`` (k,) Ritz
     residual norms |A y - theta y|, ``num_matvecs`` used (symmetry probes included), ``converged`` (every
     ``error_bounds`` <= rtol |theta|), ``error_bounds`` (k,) bounds on |theta - lambda| (module docstring),
-    ``rtol`` the relative accuracy asked for."""
+    ``rtol`` the relative accuracy asked for.
+
+    Numbers are numpy arrays on the host; ``eigenvectors`` stay a JAX array on the operator's device when Lanczos
+    computed them (k x dim can be large: moving them to the host is the caller's choice, ``np.asarray``), and are a
+    numpy array from the dense solver (:func:`workbench.linalg.dense.eigenpairs`), which works on the host."""
 
     eigenvalues: np.ndarray
-    eigenvectors: jax.Array
+    eigenvectors: jax.Array | np.ndarray
     residuals: np.ndarray
     num_matvecs: int
     converged: bool

@@ -22,7 +22,7 @@ DESCRIPTION = __doc__.split("\n\n")[1]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-sizes", type=int_list, default=None, metavar="B1,B2,...",
-                   help="batch sizes (default: the notebook's, 4,16,64 in fast mode)")
+                   help="batch sizes (default: the notebook's, 8,64 in fast mode)")
     p.add_argument("--optimizers", default=None, metavar="sgd,adam",
                    help="comma-separated optimizers among sgd, momentum, adam (default: the notebook's)")
     p.add_argument("--lr-range", type=float_list, default=None, metavar="MIN,MAX",
