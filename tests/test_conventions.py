@@ -195,3 +195,37 @@ def test_a_prng_key_is_the_first_argument_or_keyword_only():
                 if p.name == "key" and not (p.kind is inspect.Parameter.KEYWORD_ONLY or i == 0):
                     bad.append(f"{qualname} (argument {i + 1})")
     assert not bad, f"key must be keyword-only (or the first argument of a sampler/init): {bad}"
+
+
+def test_positional_keys_of_the_last_release_still_work_with_a_warning():
+    """key became keyword-only in these functions (docs/conventions.md); for one release the old positional
+    calls still work, say so with a DeprecationWarning, and give the same numbers as the new calls."""
+    import jax
+    import jax.numpy as jnp
+
+    from workbench.linalg import operators
+    from workbench.linalg.krylov import hutchinson_trace, slq_density, squared_norms
+    from workbench.nets import MLP, sample_functions
+
+    key = jax.random.PRNGKey(3)
+    a = jnp.diag(jnp.linspace(1.0, 2.0, 12))
+    op = (lambda v: a @ v, 12)
+    net = MLP(depth=1, width=8, activation="tanh")
+    x = jnp.ones((2, 3))
+    pairs = [
+        (lambda: hutchinson_trace(op, 8, key, method="hutchinson"),
+         lambda: hutchinson_trace(op, 8, key=key, method="hutchinson")),
+        (lambda: squared_norms(op, 4, key), lambda: squared_norms(op, 4, key=key)),
+        (lambda: slq_density(op, 5, 2, key, 16), lambda: slq_density(op, 5, 2, key=key, grid=16)),
+        (lambda: sample_functions(net, key, x, 2), lambda: sample_functions(net, x, 2, key=key)),
+        (lambda: operators.check_symmetric(operators.as_operator(op), key, "t", "test"),
+         lambda: operators.check_symmetric(operators.as_operator(op), "t", "test", key=key)),
+    ]
+    for old, new in pairs:
+        with pytest.warns(DeprecationWarning, match="deprecated"):
+            got = old()
+        want = new()
+        for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+    with pytest.raises(TypeError, match="both positionally and as keywords"):
+        squared_norms(op, 4, key, key=key)

@@ -40,6 +40,7 @@ from workbench.validation import (
     check_real,
 )
 from workbench.validation import check_params_finite
+from workbench._compat import is_prng_key, keyword_only_since
 
 __all__ = ["ACTIVATIONS", "MLP", "PARAMETRIZATIONS", "activation_name", "get_activation", "sample_functions"]
 
@@ -271,6 +272,12 @@ class MLP:
         return out
 
 
+def _old_sample_functions_call(a: tuple) -> tuple | None:
+    """The order before this release, (net, key, x, num_draws), mapped to the current one."""
+    return ((a[0], a[2], a[3]), {"key": a[1]}) if len(a) == 4 and is_prng_key(a[1]) else None
+
+
+@keyword_only_since(legacy_order=_old_sample_functions_call)
 def sample_functions(net: MLP, x: jax.Array, num_draws: int, *, key: jax.Array) -> jax.Array:
     """Outputs of ``num_draws`` independent initializations of ``net`` at ``x``, shape (num_draws, n, out_dim).
 

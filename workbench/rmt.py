@@ -31,7 +31,7 @@ import jax
 import numpy as np
 from scipy.special import comb
 
-from workbench._compat import deprecated_alias
+from workbench._compat import deprecated_alias, keyword_only_since
 from workbench.linalg.krylov import difference, squared_norms
 from workbench.stats import fit_loglog, sampling_factor
 from workbench.validation import check_choice, check_finite, check_positive_int, check_real, scalar_or_array
@@ -258,6 +258,7 @@ class NoiseFit(NamedTuple):
     noise_var: np.ndarray
 
 
+@keyword_only_since("key")
 def noise_frobenius_sq(op_batch: Any, op_full: Any, num_probes: int, *, key: jax.Array) -> tuple[float, float]:
     """Hutchinson estimate of ||A - C||_F^2 = tr((A - C)^2) as the mean of |(A - C) z|^2, Rademacher z.
 

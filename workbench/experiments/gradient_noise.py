@@ -20,6 +20,7 @@ from workbench.hessian import hessian_operator, per_example_grads
 from workbench.lr_batch.analysis import TwoBatchEstimate, noise_scale_estimate
 from workbench.lr_batch.theory import NoiseScale, noise_scale
 from workbench.validation import check_data_pair, check_positive_int
+from workbench._compat import keyword_only_since
 
 __all__ = ["batch_grad_sq_norms", "gradient_noise_stats", "two_batch_noise_scale"]
 
@@ -71,6 +72,7 @@ def _sq_norm_runner(loss_fn: Callable, batch_size: int, replace: bool):
     return run
 
 
+@keyword_only_since("key")
 def batch_grad_sq_norms(loss_fn: Callable, params: Any, data: Any, batch_size: int, num_draws: int, *,
                         key: jax.Array, replace: bool = False) -> np.ndarray:
     """|G_B|^2 of ``num_draws`` random batches of size B (gradient of the mean loss on the batch), shape (num_draws,).

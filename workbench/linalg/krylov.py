@@ -35,6 +35,7 @@ from workbench.linalg.lanczos import EIG_METHODS, Eigenpairs, bottom_eigenvalues
 from workbench.linalg.operators import LinearOperator, _Op, apply, as_operator, check_symmetric, difference
 from workbench.linalg.trace import TRACE_METHODS, TraceEstimate, hutchinson_trace, squared_norms
 from workbench.validation import check_positive_int, check_real
+from workbench._compat import keyword_only_since
 
 __all__ = ["EIG_METHODS", "TRACE_METHODS", "Eigenpairs", "LinearOperator", "SpectralDensity", "TraceEstimate",
            "as_operator", "bottom_eigenvalues", "default_rtol", "difference", "gaussian_broadening",
@@ -92,6 +93,7 @@ def gaussian_broadening(grid: np.ndarray, nodes: np.ndarray, weights: np.ndarray
     return np.sum(g * weights[None], axis=(1, 2)) / nodes.shape[0]
 
 
+@keyword_only_since("key", "grid")
 def slq_density(operator: Any, num_steps: int, num_probes: int, *, key: jax.Array | None = None,
                 grid: Any = 512, sigma: float | None = None, batch_size: int = 4,
                 check_symmetry: bool = True) -> SpectralDensity:

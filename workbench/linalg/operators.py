@@ -22,6 +22,7 @@ import numpy as np
 
 from workbench import config
 from workbench.validation import check_positive_int
+from workbench._compat import is_prng_key, keyword_only_since
 
 __all__ = ["LinearOperator", "as_operator", "difference", "check_symmetric", "matmat", "symmetry_tolerance"]
 
@@ -135,6 +136,14 @@ def symmetry_tolerance(dtype: Any) -> float:
     return min(1e4 * float(np.finfo(jnp.dtype(dtype)).eps), 1e-2)
 
 
+def _old_check_symmetric_call(a: tuple) -> tuple | None:
+    """The order before this release, (op, key, what, where[, num_pairs]), mapped to the current one."""
+    if len(a) >= 4 and is_prng_key(a[1]):
+        return (a[0], *a[2:4]), {"key": a[1], **({"num_pairs": a[4]} if len(a) > 4 else {})}
+    return None
+
+
+@keyword_only_since("num_pairs", legacy_order=_old_check_symmetric_call)
 def check_symmetric(op: _Op, what: str, where: str, *, key: jax.Array, num_pairs: int = 2) -> tuple[jax.Array, jax.Array]:
     """Check symmetry of ``op`` on random Rademacher probe pairs; return (q0, A q0) for reuse as a Lanczos start.
 

@@ -30,6 +30,7 @@ from matfree import stochtrace
 from workbench import config
 from workbench.linalg.operators import _Op, _probe_jit, as_operator
 from workbench.validation import check_choice, check_positive_int, check_real
+from workbench._compat import keyword_only_since
 
 __all__ = ["TRACE_METHODS", "TraceEstimate", "hutchinson_trace", "squared_norms"]
 
@@ -147,6 +148,7 @@ def _xtrace_core(fn, num_samples, key, dim_marker, *args):
 _xtrace_jit = jax.jit(_xtrace_core, static_argnums=(0, 1))
 
 
+@keyword_only_since("key")
 def hutchinson_trace(operator: Any, num_samples: int, *, key: jax.Array | None = None, method: str = "auto",
                      batch_size: int = 16, target_stderr: float | None = None,
                      target_rel_stderr: float | None = None) -> TraceEstimate:
@@ -243,6 +245,7 @@ def _auto(op: _Op, key: jax.Array, budget: int, batch: int, target: _Target) -> 
     return est._replace(tail_fraction=rho)
 
 
+@keyword_only_since("key")
 def squared_norms(operator: Any, num_probes: int, *, key: jax.Array | None = None, batch_size: int = 16) -> np.ndarray:
     """|A z_i|^2 for Rademacher probes z_i, shape (num_probes,): each an unbiased estimate of ||A||_F^2
     = tr(A^T A) (Hutchinson applied to A^2)."""
