@@ -16,7 +16,14 @@ def _with_log(server: harness.Server, exc: Exception) -> str:
     return f"{exc}\n--- {server.name} server log (tail) ---\n{server.log_tail(25)}"
 
 
-@pytest.mark.parametrize("notebook", notebook_names())
+#: notebooks whose JupyterLab check is in the slow tier (WORKBENCH_SLOW=1): the three whose fast-mode experiments
+#: cost a minute each in the browser on 2 cores (batch Hessians, the lr x batch sweep, the four model studies);
+#: nbmake still executes them in every ./run test
+SLOW_TIER = ("03_batch_hessian_rmt.ipynb", "04_lr_vs_batch.ipynb", "06_your_model.ipynb")
+
+
+@pytest.mark.parametrize("notebook", [pytest.param(nb, marks=pytest.mark.slow) if nb in SLOW_TIER else nb
+                                      for nb in notebook_names()])
 def test_notebook_in_jupyterlab(notebook, browser, lab_server, screenshot_dir, timings):
     shot = screenshot_dir / f"lab-{notebook.removesuffix('.ipynb')}.png"
     try:

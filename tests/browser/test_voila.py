@@ -1,8 +1,9 @@
 """Every notebook as a Voila app (code hidden), in headless Chromium: render, change a widget, see the change.
 
-The tour runs in every ./run test; the other notebooks' apps are the slow tier (WORKBENCH_SLOW=1): each is the
-same notebook code that nbmake and the JupyterLab check already execute in the fast tier, and together they cost
-about five minutes of the 2-core budget. The broken-callback fixture must fail here too.
+Every app is in the slow tier (WORKBENCH_SLOW=1): each is notebook code that nbmake (and, for most, the JupyterLab
+check) already execute in the fast tier, and together they cost about five minutes of the 2-core budget. The
+fast tier keeps a Voila app check through the JupyterLab server's Voila route (the Binder app link, the tour:
+tests/browser/test_jupyterlab.py) and the broken-callback fixture here, which must fail.
 """
 
 from __future__ import annotations
@@ -13,12 +14,8 @@ from tests.browser import harness
 from tests.browser.conftest import notebook_names
 
 
-#: the Voila apps of the fast tier (the rest are slow-tier checks, see the module docstring)
-FAST_TIER = ("00_tour.ipynb",)
-
-
-@pytest.mark.parametrize("notebook", [nb if nb in FAST_TIER else pytest.param(nb, marks=pytest.mark.slow)
-                                      for nb in notebook_names()])
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", notebook_names())
 def test_notebook_in_voila(notebook, browser, voila_server, served_root, screenshot_dir, timings):
     shot = screenshot_dir / f"voila-{notebook.removesuffix('.ipynb')}.png"
     code = harness.notebook_code_lines(served_root / notebook)
