@@ -158,10 +158,10 @@ FIGURES = {"hessian": ["top_eigenvalue", "lr_max", "densities"], "ntk": ["spectr
            "lr-batch": ["heatmap", "lr_vs_batch", "tradeoff"]}
 
 
-# hessian runs in every ./run test (and ntk through tests/browser/test_exports_in_browser.py, which opens its
-# report in Chromium); ntk here, dynamics and lr-batch (20-35 s each on 2 cores, the studies that notebooks 01, 02
-# and 04 run in the fast tier, through the same report code) are the slow tier
-@pytest.mark.parametrize("study", [s if s == "hessian" else pytest.param(s, marks=pytest.mark.slow) for s in TINY])
+# the slow tier (20-35 s each on 2 cores): every ./run test still writes the ntk report from the command line and
+# opens it in Chromium (tests/browser/test_exports_in_browser.py), and the notebooks run the studies themselves
+@pytest.mark.slow
+@pytest.mark.parametrize("study", list(TINY))
 def test_study_report_runs_end_to_end(study, tmp_path, capsys):
     out = tmp_path / f"{study}.html"
     rc, stdout, err = _run(["report", study, "--fast", "--no-progress", *TINY[study], "--out", str(out)], capsys)

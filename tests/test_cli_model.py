@@ -79,6 +79,7 @@ def test_offline_data_set_is_a_one_line_error(in_tmp, capsys, monkeypatch):
     assert not out.exists()
 
 
+@pytest.mark.slow  # 17 s on 2 cores; tests/test_models.py checks Equinox models through every study function
 def test_report_from_your_own_equinox_model(in_tmp, capsys):
     """An Equinox MLP from a file in the current folder (noise report)."""
     out = in_tmp / "noise.html"

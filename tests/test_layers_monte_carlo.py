@@ -64,7 +64,13 @@ def _inputs(kind: str) -> jax.Array:
     return jax.random.normal(key, {"2d": (3, 4, 4, 2), "1d": (3, 6, 2), "vec": (3, 5)}[kind])
 
 
-@pytest.mark.parametrize("name", list(_nets(1)))
+#: architectures checked in every ./run test (one conv net, layer norm, attention); the other three (avg pooling,
+#: 1-d standard-parametrization convs, residual block) are the slow tier: 7-11 s each on 2 cores
+FAST_TIER = ("two convs (SAME, strided VALID) + flatten", "layer norm in an MLP", "self-attention over a sequence")
+
+
+@pytest.mark.parametrize("name", [n if n in FAST_TIER else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in _nets(1)])
 def test_analytic_kernels_match_wide_networks(name):
     # attention: the softmax of finite-width logits is biased at 64 channels (measured 36% on the NNGP), so it
     # runs at twice the width

@@ -51,7 +51,9 @@ WIDTH, SEEDS, TOL = 4096, 8, 0.03
 
 @pytest.mark.parametrize(
     "parametrization,activation",
-    [("ntk", "relu"), ("ntk", "tanh"), ("standard", "erf"), ("mup", "gelu")],
+    # one case per parametrization family in every ./run test; the other two in the slow tier (8-10 s each)
+    [("ntk", "relu"), pytest.param("ntk", "tanh", marks=pytest.mark.slow),
+     pytest.param("standard", "erf", marks=pytest.mark.slow), ("mup", "gelu")],
 )
 def test_init_preactivation_variances(parametrization, activation, key):
     w_std, b_std, d = 1.3, 0.4, 5
