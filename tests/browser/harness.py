@@ -510,7 +510,7 @@ def check_voila_notebook(browser, base_url: str, notebook: str, screenshot: Path
                          code_lines: Sequence[str] = (), change_timeout: float = CHANGE_TIMEOUT_S) -> NotebookResult:
     """Open ``notebook`` as a Voila app, wait for it to render, check that none of ``code_lines`` shows
     (an app hides code), change a widget, and assert a figure changed with no error, as in JupyterLab.
-    One load, no retry: a widget that Voila fails to restore ("Error displaying widget: model not found") fails
+    A single load: a widget that Voila fails to restore ("Error displaying widget: model not found") fails
     the check."""
     return _check_voila_once(browser, base_url, notebook, screenshot, code_lines, change_timeout)
 
