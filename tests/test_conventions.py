@@ -229,3 +229,17 @@ def test_positional_keys_of_the_last_release_still_work_with_a_warning():
             np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
     with pytest.raises(TypeError, match="both positionally and as keywords"):
         squared_norms(op, 4, key, key=key)
+
+
+def test_names_moved_out_of_panels_warn_and_agree():
+    """Data and computation helpers moved from panels to studies (issue of the layers); the old panel names keep
+    working for one release as deprecated aliases."""
+    from workbench.panels import hessian as panel_hessian
+    from workbench.panels import symbolic as panel_symbolic
+    from workbench.studies.hessian import make_data
+
+    with pytest.warns(DeprecationWarning, match="workbench.studies.hessian.make_data"):
+        old = panel_hessian.make_data("synthetic", "mse", 16)
+    new = make_data("synthetic", "mse", 16)
+    np.testing.assert_array_equal(np.asarray(old[0]), np.asarray(new[0]))
+    assert panel_symbolic.dense_curve.__deprecated__ == "workbench.studies.symbolic.dense_curve"

@@ -19,7 +19,9 @@ from workbench.nets import MLP
 from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure, side_by_side
 from workbench.plots.hessian import density_figure, lr_max_figure, noise_excess, top_eigenvalue_figure
-from workbench.studies.hessian import DATASETS, BatchHessianStudy, batch_hessian_study, make_data
+from workbench._compat import deprecated_alias
+from workbench.studies.hessian import DATASETS, BatchHessianStudy, batch_hessian_study
+from workbench.studies.hessian import make_data as _make_data
 
 BATCH_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -84,7 +86,7 @@ class BatchHessianPanel(Panel):
         if s in self._cache:
             return self._cache[s]
         depth, width, activation, loss, dataset, kind, bs, steps = s
-        x, y, _ = make_data(dataset, loss, self.num_data)
+        x, y, _ = _make_data(dataset, loss, self.num_data)
         w_std = 2 ** 0.5 if activation == "relu" else 1.0
         net = MLP(depth=depth, width=width, activation=activation, w_std=w_std, b_std=0.1, out_dim=int(y.shape[1]))
         study = batch_hessian_study(
@@ -129,3 +131,6 @@ class BatchHessianPanel(Panel):
         return {"batch_size": st.batch_sizes, "measured_top": st.batch_top[:, :, 0].mean(axis=1),
                 "predicted_top": st.prediction.top, "full_top": float(st.full_top[0]),
                 "noise_top": st.noise_top.mean(axis=1), "wigner_edge": st.wigner_edge}
+
+#: moved to the studies layer (presentation holds no data code); this name goes in the next release
+make_data = deprecated_alias(_make_data, "workbench.panels.hessian.make_data", "workbench.studies.hessian.make_data")

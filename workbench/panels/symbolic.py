@@ -16,7 +16,8 @@ from workbench import config, symbolic
 from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure
 from workbench.plots.symbolic import check_figure, error_ratio_figure, price_figure
-from workbench.studies.symbolic import dense_curve
+from workbench._compat import deprecated_alias
+from workbench.studies.symbolic import dense_curve as _dense_curve
 from workbench.symbolic.core import CheckResult, Derivation
 from workbench.symbolic.expressions import ExpressionError
 from workbench.symbolic.price import price_check
@@ -133,7 +134,7 @@ class SymbolicPanel(Panel):
         d = symbolic.get(r.name)
         i = int(self.output.value or 0)
         col = d.point_names.index(d.sweep[0])
-        curve = dense_curve(d, r)
+        curve = _dense_curve(d, r)
         new = check_figure(r.points[:, col], r.closed[:, i], r.numeric[:, i], r.tolerances[:, i],
                            sweep_name=d.sweep[0], output_name=d.outputs[i],
                            curve=None if curve is None else (curve[0], curve[1][:, i]),
@@ -176,3 +177,7 @@ class SymbolicPanel(Panel):
         self.price_message.value = html.escape(res.message())
         new = price_figure(res.k12, res.lhs, res.rhs, res.tolerance, activation=str(res.phi))
         self.figures["price"].update(new)
+
+#: moved to the studies layer (presentation holds no computation); this name goes in the next release
+dense_curve = deprecated_alias(_dense_curve, "workbench.panels.symbolic.dense_curve",
+                               "workbench.studies.symbolic.dense_curve")
