@@ -264,3 +264,21 @@ def test_mimebundle_is_what_plotlys_mime_renderer_sends():
     ours = figure_mimebundle(fig)[PLOTLY_MIME]
     theirs = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict())[PLOTLY_MIME]
     assert ours == theirs
+
+
+def test_model_panel_recomputes_your_own_model_on_every_run(monkeypatch):
+    """Built-in models are served from the cache on a repeated Run; a module:factory model is recomputed (its
+    code may have changed between presses)."""
+    from workbench.panels.model import ModelPanel
+
+    panel = ModelPanel(run=False)
+    keys = []
+    monkeypatch.setattr(panel, "model_and_data", lambda: (None, np.zeros((8, 2)), None, None, ""))
+    monkeypatch.setattr(panel, "experiment", lambda key, *a, **k: keys.append(key))
+    panel.refresh()
+    panel.refresh()
+    assert keys[0] == keys[1]
+    panel.model.value = "factory"
+    panel.refresh()
+    panel.refresh()
+    assert keys[2] != keys[3] and keys[2][1][0] == panel.factory.value

@@ -19,8 +19,9 @@ Progress shows in the panel's own status line and progress bar (one widget each,
 ``tqdm`` widget bars: a panel passes ``progress=False`` to the package functions. A traceback of a failed
 recomputation is written into the panel's ``progress`` output area by assigning its ``outputs`` (never through
 an ``Output`` capture context): in Voila the notebook executor mirrors captured output into the widget's state
-with its own messages, which raced with the panel's own writes and could leave the area showing a widget that
-no longer existed ("Error displaying widget: model not found").
+with its own messages, a second writer next to the panel's own assignments, and tqdm bars put views of widget
+models there that are later closed; that is the likely cause of Voila's "Error displaying widget: model not
+found" under load (not traced message by message), and it no longer exists.
 
 Export: :meth:`Panel.export` (and the panel's export button) writes every figure as standalone HTML,
 and as SVG/PNG where kaleido finds a Chromium (:func:`export_figures`).

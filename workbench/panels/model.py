@@ -53,6 +53,7 @@ class ModelPanel(Panel):
                                        style=style)
         self.summary = W.HTML()
         self.results: dict[str, Any] = {}
+        self._runs = 0  # Run presses: a module:factory model's cache key, so each press recomputes it
         for name, title in (("ntk", "NTK"), ("hessian", "Batch Hessian"), ("noise", "Gradient noise"),
                             ("lr_batch", "Learning rate vs batch size")):
             self.figures[name] = LiveFigure(message(title, "press Run studies"))
@@ -89,13 +90,15 @@ class ModelPanel(Panel):
         """Run the four studies in the background, one chunk each; each figure is drawn as its study finishes.
 
         Model and data are built here (synchronously, so a bad module:factory or sample size is reported at
-        once); the runs are cached by (model, factory text, data set, sample size, loss)."""
+        once). Runs of the built-in models are cached by (model, data set, sample size, loss); a module:factory
+        model is recomputed on every Run (its code may have changed since the last one)."""
         model, x, y, test, desc = self.model_and_data()
         n = int(x.shape[0])
         loss = self.loss.value
         steps = config.pick(10, 100)
-        key = (self.model.value, self.factory.value if self.model.value == "factory" else "", self.dataset.value,
-               self.n.value, loss)
+        self._runs += 1
+        key = (self.model.value, (self.factory.value, self._runs) if self.model.value == "factory" else None,
+               self.dataset.value, self.n.value, loss)
         self.results = {}
         for name, title in (("ntk", "NTK"), ("hessian", "Batch Hessian"), ("noise", "Gradient noise"),
                             ("lr_batch", "Learning rate vs batch size")):
