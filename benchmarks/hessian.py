@@ -33,6 +33,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -82,10 +83,15 @@ def pyhessian_worker(npz: str, tasks: dict) -> dict:
     model = torch.nn.Sequential(*layers[:-1])
     x, y = torch.from_numpy(data["x"]), torch.from_numpy(data["labels"])
     crit = torch.nn.CrossEntropyLoss()
-    res: dict = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    cuda = bool(tasks.get("cuda"))
+    if cuda:  # PyHessian moves the data itself (cuda=True); the model is the caller's to move
+        model = model.cuda()
+    res: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                 "device": torch.cuda.get_device_name() if cuda else "cpu",
+                 "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32)}
 
     t = time.perf_counter()
-    h = hessian(model, crit, data=(x, y), cuda=False)
+    h = hessian(model, crit, data=(x, y), cuda=cuda)
     res["setup_s"] = time.perf_counter() - t
     for top_n in (1, 5):
         t = time.perf_counter()
@@ -120,9 +126,12 @@ def pyhessian_worker(npz: str, tasks: dict) -> dict:
 
 
 def run_pyhessian(npz: str, tasks: dict) -> dict:
-    if not VENV_PY.exists():
-        return {"error": f"no venv at {VENV_PY}: python -m venv it and pip install torch==2.13.0 pyhessian"}
-    cmd = [str(VENV_PY), __file__, "--worker", npz, json.dumps(tasks)]
+    python = Path(os.environ.get("PYHESSIAN_PYTHON", VENV_PY))  # e.g. a CUDA machine's own torch python
+    if not python.exists() and os.sep not in str(python):
+        python = Path(shutil.which(str(python)) or python)
+    if not python.exists():
+        return {"error": f"no venv at {python}: python -m venv it and pip install torch==2.13.0 pyhessian"}
+    cmd = [str(python), __file__, "--worker", npz, json.dumps(tasks)]
     out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, check=False)
     if out.returncode != 0:
         return {"error": f"worker exited with {out.returncode}"}
@@ -251,6 +260,12 @@ def main() -> None:
                     help="JSON file with the 'reference' of an earlier run (skips recomputing it)")
     ap.add_argument("--quick", action="store_true", help="256 points (a smoke run of the script)")
     ap.add_argument("--density", action="store_true", help="also the SLQ density rows")
+    ap.add_argument("--cuda", action="store_true",
+                    help="PyHessian on the GPU (cuda=True) too; the JAX side runs on JAX's default device either way. "
+                         "PYHESSIAN_PYTHON names the python with torch + pyhessian (default the benchmark venv)")
+    ap.add_argument("--matmul-precision", default="highest", choices=("default", "high", "highest"),
+                    help="JAX matmul precision of the timed float32 runs (default highest: no TF32 on GPUs, "
+                         "matching PyTorch's default for float32 matmuls)")
     args = ap.parse_args()
     n = 256 if args.quick else N_POINTS
     problem = make_problem(0, n)
@@ -269,13 +284,14 @@ def main() -> None:
           f"P = {ref['dim']}; tr(H) = {ref['trace']:.4f} +- {ref['trace_se']:.4f}; Hutchinson probes for 1%: {need}",
           flush=True)
     tasks = {"trace_probes": need, "trace_probes_run": args.trace_probes_run, "density": args.density,
-             "density_steps": DENSITY_STEPS, "density_probes_run": 4}
+             "density_steps": DENSITY_STEPS, "density_probes_run": 4, "cuda": args.cuda}
     jr, pr = [], []
     for rep in range(args.reps):
         order = ("jax", "pyhessian") if rep % 2 == 0 else ("pyhessian", "jax")
         for side in order:
             if side == "jax":
-                jr.append(jax_run(problem, rep == 0, MAX_PROBES, args.density))
+                with config.matmul_precision(args.matmul_precision):
+                    jr.append(jax_run(problem, rep == 0, MAX_PROBES, args.density))
                 print(json.dumps({"jax": jr[-1]}), flush=True)
             else:
                 pr.append(run_pyhessian(npz, tasks))
