@@ -52,6 +52,11 @@ def _best(fn, repeats: int = 3) -> tuple[float, float]:
     return first, best
 
 
+def _emit(out: dict, name: str, value) -> None:
+    out[name] = value
+    print(json.dumps({name: value}), flush=True)  # one line per measurement: a timed-out worker keeps what it did
+
+
 def timings(quick: bool) -> dict:
     """float32, matmul precision highest, on JAX's default device (the caller sets JAX_PLATFORMS)."""
     import jax
@@ -66,26 +71,28 @@ def timings(quick: bool) -> dict:
     config.set_precision("float32")
     out = {}
     with config.matmul_precision("highest"):
-        out["device"] = config.device_report()
+        _emit(out, "device", config.device_report())
         net = MLP(depth=2, width=256, activation="relu", out_dim=1)
         rng = np.random.default_rng(0)
         for n in ((256,) if quick else (1024, 4096)):
             x = jnp.asarray(rng.normal(size=(n, 32)), jnp.float32)
             params = net.init(jax.random.PRNGKey(0), 32)
-            out[f"empirical_ntk N={n}"] = _best(lambda: empirical_ntk(net, params, x))
+            _emit(out, f"empirical_ntk N={n}", _best(lambda: empirical_ntk(net, params, x)))
         n = 512 if quick else 4096
         x = jnp.asarray(rng.normal(size=(n, 32)), jnp.float32)
-        out[f"analytic nngp+ntk N={n}"] = _best(lambda: infinite_kernels(net, x))
+        _emit(out, f"analytic nngp+ntk N={n}", _best(lambda: infinite_kernels(net, x)))
         mlp = MLP(depth=2, width=256, activation="tanh", b_std=0.1, parametrization="standard", out_dim=10)
         n = 256 if quick else 2048
         xs = jnp.asarray(rng.normal(size=(n, 32)), jnp.float32)
         ys = jax.nn.one_hot(jnp.asarray(rng.integers(0, 10, n)), 10, dtype=jnp.float32)
         p = mlp.init(jax.random.PRNGKey(1), 32)
         op = H.hessian_operator(H.mlp_loss(mlp, "cross_entropy"), p, (xs, ys))
-        out["hessian top eigenvalue (rtol 1e-4)"] = _best(
-            lambda: K.top_eigenvalues(op, 1, key=jax.random.PRNGKey(2), rtol=1e-4).eigenvalues)
-        out["hutchinson trace, 100 probes"] = _best(
-            lambda: jnp.asarray(K.hutchinson_trace(op, 100, key=jax.random.PRNGKey(3), method="hutchinson").trace))
+        v = jax.random.normal(jax.random.PRNGKey(4), (op.dim,), jnp.float32)
+        _emit(out, "hessian-vector product", _best(lambda: op.matvec(v)))
+        _emit(out, "hessian top eigenvalue (rtol 1e-4)", _best(
+            lambda: K.top_eigenvalues(op, 1, key=jax.random.PRNGKey(2), rtol=1e-4).eigenvalues))
+        _emit(out, "hutchinson trace, 100 probes", _best(
+            lambda: jnp.asarray(K.hutchinson_trace(op, 100, key=jax.random.PRNGKey(3), method="hutchinson").trace)))
     return out
 
 
@@ -125,16 +132,36 @@ def papers_check(names: list[str]) -> list[str]:
     return lines
 
 
+def _worker(args, env: dict, timeout: float) -> dict:
+    """Run :func:`timings` in a subprocess; keep every measurement it printed, also when it times out."""
+    env = dict(os.environ, **env, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, __file__, "--worker-timings"] + (["--quick"] if args.quick else [])
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        text, err = proc.stdout, (proc.stderr[-400:] if proc.returncode else None)
+    except subprocess.TimeoutExpired as exc:
+        text = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        err = f"timed out after {timeout:.0f} s"
+    out: dict = {}
+    for line in text.splitlines():
+        if line.startswith("{"):
+            out.update(json.loads(line))
+    if err:
+        out["error"] = err
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run of the script)")
     ap.add_argument("--json", default=None, help="write every number to this file")
     ap.add_argument("--no-cpu", action="store_true", help="skip the CPU baseline subprocess")
     ap.add_argument("--papers", nargs="*", default=["jacot_2018_ntk", "advani_saxe_2017", "roberts_yaida_kurtosis"])
+    ap.add_argument("--worker-timeout", type=float, default=600, help="seconds for each timing subprocess")
     ap.add_argument("--worker-timings", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker_timings:
-        print(json.dumps(timings(args.quick)))
+        timings(args.quick)
         return
 
     from workbench import config
@@ -151,20 +178,11 @@ def main() -> None:
     result["papers"] = papers_check(args.papers)
     print("\n## papers, fast mode\n" + "\n".join("  " + s for s in result["papers"]), flush=True)
 
-    here = subprocess.run([sys.executable, __file__, "--worker-timings"] + (["--quick"] if args.quick else []),
-                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep
-                                                                   + os.environ.get("PYTHONPATH", "")))
-    dev = json.loads(here.stdout.strip().splitlines()[-1]) if here.returncode == 0 else {"error": here.stderr[-400:]}
-    cpu = {"error": "skipped"}
-    if not args.no_cpu:
-        env = dict(os.environ, JAX_PLATFORMS="cpu",
-                   PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        c = subprocess.run([sys.executable, __file__, "--worker-timings"] + (["--quick"] if args.quick else []),
-                           capture_output=True, text=True, env=env)
-        cpu = json.loads(c.stdout.strip().splitlines()[-1]) if c.returncode == 0 else {"error": c.stderr[-400:]}
+    dev = _worker(args, {}, args.worker_timeout)
+    cpu = {"error": "skipped"} if args.no_cpu else _worker(args, {"JAX_PLATFORMS": "cpu"}, args.worker_timeout)
     result["timings"] = {"device": dev, "cpu": cpu}
     print("\n## timings (s): first call (compile included) / best of 3; float32, matmul precision highest")
-    print(f"  device: {dev.get('device', dev.get('error'))}\n  cpu:    {cpu.get('device', cpu.get('error'))}")
+    print(f"  device: {dev.get('device')} {dev.get('error') or ''}\n  cpu:    {cpu.get('device')} {cpu.get('error') or ''}")
     print(f"  {'work':40s} {'device first':>12s} {'device best':>12s} {'cpu first':>10s} {'cpu best':>10s} "
           f"{'speed-up':>9s}")
     for k, v in dev.items():
