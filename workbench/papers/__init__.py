@@ -42,6 +42,8 @@ REGISTRY: dict[str, str] = {
     "wu_su_2023_stability": "workbench.papers.wu_su_2023_stability",
     "granziol_2022_lr_batch": "workbench.papers.granziol_2022_lr_batch",
     "step_law_2025": "workbench.papers.step_law_2025",
+    "giapitzakis_2025_permutations": "workbench.papers.giapitzakis_2025_permutations",
+    "scale_mixtures_nngp": "workbench.papers.scale_mixtures_nngp",
 }
 
 CACHE_ENV = "WORKBENCH_PAPERS_CACHE"
