@@ -21,8 +21,8 @@ What is computed here (docs/theory.md#2-linearized-kernel-training-dynamics):
   with e' a unit vector orthogonal to every e_i (a padding coordinate), which equals the off-support weight
   for every other input (tested).
 * ensemble complexity: the average of M independent members is exactly N(mu, Sigma / M) per output, so with
-  z ~ N(0, Sigma) (k independent outputs) the readout is exact iff M > R^2, R = max_{x, j} |z_j(x)| / (half
-  gap at x). The smallest M that succeeds with probability 1 - delta is the (1 - delta)-quantile of R^2:
+  z ~ N(0, Sigma) (k independent outputs) the readout is exact iff M > R_+^2, R = max_{x, j} s z_j(x) / (half
+  gap at x), s = -1 on the ones of P x and +1 on its zeros (an entry fails on one side only). The smallest M that succeeds with probability 1 - delta is the (1 - delta)-quantile of R^2:
   sampled here over many z (cross-checked by averaging explicit finite ensembles). For one input the same
   quantile has a closed form (k independent outputs).
 
@@ -152,31 +152,35 @@ def ensemble_size_samples(ens: EnsembleAtInfinity, num_samples: int, rng: np.ran
     """Samples of R^2, the smallest ensemble size at which the readout of that draw is exact on every input.
 
     The average of M members is mu + z / sqrt(M) with z ~ N(0, Sigma) per output (the members are i.i.d.
-    Gaussian processes), so one z decides every M at once: exact iff M > R^2 with
-    R = max_{x, j} |z_j(x)| / ((u1(x) - u0(x)) / 2). The (1 - delta)-quantile of R^2 is the ensemble size
-    that succeeds with probability 1 - delta.
+    Gaussian processes), so one z decides every M at once. An entry is misread only when its noise crosses the
+    threshold, i.e. s z_j(x) >= (u1(x) - u0(x)) / 2 sqrt(M) with s = -1 where (P x)_j = 1 and +1 where it is 0,
+    so the readout is exact iff M > R_+^2, R = max_{x, j} s z_j(x) / ((u1(x) - u0(x)) / 2), R_+ = max(R, 0).
+    The (1 - delta)-quantile of R_+^2 is the ensemble size that succeeds with probability 1 - delta.
     """
     num_samples = check_positive_int("num_samples", num_samples)
     w, v = np.linalg.eigh(ens.cov)
     root = v * np.sqrt(np.clip(w, 0.0, None))
     m, k = ens.mean.shape
     half = 0.5 * (ens.u1 - ens.u0)
+    sign = np.where(ens.truth > 0, -1.0, 1.0)[:, None, :]
     out = np.empty(num_samples)
     chunk = max(1, 200_000 // (m * k))
     for s in range(0, num_samples, chunk):
         c = min(chunk, num_samples - s)
         z = (root @ rng.standard_normal((m, c * k))).reshape(m, c, k)
-        out[s:s + c] = np.max(np.abs(z) / half[:, None, None], axis=(0, 2)) ** 2
+        out[s:s + c] = np.maximum(np.max(sign * z / half[:, None, None], axis=(0, 2)), 0.0) ** 2
     return out
 
 
 def single_input_sizes(ens: EnsembleAtInfinity, delta: float) -> np.ndarray:
     """Per test input, the smallest M at which the readout of that input is exact with probability 1 - delta:
-    its k outputs are independent N(0, sigma^2(x)/M), so M = (sigma r / half gap)^2 with
-    (2 Phi(r) - 1)^k = 1 - delta. Zero-variance inputs (the training inputs) need M = 0."""
+    its k outputs are independent N(0, sigma^2(x)/M) and each fails on one side only, so
+    M = (sigma r / half gap)^2 with Phi(r)^k = 1 - delta. Zero-variance inputs (the training inputs) need M = 0."""
     delta = check_real("delta", delta, positive=True)
+    if delta >= 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
     k = ens.mean.shape[1]
-    r = scipy.stats.norm.ppf(0.5 * (1.0 + (1.0 - delta) ** (1.0 / k)))
+    r = scipy.stats.norm.ppf((1.0 - delta) ** (1.0 / k))
     sigma = np.sqrt(np.clip(np.diag(ens.cov), 0.0, None))
     return (sigma * r / (0.5 * (ens.u1 - ens.u0))) ** 2
 
