@@ -15,7 +15,12 @@ q = w_std^2 (1/n) sum_i phi_i^2 + b_std^2, which fluctuates over initializations
 v = Var q / (E q)^2 <= Var(phi^2) / (n E[phi^2]^2) = 5 / n for relu (E relu(z)^4 / E relu(z)^2 squared = 6).
 A Gaussian scale mixture with relative variance v has a CDF within 0.069 v of the Gaussian's
 (second-order expansion of E Phi(x / sqrt q) about q = E q: half of max_x |x (3 - x^2) phi(x) / 4|), so the
-finite-width bias of every Kolmogorov-Smirnov distance below is at most 0.35 / n.
+finite-width bias of a marginal's Kolmogorov-Smirnov distance is at most 0.35 / n. For the quadratic form
+over m inputs the conditional covariance fluctuates in each of the m whitened directions; the allowance used
+is m times the one-dimensional bound (one scale mixture per direction, perturbing one of m chi^2 terms moves
+the CDF less than perturbing a single one; the covariances between directions are neglected, so this is an
+estimate, not a proof; at width 512 and 20,000 draws the plain network's distance was 0.008 and 0.013 for two
+seeds against a 99% threshold of 0.0115, at width 4096 0.005 for both: full mode uses width 1024).
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ CLAIM = ("Putting an inverse-gamma prior on the variance of the last layer turns
 MIXTURE_CDF_CONSTANT = 0.069
 #: Var(relu(z)^2) / E[relu(z)^2]^2 for Gaussian z (E relu^4 = 3 s^4 / 2, E relu^2 = s^2 / 2)
 RELU_FOURTH_RATIO = 5.0
+#: networks drawn at once by :func:`sample_outputs`
+DRAW_CHUNK = 2500
 #: significance level of the Kolmogorov-Smirnov thresholds
 KS_LEVEL = 0.01
 
@@ -112,9 +119,12 @@ def sample_outputs(net: MLP, x, num_draws: int, *, key: int, alpha: float | None
         alpha = check_real("alpha", alpha, positive=True)
         beta = check_real("beta", beta, positive=True)
         scale = np.sqrt(scipy.stats.invgamma(alpha, scale=beta).rvs(num_draws, random_state=rng))
-    params = _batched_params(net, x.shape[1], num_draws, rng, scale)
-    out = jax.vmap(lambda p: net.apply(p, jnp.asarray(x), check=False)[:, 0])(params)
-    return np.asarray(out)
+    out = []
+    for start in range(0, num_draws, DRAW_CHUNK):  # chunks keep the stacked parameters near 100 MB
+        params = _batched_params(net, x.shape[1], min(DRAW_CHUNK, num_draws - start), rng,
+                                 scale[start:start + DRAW_CHUNK])
+        out.append(np.asarray(jax.vmap(lambda p: net.apply(p, jnp.asarray(x), check=False)[:, 0])(params)))
+    return np.concatenate(out)
 
 
 def _fit_dof(draws: np.ndarray, scale: float) -> tuple[float, float]:
@@ -135,7 +145,7 @@ def _fit_dof(draws: np.ndarray, scale: float) -> tuple[float, float]:
 
 def run(*, fast: bool, key: int) -> Reproduction:
     alpha, beta = 1.5, 1.5  # nu = 3: finite variance, heavy tails; scale^2 = K
-    width = 512
+    width = 512 if fast else 1024
     n = 2000 if fast else 20000
     m = 4
     net = MLP(depth=1, width=width, activation="relu", w_std=math.sqrt(2.0), b_std=0.1)
@@ -150,9 +160,11 @@ def run(*, fast: bool, key: int) -> Reproduction:
     gauss_matched = scipy.stats.norm(scale=math.sqrt(t_law.var()))
     crit = ks_threshold(n)
     allow = finite_width_allowance(width)
-    tol = crit + allow
+    tol, tol_q = crit + allow, crit + m * allow
     why = (f"the {1 - KS_LEVEL:g}-quantile {crit:.3g} of the exact KS statistic for {n} draws plus the finite-width "
            f"bound {allow:.1g} (0.069 x 5 / width, module docstring)")
+    why_q = (f"the {1 - KS_LEVEL:g}-quantile {crit:.3g} of the exact KS statistic for {n} draws plus {m} times the "
+             f"one-dimensional finite-width bound, {m * allow:.1g} (an estimate, module docstring)")
     ks_t = scipy.stats.kstest(mixed[:, 0], t_law.cdf).statistic
     ks_f = scipy.stats.kstest(quadratic_form(mixed, kernel), quadratic_form_law(m, alpha, beta).cdf).statistic
     ks_g = scipy.stats.kstest(plain[:, 0], scipy.stats.norm(scale=math.sqrt(kernel[0, 0])).cdf).statistic
@@ -161,9 +173,9 @@ def run(*, fast: bool, key: int) -> Reproduction:
     dof, dof_se = _fit_dof(mixed[:, 0], float(t_law.kwds["scale"]))
     checks = [
         Check("KS(prior network output, Student-t)", ks_t, 0.0, tol, why, kind="at_most"),
-        Check(f"KS(prior network f^T K^-1 f / {m}, scaled F({m}, {nu:g}))", ks_f, 0.0, tol, why, kind="at_most"),
+        Check(f"KS(prior network f^T K^-1 f / {m}, scaled F({m}, {nu:g}))", ks_f, 0.0, tol_q, why_q, kind="at_most"),
         Check("KS(plain network output, Gaussian NNGP)", ks_g, 0.0, tol, why, kind="at_most"),
-        Check(f"KS(plain network f^T K^-1 f / {m}, chi^2_{m} / {m})", ks_chi, 0.0, tol, why, kind="at_most"),
+        Check(f"KS(plain network f^T K^-1 f / {m}, chi^2_{m} / {m})", ks_chi, 0.0, tol_q, why_q, kind="at_most"),
         Check("KS(prior network output, Gaussian of equal variance)", ks_power, crit, 0.0, kind="at_least",
               reason=f"power: the heavy tails must be visible at this sample size, i.e. the distance to the Gaussian "
                      f"with the t's variance must exceed the KS threshold {crit:.3g} (population distance 0.087)"),
