@@ -76,7 +76,7 @@ def permutations(rep) -> list[tuple[str, go.Figure]]:
     w = np.asarray(m["weight"])
     ws = np.unique(w)
     pick = [int(np.flatnonzero(w == s)[0]) for s in ws]
-    f2 = base_figure(f"Infinite-ensemble mean at k = {m['k']}: value where (Px)_j = 1 and where it is 0",
+    f2 = base_figure(f"Infinite-ensemble mean at k = {m['k']} where (Px)_j = 1 and 0 (bars: one member's sd)",
                      "number of ones in the input", "mean output")
     for name, key, col in (("(Px)_j = 1: u1", "u1", MEASURED_COLOR), ("(Px)_j = 0: u0", "u0", "#ff7f0e")):
         vals = np.asarray(m[key])[pick]
