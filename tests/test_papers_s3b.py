@@ -90,6 +90,11 @@ def test_sampled_ensemble_size_against_explicit_ensembles(kernels):
         got = perm.explicit_ensemble_success(ens, m, trials, rng)
         # binomial noise of the explicit estimate (3 se) plus the sampling noise of `predicted` (4000 draws)
         assert abs(got - predicted) <= 3 * math.sqrt(predicted * (1 - predicted) / trials) + 0.02, (q, m, got, predicted)
+    # an explicit midpoint threshold is the default; a threshold above u1 misreads the mean itself: no size suffices
+    mid = 0.5 * (ens.u0 + ens.u1)
+    np.testing.assert_array_equal(perm.ensemble_size_samples(ens, 50, np.random.default_rng(1)),
+                                  perm.ensemble_size_samples(ens, 50, np.random.default_rng(1), threshold=mid))
+    assert np.all(np.isinf(perm.ensemble_size_samples(ens, 5, rng, threshold=ens.u1 + 1.0)))
     # the closed-form single-input size: at that M, one input's k outputs are all within the half gap w.p. 1 - delta
     sizes = perm.single_input_sizes(ens, 0.1)
     i = int(np.argmax(sizes))
