@@ -42,6 +42,9 @@ REGISTRY: dict[str, str] = {
     "wu_su_2023_stability": "workbench.papers.wu_su_2023_stability",
     "granziol_2022_lr_batch": "workbench.papers.granziol_2022_lr_batch",
     "step_law_2025": "workbench.papers.step_law_2025",
+    "giapitzakis_2025_permutations": "workbench.papers.giapitzakis_2025_permutations",
+    "scale_mixtures_nngp": "workbench.papers.scale_mixtures_nngp",
+    "simon_2023_more_is_better": "workbench.papers.simon_2023_more_is_better",
 }
 
 CACHE_ENV = "WORKBENCH_PAPERS_CACHE"

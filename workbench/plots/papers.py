@@ -198,6 +198,8 @@ BUILDERS: dict[str, Callable] = {
     "roberts_yaida_kurtosis": _kurtosis, "roberts_yaida_finite_width": _finite_width,
     "wu_su_2023_stability": _wu_su, "granziol_2022_lr_batch": _granziol, "step_law_2025": _step_law,
 }
+from workbench.plots.papers_kernel_entries import BUILDERS as _KERNEL_ENTRIES  # noqa: E402  (their own figure module)
+BUILDERS.update(_KERNEL_ENTRIES)
 
 
 def figures(rep) -> list[tuple[str, go.Figure]]:
