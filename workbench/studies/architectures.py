@@ -30,6 +30,7 @@ infinite-width NTK grows with the channels, so the reference kernel of ``c`` cha
 
 from __future__ import annotations
 
+import functools
 import math
 
 from collections.abc import Iterator, Sequence
@@ -95,6 +96,9 @@ def build(name: str, channels: int = 64, *, depth: int = 2, activation: str = "r
     the residual blocks of the residual CNN; the convs and the attention layer of the attention net). Every conv
     and dense layer has ``w_std``, ``b_std`` and ``parametrization`` ("ntk" or "standard"); the attention layer
     has neural-tangents' defaults (unit standard deviations, linear scaling, 4 heads).
+
+    The same arguments give the same (immutable) :class:`Net` object, so ``net.apply`` is the same function and
+    jitted computations on it (the empirical NTK) compile once per setting, not once per call.
     """
     check_choice("name", name, ARCHITECTURES)
     c = check_positive_int("channels", channels)
@@ -103,6 +107,11 @@ def build(name: str, channels: int = 64, *, depth: int = 2, activation: str = "r
     w_std = check_real("w_std", w_std, positive=True)
     b_std = check_real("b_std", b_std, nonnegative=True)
     check_choice("parametrization", parametrization, ("ntk", "standard"))
+    return _build(name, c, depth, activation, w_std, b_std, parametrization)
+
+
+@functools.lru_cache(maxsize=256)
+def _build(name: str, c: int, depth: int, activation: str, w_std: float, b_std: float, parametrization: str) -> Net:
     aff = dict(w_std=w_std, b_std=b_std, parametrization=parametrization)
 
     def conv() -> Conv:
