@@ -178,8 +178,9 @@ def main() -> None:
             r["speedup"] = r["nt"][key] / r["workbench"][key] if ok else float("nan")
             line += f" | {cell(r['nt'])} | {sp} | {r['max_rel_diff']:12.1e}"
         print(line)
-    print("(speedup = neural-tangents time / workbench time, steady if measured else total; "
-          "max rel diff = max |NTK_wb - NTK_nt| / max |NTK_nt| over all N x N entries)")
+    if have_nt:
+        print("(speedup = neural-tangents time / workbench time, steady if measured else total; "
+              "max rel diff = max |NTK_wb - NTK_nt| / max |NTK_nt| over all N x N entries)")
     if args.json is not None:
         meta = {"benchmark": "kernels_arch (Myrtle-5 analytic NNGP+NTK)", "image": list(IMAGE), "block": args.block,
                 "repeats": args.repeats, "dtype": "float32", "cpus": os.cpu_count(), "machine": platform.node(),

@@ -65,8 +65,8 @@ from workbench.studies.ntk import SpectrumResult
 from workbench.validation import check_choice, check_finite, check_positive_int, check_real, check_seeds
 
 __all__ = ["ACTIVATIONS", "ARCHITECTURES", "DATASETS", "LABELS", "ChannelConvergence", "Spectra", "build",
-           "channel_convergence", "digit_images", "image_inputs", "iter_channel_convergence", "iter_spectra", "limit_net",
-           "spectra", "spectrum_comparison"]
+           "channel_convergence", "digit_images", "image_inputs", "iter_channel_convergence", "iter_spectra",
+           "limit_net", "spectra", "spectrum_comparison"]
 
 ARCHITECTURES = ("mlp", "cnn_gap", "cnn_flatten", "resnet", "attention")
 LABELS = {"mlp": "MLP", "cnn_gap": "CNN + global pool", "cnn_flatten": "local CNN (flatten)",
