@@ -186,7 +186,7 @@ class NTKPanel(Panel):
         self._name_figures()
         self._describe_architecture()
 
-    def _switch_architecture(self, change: dict | None = None) -> None:
+    def _switch_architecture(self) -> None:
         """Swap the width slider between widths (MLP) and channels (image nets), rename the figures, update."""
         self._apply_architecture(self._shown_architecture)
         self.update()
