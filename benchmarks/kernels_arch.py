@@ -12,8 +12,14 @@ own subprocess and reports: total = the first call (compilation + all blocks), s
 ``--repeats`` further calls (skipped with --repeats 0), peak MB = peak resident memory above the
 resident memory before the first call.
 
-neural-tangents runs from its venv ``benchmarks/.venvs/nt`` (see benchmarks/ntk.py for its install line).
-Usage: ``.venv/bin/python benchmarks/kernels_arch.py [--sizes 64 256] [--block 8] [--repeats 1] [--no-nt]``.
+Agreement: each worker saves its N x N NTK; "max rel diff" is max |Theta_wb - Theta_nt| / max |Theta_nt| over
+all entries (float32 in both: differences of a few 1e-5 at 8 x 8 images, N = 64).
+
+neural-tangents runs from its venv ``benchmarks/.venvs/nt`` (see benchmarks/ntk.py for its install line;
+``--nt-python`` points elsewhere). ``--json OUT`` writes the table's rows (with machine, device, image size,
+block) to OUT, so a run on a quiet machine or a GPU can be compared later.
+Usage: ``.venv/bin/python benchmarks/kernels_arch.py [--sizes 64 256] [--image 32] [--block 8] [--repeats 1]
+[--no-nt] [--json rows.json]``.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ import argparse
 import json
 import os
 import resource
+import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,7 +59,7 @@ def _images(n: int):
     return np.random.default_rng(1).normal(size=(n,) + IMAGE).astype(np.float32)
 
 
-def _time(fn, repeats: int) -> dict:
+def _time(fn, repeats: int, save: str) -> dict:
     import jax
     import numpy as np
 
@@ -65,11 +73,13 @@ def _time(fn, repeats: int) -> dict:
         jax.block_until_ready(fn())
         best = min(best, time.perf_counter() - t0) if best == best else time.perf_counter() - t0
     ntk = np.asarray(out[1], dtype=np.float64)
+    if save:
+        np.save(save, ntk)
     return {"total": total, "steady": best, "peak_mb": _rss_mb() - base, "ntk00": float(ntk[0, 0]),
             "ntk01": float(ntk[0, 1]), "device": str(jax.devices()[0].platform)}
 
 
-def worker_ours(n: int, block: int, repeats: int) -> dict:
+def worker_ours(n: int, block: int, repeats: int, save: str = "") -> dict:
     import jax
 
     jax.config.update("jax_enable_x64", False)
@@ -81,10 +91,10 @@ def worker_ours(n: int, block: int, repeats: int) -> dict:
     net = serial(conv(), Relu(), conv(), Relu(), AvgPool((2, 2), strides=(2, 2)), conv(), Relu(),
                  AvgPool((2, 2), strides=(2, 2)), conv(), Relu(), GlobalAvgPool(), Dense(1, W_STD, B_STD))
     x = jax.numpy.asarray(_images(n))
-    return _time(lambda: net.kernels(x, block_size=block), repeats)
+    return _time(lambda: net.kernels(x, block_size=block), repeats, save)
 
 
-def worker_nt(n: int, block: int, repeats: int) -> dict:
+def worker_nt(n: int, block: int, repeats: int, save: str = "") -> dict:
     import jax
 
     jax.config.update("jax_enable_x64", False)
@@ -99,12 +109,13 @@ def worker_nt(n: int, block: int, repeats: int) -> dict:
                                   stax.GlobalAvgPool(), stax.Dense(1, W_STD, B_STD))
     kfn = nt.batch(kernel_fn, batch_size=block, store_on_device=False)
     x = jax.numpy.asarray(_images(n))
-    return _time(lambda: tuple(kfn(x, None, ("nngp", "ntk"))), repeats)
+    return _time(lambda: tuple(kfn(x, None, ("nngp", "ntk"))), repeats, save)
 
 
-def run_one(lib: str, n: int, block: int, repeats: int, timeout: int) -> dict:
+def run_one(lib: str, n: int, block: int, repeats: int, timeout: int, save: str = "") -> dict:
     python = sys.executable if lib == "workbench" else str(NT_PYTHON)
-    cmd = [python, str(Path(__file__).resolve()), "--worker", lib, str(n), str(block), str(repeats), str(IMAGE[0])]
+    cmd = [python, str(Path(__file__).resolve()), "--worker", lib, str(n), str(block), str(repeats), str(IMAGE[0]),
+           save]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -116,6 +127,7 @@ def run_one(lib: str, n: int, block: int, repeats: int, timeout: int) -> dict:
 
 
 def main() -> None:
+    global IMAGE, NT_PYTHON
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 256])
     p.add_argument("--block", type=int, default=8)
@@ -123,19 +135,25 @@ def main() -> None:
     p.add_argument("--timeout", type=int, default=3600)
     p.add_argument("--image", type=int, default=32, help="image side (default 32, the CIFAR size)")
     p.add_argument("--no-nt", action="store_true")
+    p.add_argument("--nt-python", type=Path, default=None, help=f"python of the neural-tangents venv ({NT_PYTHON})")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the rows as JSON to OUT")
     args = p.parse_args()
+    NT_PYTHON = args.nt_python or NT_PYTHON
     have_nt = NT_PYTHON.exists() and not args.no_nt
     if not have_nt and not args.no_nt:
         print(f"neural-tangents venv not found at {NT_PYTHON}: printing the workbench column only")
-    global IMAGE
     IMAGE = (args.image, args.image, 3)
     rows = []
-    for n in args.sizes:
-        row = {"n": n}
-        for lib in (("workbench", "nt") if have_nt else ("workbench",)):
-            row[lib] = run_one(lib, n, args.block, args.repeats, args.timeout)
-            print(f"  {lib:9s} N={n:5d}: {row[lib]}", file=sys.stderr, flush=True)
-        rows.append(row)
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            row = {"n": n}
+            saved = {}
+            for lib in (("workbench", "nt") if have_nt else ("workbench",)):
+                saved[lib] = os.path.join(tmp, f"{lib}-{n}.npy")
+                row[lib] = run_one(lib, n, args.block, args.repeats, args.timeout, saved[lib])
+                print(f"  {lib:9s} N={n:5d}: {row[lib]}", file=sys.stderr, flush=True)
+            row["max_rel_diff"] = _max_rel_diff(saved) if have_nt else float("nan")
+            rows.append(row)
 
     def cell(r: dict) -> str:
         if "error" in r:
@@ -157,18 +175,39 @@ def main() -> None:
             ok = "total" in r["nt"] and "total" in r["workbench"]
             key = "steady" if ok and r["nt"]["steady"] == r["nt"]["steady"] else "total"
             sp = f"{r['nt'][key] / r['workbench'][key]:7.2f}x" if ok else "      -"
-            diff = (max(abs(r["nt"][k] - r["workbench"][k]) / abs(r["nt"][k]) for k in ("ntk00", "ntk01"))
-                    if ok else float("nan"))
-            line += f" | {cell(r['nt'])} | {sp} | {diff:12.1e}"
+            r["speedup"] = r["nt"][key] / r["workbench"][key] if ok else float("nan")
+            line += f" | {cell(r['nt'])} | {sp} | {r['max_rel_diff']:12.1e}"
         print(line)
-    print("(speedup = neural-tangents time / workbench time, steady if measured else total; "
-          "max rel diff over NTK entries (0,0) and (0,1))")
+    if have_nt:
+        print("(speedup = neural-tangents time / workbench time, steady if measured else total; "
+              "max rel diff = max |NTK_wb - NTK_nt| / max |NTK_nt| over all N x N entries)")
+    if args.json is not None:
+        meta = {"benchmark": "kernels_arch (Myrtle-5 analytic NNGP+NTK)", "image": list(IMAGE), "block": args.block,
+                "repeats": args.repeats, "dtype": "float32", "cpus": os.cpu_count(), "machine": platform.node(),
+                "processor": platform.processor() or platform.machine(), "load_avg": os.getloadavg(),
+                "device": rows[0]["workbench"].get("device", "?") if rows else "?",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, allow_nan=True) + "\n")
+        print(f"rows written to {args.json}")
+
+
+def _max_rel_diff(saved: dict[str, str]) -> float:
+    """max |Theta_wb - Theta_nt| / max |Theta_nt| over all entries (NaN if either worker saved nothing)."""
+    import numpy as np
+
+    try:
+        wb, ref = np.load(saved["workbench"]), np.load(saved["nt"])
+    except (OSError, KeyError):
+        return float("nan")
+    return float(np.max(np.abs(wb - ref)) / np.max(np.abs(ref)))
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         lib, n, block, repeats = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
         IMAGE = (int(sys.argv[6]), int(sys.argv[6]), 3)
-        print(json.dumps((worker_ours if lib == "workbench" else worker_nt)(n, block, repeats)))
+        save = sys.argv[7] if len(sys.argv) > 7 else ""
+        print(json.dumps((worker_ours if lib == "workbench" else worker_nt)(n, block, repeats, save)))
     else:
         main()

@@ -10,7 +10,8 @@ from workbench.config import pick
 from workbench.kernels.analytic import infinite_kernels
 from workbench.nets import MLP
 from workbench.plots.architectures import convergence_figure, spectra_figure
-from workbench.studies.architectures import ARCHITECTURES, build, channel_convergence, digit_images, spectra
+from workbench.studies.architectures import (ARCHITECTURES, build, channel_convergence, digit_images, image_inputs,
+                                             limit_net, spectra)
 
 
 def test_spectra_mlp_matches_mlp_kernel_and_locality_slows_decay():
@@ -46,3 +47,26 @@ def test_every_architecture_builds_and_has_a_psd_kernel():
         assert k.shape == (4, 4) and np.linalg.eigvalsh(k).min() > 0, name
     with pytest.raises(ValueError, match="name must be one of"):
         build("transformer")
+
+
+def test_build_options_mlp_equals_nets_mlp_and_image_inputs():
+    """``build("mlp", c, depth, activation, w_std, b_std, "standard")`` is workbench.nets.MLP of width c on the
+    flattened images: the same formulas (docs/theory.md#1-infinite-width-nngp-and-ntk-of-a-fully-connected-net)
+    by a different code path, so they agree to rounding (float32 here: 1e-5 relative). The standard
+    parametrization is the case where the limit depends on the channels (the NTK one is checked above)."""
+    x = image_inputs("sphere", 6)
+    # every spherical image has norm 8 (unit mean square pixel)
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(x).reshape(6, -1), axis=1), 8.0, rtol=1e-5)
+    assert image_inputs("gaussian", 6).shape == (6, 8, 8, 1) and image_inputs("digits", 6).shape == (6, 8, 8, 1)
+    opts = dict(depth=3, activation="erf", w_std=1.3, b_std=0.2, parametrization="standard")
+    got = build("mlp", 32, **opts).kernels(x)
+    assert limit_net("mlp", 32, **opts) is build("mlp", 32, **opts)  # one Net per setting (shared compilations)
+    ntk = {**opts, "parametrization": "ntk"}
+    assert limit_net("mlp", 32, **ntk) is build("mlp", **ntk)  # the NTK limit does not depend on the channels
+    want = infinite_kernels(MLP(width=32, **opts), x.reshape(6, -1))
+    for a, b in ((got.nngp, want.nngp), (got.ntk, want.ntk)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6 * float(np.max(np.abs(b))))
+    with pytest.raises(ValueError, match="depth must be"):
+        build("cnn_gap", depth=0)
+    with pytest.raises(ValueError, match="parametrization must be one of"):
+        build("resnet", parametrization="mup")

@@ -41,3 +41,16 @@ def convergence_figure(results: list[ChannelConvergence] | ChannelConvergence) -
         fig.add_trace(go.Scatter(x=r.channels, y=ref, mode="lines", line=dict(dash="dash", color=THEORY_COLOR),
                                  name="channels^-1/2"))
     return fig
+
+
+def decay_figure(result: Spectra, *, highlight: str | None = None) -> go.Figure:
+    """The fitted eigenvalue decay exponent of each architecture (bars; ``highlight`` drawn in the theory colour).
+
+    A more negative exponent is a faster decay: with patches smaller than the image, the local CNN's spectrum
+    decays faster than the MLP's (Favero, Cagnetta & Wyart 2021)."""
+    lo, hi = result.fit_ranks
+    fig = base_figure(f"Eigenvalue decay exponent (ranks {lo}-{hi})", "architecture", "slope of log eigenvalue")
+    colors = [THEORY_COLOR if name == highlight else "#1f77b4" for name in result.names]
+    fig.add_trace(go.Bar(x=[LABELS[n] for n in result.names], y=result.decay, marker_color=colors,
+                         text=[f"{d:.2f}" for d in result.decay], textposition="outside", name="decay exponent"))
+    return fig
