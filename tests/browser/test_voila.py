@@ -35,7 +35,9 @@ def test_broken_callback_fails_in_voila(browser, voila_server, screenshot_dir, t
     timings.add("voila fixture_broken_callback (must fail)", seconds=0.0)
 
 
+@pytest.mark.slow  # ~25 s on 2 cores; the JupyterLab zoom check (same widget manager and renderer) is fast tier
 def test_zoom_survives_an_update_in_voila(browser, voila_server, screenshot_dir, timings):
+    """As in JupyterLab: the zoom survives an update in a Voila app."""
     import time
 
     start = time.monotonic()
