@@ -53,6 +53,8 @@ FIXTURES = {
 #: uirevision, ``reset`` a uirevision that changes with the slider (plotly's rule: its zoom must reset, which
 #: shows that the check can tell a kept zoom from a reset one)
 _ZOOM_PANEL = '''\
+import time
+
 import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
@@ -72,6 +74,7 @@ class ZoomPanel(Panel):
         self.update()
 
     def update(self):
+        time.sleep(1.0)  # a busy kernel: a zoom made right after a slider move reaches it after the update is sent
         y = np.sin(np.arange(self.n.value, dtype=float))
         self.figures["kept"].update(go.Figure(go.Scatter(y=y), layout={"title": {"text": "kept"}}))
         self.figures["reset"].update(go.Figure(go.Scatter(y=y), layout={"title": {"text": "reset"},
