@@ -21,6 +21,7 @@ McCandlish step and the mean-square stability limit are exact: a control experim
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -130,9 +131,15 @@ class Problem(NamedTuple):
 
 
 def build_problem(cfg: LrBatchConfig) -> Problem:
-    """The net, the mean-MSE loss, ``init_fn(key)``, the training data and the parameters of seed ``cfg.seed``."""
+    """The net, the mean-MSE loss, ``init_fn(key)``, the training data and the parameters of seed ``cfg.seed``
+    (cached by config: a rerun, or a one-call sweep beside a streamed one, reuses them and their compiled code)."""
     if not isinstance(cfg, LrBatchConfig):
         raise TypeError(f"cfg must be an LrBatchConfig, got {type(cfg).__name__}")
+    return _build_problem(cfg, bool(jax.config.jax_enable_x64))  # a change of precision builds anew
+
+
+@functools.lru_cache(maxsize=16)
+def _build_problem(cfg: LrBatchConfig, _x64: bool) -> Problem:
     key = jax.random.PRNGKey(cfg.seed)
     if cfg.dataset == "teacher":
         # jitted: one compilation instead of one per eager op (seconds on a CPU)
