@@ -12,6 +12,7 @@ import pytest
 from workbench.nets import MLP
 from workbench.studies import hessian as S
 
+
 def same(a, b, skip=("seconds", "elapsed_s", "info", "device")) -> None:
     """Equal field by field (NamedTuples, dicts, arrays); timings and device lines skipped."""
     if hasattr(a, "_fields"):
@@ -45,16 +46,17 @@ def hessian_problem():
     return net, x, y
 
 
-def test_iter_batch_hessian_study_yields_per_batch_size_and_ends_with_the_full_study(hessian_problem):
+def test_iter_batch_hessian_study_yields_a_study_per_finished_batch_size(hessian_problem):
     net, x, y = hessian_problem
     kw = dict(TINY_HESSIAN, key=jax.random.PRNGKey(0), progress=False)
     partials = list(S.iter_batch_hessian_study(net, x, y, [4, 16], **kw))
     assert [list(p.result.batch_sizes) for p in partials] == [[4], [4, 16]]
     assert [p.fraction for p in partials] == [0.5, 1.0] and partials[0].note == "batch size 4"
     assert [p.result.batch_density.shape[0] for p in partials] == [1, 2]  # a density per finished B
-    # a partial is the study of the batch sizes done (the draws of a B do not depend on the later ones), and
-    # the one-shot study is the last partial
+    # a partial is the one-shot study of the batch sizes done (the draws of a B do not depend on the later ones);
+    # the one-shot function returns the last partial
     same(partials[0].result, S.batch_hessian_study(net, x, y, [4], **kw))
+    assert partials[-1].result.fit.batch_size.tolist() == [4, 16]
 
 
 def test_hessian_panel_two_quick_moves_during_a_long_experiment_end_in_the_last_value(monkeypatch):
