@@ -239,19 +239,52 @@ def test_experiment_errors_show_in_the_status_and_the_output_area():
     assert "Traceback" in panel.progress.outputs[0]["text"]
 
 
+def _zoom(live: LiveFigure, axes: dict, uirevision=LiveFigure.uirevision) -> None:
+    """What the browser does when a person zooms: the view tracker's state arrives from the front end."""
+    live.view_tracker.set_state({"view": {"uirevision": uirevision, "axes": axes}})
+
+
 def test_zoom_survives_an_update():
-    """Every shown figure carries the same uirevision, and an update never writes axis ranges (plotly keeps the
-    user's zoom and pan when uirevision is unchanged)."""
+    """Every shown figure carries the same uirevision; once the person zoomed, the next figure is sent with their axis
+    ranges (not reset), while its data changes and the panel's own figure stays unzoomed."""
     live = LiveFigure(go.Figure(go.Scatter(y=[1.0, 2.0])))
     first = _shown(live)["layout"]
     live.update(go.Figure(go.Scatter(y=[3.0, 1.0, 2.0])))
     second = _shown(live)["layout"]
     assert first["uirevision"] == second["uirevision"] == LiveFigure.uirevision
-    for layout in (first, second):
+    for layout in (first, second):  # never zoomed: plotly autoranges
         assert "range" not in layout.get("xaxis", {}) and "range" not in layout.get("yaxis", {})
-    own = go.Figure(layout={"uirevision": "mine"})  # a figure's own uirevision wins
+    assert live.view_tracker.target in live._dom_classes  # how the tracker finds the plot in the page
+
+    _zoom(live, {"xaxis": [0.5, 1.5], "yaxis": [-1.0, 4.0], "xaxis7": [0, 1], "bogus": [0, 1]})
+    live.update(go.Figure(go.Scatter(y=[9.0, 8.0, 7.0, 6.0])))
+    shown = _shown(live)
+    assert _decode(shown["data"][0]["y"]) == [9.0, 8.0, 7.0, 6.0]  # the data changed
+    assert shown["layout"]["uirevision"] == LiveFigure.uirevision
+    assert shown["layout"]["xaxis"]["range"] == [0.5, 1.5] and shown["layout"]["xaxis"]["autorange"] is False
+    assert shown["layout"]["yaxis"]["range"] == [-1.0, 4.0]
+    assert "xaxis7" not in shown["layout"] and "bogus" not in shown["layout"]  # no axis the figure lacks
+    assert live.figure.layout.xaxis.range is None  # exports and tests see the panel's figure, unzoomed
+
+    own = go.Figure(go.Scatter(y=[1.0]), layout={"uirevision": "mine"})  # a new uirevision resets the view
     live.update(own)
-    assert _shown(live)["layout"]["uirevision"] == "mine"
+    assert _shown(live)["layout"]["uirevision"] == "mine" and "range" not in _shown(live)["layout"].get("xaxis", {})
+    assert live.view_tracker.view == {}
+    live.update(go.Figure(go.Scatter(y=[2.0])))  # and it does not come back
+    assert "range" not in _shown(live)["layout"].get("xaxis", {})
+
+
+def test_zoom_on_a_subplot_axis_is_kept():
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2)
+    fig.add_scatter(y=[1, 2], row=1, col=1)
+    fig.add_scatter(y=[3, 4], row=1, col=2)
+    live = LiveFigure(fig)
+    _zoom(live, {"xaxis2": [0.2, 0.8]})
+    live.update(go.Figure(fig))
+    layout = _shown(live)["layout"]
+    assert layout["xaxis2"]["range"] == [0.2, 0.8] and "range" not in layout["xaxis"]
 
 
 def test_mimebundle_is_what_plotlys_mime_renderer_sends():

@@ -22,7 +22,11 @@ QUAD = dict(dim=6, batch_sizes=(1, 16, 256), num_lrs=17, seeds_one_step=600, see
 def panel(tmp_path_factory):
     """One panel that ran one tiny study through its widgets (with a results folder)."""
     results = tmp_path_factory.mktemp("lr_batch_results")
-    p = LrBatchPanel(LrBatchConfig(**TINY, results_dir=str(results)), run=True, quadratic_kwargs=QUAD)
+    p = LrBatchPanel(LrBatchConfig(**TINY, results_dir=str(results)), run=False, quadratic_kwargs=QUAD)
+    p.heatmap_titles = []  # every heatmap drawn while the sweep streams
+    draw = p.figures["heatmap"].update
+    p.figures["heatmap"].update = lambda fig: (p.heatmap_titles.append(fig.layout.title.text), draw(fig))
+    p.refresh()
     return p
 
 
@@ -47,6 +51,34 @@ def test_study_structure_and_theory(panel):
     assert "sgd optimal" in fit_table(s) and np.isfinite(s.target_loss)
     # the statistics were measured at the sweep's seed-0 initialization (its recorded step-0 loss)
     assert s.sweeps["sgd"].train_loss[0, 0, 0, 0] == pytest.approx(s.initial_loss, rel=1e-6)
+
+
+def test_sweep_streams_point_by_point_and_ends_with_the_one_call_sweep(panel):
+    """The heatmap was drawn after each (optimizer, B) point, its columns filling in; the streamed sweep (one
+    experiments.sweep call per point) wrote the very points one call over the whole grid resumes from, and equals
+    what that call returns."""
+    from tests.test_panels_streaming import same
+    from workbench.studies.lr_batch import merge_sweeps
+
+    assert [t for t in panel.heatmap_titles if "computing" in t] == [
+        "final loss (sgd), median over 2 seeds (computing: 1 of 2 batch sizes)"]  # adam's first point: sgd shown
+    assert "computing" not in panel.heatmap_titles[-1]
+    cfg = panel.study.config
+    prob = build_problem(cfg)
+    import workbench.training as training
+
+    def no_training(*a, **k):
+        raise AssertionError("a point the streamed sweep finished was not found by the one-call sweep")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(training, "train", no_training)
+        whole = ex.sweep(prob.loss_fn, prob.init_fn, (prob.x, prob.y), batch_sizes=cfg.batch_sizes, lrs=cfg.lrs,
+                         optimizers=cfg.optimizers, seeds=cfg.seeds, num_steps=cfg.num_steps,
+                         record_every=cfg.record_every, momentum=cfg.momentum, results_dir=cfg.results_dir,
+                         tag=prob.description, progress=False)
+    same(panel.study.sweeps, whole)
+    with pytest.raises(ValueError, match="one optimizer"):
+        merge_sweeps([whole["sgd"], whole["adam"]])
 
 
 def test_study_theory_curves_direct():

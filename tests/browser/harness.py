@@ -8,6 +8,8 @@ Used by the browser tests (``tests/browser/test_*.py``) and nothing else. The pi
   own process group and always stopped by its own process id (then any kernel it left behind, by id).
 * :func:`check_lab_notebook` / :func:`check_voila_notebook`: open a notebook, run it, wait for the widgets and
   plotly figures, change one widget, and assert that some figure's data changed and that no error shows.
+* :func:`check_zoom_survives_update`: zoom the figures of the zoom fixture as a person's drag does, change the
+  slider, and assert the zoom was kept (same uirevision) or reset (a new uirevision) while the data changed.
   Failures raise :class:`NotebookCheckFailed` with what was seen, and the screenshot is always written.
 """
 
@@ -567,3 +569,99 @@ def check_html_file(browser, path: Path, screenshot: Path, *, min_figures: int =
         return n
     finally:
         page.close()
+
+
+# ----------------------------------------------------------------------------------------------- zoom across updates
+#: the range a "person" zooms every figure to (the fixture's data spans x in [0, n-1], y in [-1, 1])
+ZOOM_X, ZOOM_Y = [0.5, 1.5], [0.25, 0.75]
+
+#: zoom every LiveFigure's plot as a drag would: Plotly.relayout on the plot element (fires plotly_relayout)
+JS_ZOOM = r"""
+async ([x, y]) => {
+  const gds = Array.from(document.querySelectorAll('.wb-live-figure .js-plotly-plot'));
+  for (const gd of gds) await window.Plotly.relayout(gd, {'xaxis.range': x, 'yaxis.range': y});
+  return gds.length;
+}
+"""
+
+#: per LiveFigure plot: its title, how many points its first trace has, the axis ranges drawn, and whether the
+#: browser had to re-apply the zoom (an update sent before the kernel heard of it)
+JS_VIEWS = r"""
+() => Array.from(document.querySelectorAll('.wb-live-figure .js-plotly-plot')).map((gd) => ({
+  title: (gd.layout.title || {}).text || '', points: ((gd._fullData[0] || {}).y || []).length,
+  x: gd._fullLayout.xaxis.range.slice(), y: gd._fullLayout.yaxis.range.slice(),
+  restored: gd.dataset.wbViewRestored || 'kernel',
+}))
+"""
+
+
+def _close(a: Sequence[float], b: Sequence[float]) -> bool:
+    return all(abs(float(u) - float(v)) < 1e-9 for u, v in zip(a, b, strict=True))
+
+
+def check_zoom_survives_update(browser, base_url: str, notebook: str, screenshot: Path, *, voila: bool) -> str:
+    """Open the zoom fixture (JupyterLab or a Voila app), zoom its two figures, move its slider, and assert: the
+    data of both changed; the figure with the LiveFigure's constant uirevision is still zoomed; the one whose
+    uirevision changed with the slider is not (plotly's rule, and the proof that this check can fail).
+    Returns how the zoom was kept ("kernel": sent with the new figure; "browser": re-applied after it)."""
+    page = _new_page(browser)
+    try:
+        if voila:
+            page.goto(f"{base_url}/voila/render/{notebook}", wait_until="commit", timeout=60_000)
+        else:
+            page.goto(f"{base_url}/lab/tree/{notebook}?reset", wait_until="domcontentloaded", timeout=60_000)
+            page.wait_for_function(JS_LAB_READY, timeout=60_000, polling=200)
+            if page.evaluate(JS_LAB_RUN_ALL, int(RUN_TIMEOUT_S * 1000)) is not True:
+                _fail(page, screenshot, "run-all-cells failed or timed out: " + "\n".join(_errors(page)))
+        before = _wait_for_figures(page, screenshot, RUN_TIMEOUT_S)
+        if len(before) != 2:
+            _fail(page, screenshot, f"expected the fixture's 2 figures, saw {len(before)}")
+        page.wait_for_timeout(500)  # let the figures' view trackers find their plots
+        assert page.evaluate(JS_ZOOM, [ZOOM_X, ZOOM_Y]) == 2
+        zoomed = page.evaluate(JS_VIEWS)
+        if not all(_close(v["x"], ZOOM_X) and _close(v["y"], ZOOM_Y) for v in zoomed):
+            _fail(page, screenshot, f"Plotly.relayout did not zoom: {zoomed}")
+        page.wait_for_timeout(500)  # the zoom reaches the kernel (were it late, the browser re-applies it)
+        controls = page.evaluate(JS_CONTROLS)
+        how = []
+        # round 1: the zoom reached the kernel before the slider moved, so the new figure is sent zoomed. Round 2:
+        # zoom right after moving the slider: the kernel (busy 1 s with the update) hears of the zoom only after
+        # it sent the figure, so the browser must re-apply the zoom to the new plot
+        for zoom_x, zoom_y, zoom_after_move in ((ZOOM_X, ZOOM_Y, False), ([1.5, 2.5], [-0.5, 0.5], True)):
+            zoomed = page.evaluate(JS_VIEWS)  # the points shown before this move
+            what = _change_control(page, 0, *controls[0])
+            if zoom_after_move:
+                page.evaluate(JS_ZOOM, [zoom_x, zoom_y])
+            deadline = time.monotonic() + CHANGE_TIMEOUT_S
+            while True:
+                views = page.evaluate(JS_VIEWS)
+                if len(views) == 2 and all(v["points"] != z["points"] for v, z in zip(views, zoomed)):
+                    break
+                if time.monotonic() > deadline:
+                    _fail(page, screenshot, f"changing {what} did not change the figures' data: {views}")
+                page.wait_for_timeout(200)
+            page.wait_for_timeout(800)  # a zoom re-applied in the browser lands after the new plot is drawn
+            views = {v["title"]: v for v in page.evaluate(JS_VIEWS)}
+            errors = _errors(page)
+            if errors:
+                _fail(page, screenshot, "error shown:\n" + "\n---\n".join(errors))
+            kept, reset = views["kept"], views["reset"]
+            if not (_close(kept["x"], zoom_x) and _close(kept["y"], zoom_y)):
+                _fail(page, screenshot, f"the zoom was reset by the update ({what}): ranges x {kept['x']}, "
+                                        f"y {kept['y']} instead of {zoom_x}, {zoom_y}")
+            if _close(reset["x"], zoom_x) or _close(reset["y"], zoom_y):
+                _fail(page, screenshot, f"a figure with a new uirevision kept the old zoom: {reset}")
+            how.append(kept["restored"])
+        _screenshot(page, screenshot)
+        if how != ["kernel", "browser"]:
+            _fail(page, screenshot, f"the zoom was kept, but not the expected way: {how} (expected kernel, browser)")
+        return " then ".join(how)
+    finally:
+        if voila:
+            with contextlib.suppress(Exception):
+                page.evaluate(JS_VOILA_SHUTDOWN)
+            page.close(run_before_unload=True)
+        else:
+            page.close()
+            with contextlib.suppress(Exception):
+                shutdown_lab_kernels(base_url)

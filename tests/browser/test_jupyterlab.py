@@ -62,3 +62,14 @@ def test_binder_app_link_route(browser, lab_server, served_root, screenshot_dir,
                                           code_lines=harness.notebook_code_lines(served_root / notebook))
     timings.add(f"voila route of the lab server {notebook}", result)
     assert result.figures >= 1
+
+
+def test_zoom_survives_an_update_in_jupyterlab(browser, lab_server, screenshot_dir, timings):
+    """A person zooms a figure, then moves a slider: the new data is drawn in the zoomed view (and a figure whose
+    uirevision changed is reset, as plotly's rule says)."""
+    import time
+
+    start = time.monotonic()
+    how = harness.check_zoom_survives_update(browser, lab_server.url, "fixture_zoom.ipynb",
+                                             screenshot_dir / "lab-fixture_zoom.png", voila=False)
+    timings.add(f"lab fixture_zoom (zoom kept by the {how})", seconds=time.monotonic() - start)

@@ -33,3 +33,14 @@ def test_broken_callback_fails_in_voila(browser, voila_server, screenshot_dir, t
     with pytest.raises(harness.NotebookCheckFailed, match=r"(?s)error shown after changing slider.*ZeroDivisionError"):
         harness.check_voila_notebook(browser, voila_server.url, "fixture_broken_callback.ipynb", shot)
     timings.add("voila fixture_broken_callback (must fail)", seconds=0.0)
+
+
+@pytest.mark.slow  # ~25 s on 2 cores; the JupyterLab zoom check (same widget manager and renderer) is fast tier
+def test_zoom_survives_an_update_in_voila(browser, voila_server, screenshot_dir, timings):
+    """As in JupyterLab: the zoom survives an update in a Voila app."""
+    import time
+
+    start = time.monotonic()
+    how = harness.check_zoom_survives_update(browser, voila_server.url, "fixture_zoom.ipynb",
+                                             screenshot_dir / "voila-fixture_zoom.png", voila=True)
+    timings.add(f"voila fixture_zoom (zoom kept by the {how})", seconds=time.monotonic() - start)

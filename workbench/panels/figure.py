@@ -10,8 +10,11 @@ A :class:`LiveFigure` sends only the figure's JSON (typed arrays base64-encoded)
 ``application/vnd.plotly.v1+json`` display output; JupyterLab, Notebook 7, Voila and VS Code render it with
 plotly's own mime extension (``jupyterlab-plotly``, installed with plotly), which loads plotly.js once per page.
 An update replaces the output in one message (no blank flash). Every figure shown carries a fixed
-``layout.uirevision`` (unless the figure sets its own) and LiveFigure never writes axis ranges, so a front end
-that redraws with ``Plotly.react`` keeps the user's zoom and pan across updates.
+``layout.uirevision`` (unless the figure sets its own). The front end draws each update into a new plot element
+(neither the Output widget nor plotly's mime renderer redraws in place), so ``uirevision`` alone would not keep a
+person's zoom: a :class:`~workbench.panels.view_tracker.ViewTracker` reports the axis ranges the person set, and
+:meth:`LiveFigure.update` sends the next figure with them (same ``uirevision`` only; the panel's own figure,
+``live.figure``, is never changed).
 
 With static figures on (:func:`workbench.plots.use_static_renderer`), each output also carries a PNG or SVG
 image, which nbconvert HTML and other front ends without plotly's renderer show instead.
@@ -28,6 +31,7 @@ import plotly.graph_objects as go
 from plotly.io._json import to_json
 
 from workbench import config
+from workbench.panels.view_tracker import ViewTracker
 from workbench.plots import static_image
 
 #: the plotly mime type rendered by the ``jupyterlab-plotly`` extension
@@ -83,6 +87,9 @@ class LiveFigure(W.Output):
     def __init__(self, figure: go.Figure | None = None, *, legend_below: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.add_class("wb-live-figure")
+        #: the zoom and pan the person set on this figure in the browser (kept across updates)
+        self.view_tracker = ViewTracker()
+        self.add_class(self.view_tracker.target)
         #: draw the legend under the plot (for narrow figures, where a legend above wraps over the title)
         self.legend_below = legend_below
         self._figure = go.Figure()
@@ -104,7 +111,16 @@ class LiveFigure(W.Output):
         below = self.legend_below or legend_rows(new, NOTEBOOK_WIDTH_PX) > 1
         shown = _with_legend_below(new, NOTEBOOK_WIDTH_PX // 2 if self.legend_below else NOTEBOOK_WIDTH_PX) \
             if below else new
-        self.outputs = ({"output_type": "display_data", "data": figure_mimebundle(shown), "metadata": {}},)
+        bundle = figure_mimebundle(shown)
+        keep = self.view_tracker.axes_for(new.layout.uirevision)
+        if keep:  # the person's zoom and pan, on the axes the new figure has
+            layout = bundle[PLOTLY_MIME].setdefault("layout", {})
+            for name, rng in keep.items():
+                if name in ("xaxis", "yaxis") or name in layout:
+                    layout.setdefault(name, {}).update(range=rng, autorange=False)
+        elif self.view_tracker.view:  # set on a figure with another uirevision: that view is gone
+            self.view_tracker.view = {}
+        self.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
 
     def static_html(self) -> str:
         """The static image of the current figure as an ``<img>`` tag ("" when static figures are off)."""

@@ -9,6 +9,7 @@ shared across batch sizes and draws (one weighted loss per net), so revisiting a
 from __future__ import annotations
 
 import html
+from collections.abc import Iterator
 
 import ipywidgets as W
 import jax
@@ -20,7 +21,8 @@ from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure, side_by_side
 from workbench.plots.hessian import density_figure, lr_max_figure, noise_excess, top_eigenvalue_figure
 from workbench._compat import deprecated_alias
-from workbench.studies.hessian import DATASETS, BatchHessianStudy, batch_hessian_study
+from workbench.studies.hessian import DATASETS, BatchHessianStudy, iter_batch_hessian_study
+from workbench.studies.partial import Partial, last
 from workbench.studies.hessian import make_data as _make_data
 
 BATCH_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -82,20 +84,23 @@ class BatchHessianPanel(Panel):
                 self.kind.value, tuple(sorted(self.batch_sizes.value)) or (8,), self.train_steps.value)
 
     def compute(self, s: tuple | None = None) -> BatchHessianStudy:
+        """The study of setting ``s`` (default: the widgets'), cached."""
         s = self.settings() if s is None else s
-        if s in self._cache:
-            return self._cache[s]
+        if s not in self._cache:
+            self._cache[s] = last(self.partials(s))
+        return self._cache[s]
+
+    def partials(self, s: tuple) -> Iterator[Partial]:
+        """The study of setting ``s``, one partial study per finished batch size (the last is the full one)."""
         depth, width, activation, loss, dataset, kind, bs, steps = s
         x, y, _ = _make_data(dataset, loss, self.num_data)
         w_std = 2 ** 0.5 if activation == "relu" else 1.0
         net = MLP(depth=depth, width=width, activation=activation, w_std=w_std, b_std=0.1, out_dim=int(y.shape[1]))
-        study = batch_hessian_study(
+        return iter_batch_hessian_study(
             net, x, y, list(bs), loss=loss, kind=kind, num_batches=config.pick(3, 6), top_k=config.pick(1, 3),
             key=jax.random.PRNGKey(0), train_steps=steps, lr=config.pick(0.5, 0.5), slq_steps=config.pick(16, 60),
             slq_probes=config.pick(2, 4), noise_probes=config.pick(4, 16), grid_size=config.pick(200, 500),
             progress=False)
-        self._cache[s] = study
-        return study
 
     def _summarize(self) -> None:
         st = self._study
@@ -111,11 +116,18 @@ class BatchHessianPanel(Panel):
         self.summary.value = "<small>" + " &middot; ".join(rows) + "</small>"
 
     def update(self) -> None:
-        """Background: the study of the current setting (cached); its three figures and summary when done."""
+        """Background: the study of the current setting (cached), drawn per finished batch size (the SLQ densities
+        appear one by one); a newer setting supersedes it between batch sizes."""
         s = self.settings()
 
         def chunks():
-            yield self.compute(s), 1.0, f"batch sizes {s[6]}"
+            if s in self._cache:
+                yield self._cache[s], 1.0, "cached"
+                return
+            study = None
+            for study, fraction, note in self.partials(s):
+                yield study, fraction, f"{note} done"
+            self._cache[s] = study
 
         def draw(study: BatchHessianStudy, _done: bool) -> None:
             self._study = study

@@ -19,7 +19,7 @@ from workbench.panels.figure import LiveFigure
 from workbench.plots.lr_batch import kaplan_figure, loss_heatmap, lr_vs_batch
 from workbench.plots.lr_batch import study_figures as plot_study_figures
 from workbench.studies.lr_batch import (DATASETS, LrBatchConfig, LrBatchStudy, QuadraticStudy, default_config,
-                                        fit_table, lr_curves, quadratic_study, run_study)
+                                        fit_table, iter_study, lr_curves, quadratic_study, run_study)
 
 
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
@@ -179,8 +179,9 @@ class LrBatchPanel(Panel):
 
         def chunks():
             quad = known_quad if known_quad is not None else quadratic_study(**self.quadratic_kwargs)
-            yield (None, quad), 0.3, "noisy-quadratic control"
-            yield (run_study(cfg, progress=False), quad), 1.0, "learning-rate x batch-size sweep"
+            yield (None, quad), 0.1, "noisy-quadratic control"
+            for study, fraction, note in iter_study(cfg, progress=False):  # one chunk per (optimizer, B) point
+                yield (study, quad), 0.1 + 0.9 * fraction, f"sweep point {note}"
 
         def draw(result, _done: bool) -> None:
             study, quad = result
@@ -205,9 +206,22 @@ class LrBatchPanel(Panel):
         if self.heatmap_opt.value not in opts:
             self.heatmap_opt.value = opts[0]
         figs = study_figures(self._study, self.heatmap_opt.value)
+        figs["heatmap"] = self._heatmap_of(self.heatmap_opt.value)
         for name, fig in figs.items():
             self.figures[name].update(fig)
         self.summary.value = self.summary_html()
+
+    def _heatmap_of(self, optimizer: str) -> go.Figure:
+        """The loss heatmap of ``optimizer``; while the sweep streams, every configured batch size has its column
+        (empty until its point is done) and the title says how many are done."""
+        res = self._study.sweeps[optimizer]
+        fig = loss_heatmap(res)
+        every = sorted(int(b) for b in self._study.config.batch_sizes)
+        fig.update_xaxes(categoryorder="array", categoryarray=[str(b) for b in every], range=[-0.5, len(every) - 0.5])
+        if len(res.batch_sizes) < len(every):
+            fig.update_layout(title_text=f"{fig.layout.title.text} (computing: {len(res.batch_sizes)} of "
+                                         f"{len(every)} batch sizes)")
+        return fig
 
     def summary_html(self) -> str:
         s = self._study
@@ -230,7 +244,7 @@ class LrBatchPanel(Panel):
 
     def _redraw_heatmap(self) -> None:
         if self._study is not None and self.heatmap_opt.value in self._study.sweeps:
-            self.figures["heatmap"].update(loss_heatmap(self._study.sweeps[self.heatmap_opt.value]))
+            self.figures["heatmap"].update(self._heatmap_of(self.heatmap_opt.value))
 
     def update_calculators(self) -> None:
         loss, bstar, alpha = self.calc_loss.value, self.calc_bstar.value, self.calc_alpha.value

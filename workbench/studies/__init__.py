@@ -3,4 +3,4 @@
 One module per notebook topic; import the one you need (``from workbench.studies.ntk import width_convergence``).
 """
 
-__all__ = ["architectures", "dynamics", "hessian", "lr_batch", "ntk", "symbolic", "tour"]
+__all__ = ["architectures", "dynamics", "hessian", "lr_batch", "ntk", "partial", "symbolic", "tour"]

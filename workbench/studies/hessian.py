@@ -28,7 +28,7 @@ import dataclasses
 import functools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -38,13 +38,15 @@ import optax
 from tqdm.auto import tqdm
 
 from workbench import config, rmt
+from workbench.studies.partial import Partial, last
 from workbench.data import digits, gaussian_inputs, mlp_teacher
 from workbench.hessian import KINDS, OUTPUT_LOSSES, ComposedLoss, hessian_operator, mlp_loss, num_params
 from workbench.linalg.krylov import gaussian_broadening, slq_density, squared_norms, top_eigenvalues
 from workbench.losses import per_example_loss
 from workbench.validation import check_choice, check_data_pair, check_positive_int, check_real
 
-__all__ = ["BULK_POINTS", "DATASETS", "batch_hessian_study", "BatchHessianStudy", "make_data", "noise_bulks",
+__all__ = ["BULK_POINTS", "DATASETS", "batch_hessian_study", "BatchHessianStudy", "iter_batch_hessian_study",
+           "make_data", "noise_bulks",
            "train_full_batch", "TrainedParams", "weighted_mlp_loss", "WeightedOutputLoss", "with_weights"]
 
 
@@ -286,7 +288,25 @@ def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Seque
                         key: jax.Array | None = None, train_steps: int = 0, lr: float = 0.1,
                         slq_steps: int = 40, slq_probes: int = 4, noise_probes: int = 8,
                         grid_size: int = 400, progress: bool = True, executor: Any = None) -> BatchHessianStudy:
-    """Measure batch-curvature spectra at each batch size and compare with the random-matrix model.
+    """Measure batch-curvature spectra at each batch size and compare with the random-matrix model: the last
+    result of :func:`iter_batch_hessian_study` (same arguments)."""
+    return last(iter_batch_hessian_study(
+        net, x, y, batch_sizes, loss=loss, kind=kind, num_batches=num_batches, top_k=top_k, params=params, key=key,
+        train_steps=train_steps, lr=lr, slq_steps=slq_steps, slq_probes=slq_probes, noise_probes=noise_probes,
+        grid_size=grid_size, progress=progress, executor=executor))
+
+
+def iter_batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Sequence[int], *, loss: str = "mse",
+                             kind: str = "hessian", num_batches: int = 3, top_k: int = 3, params: Any = None,
+                             key: jax.Array | None = None, train_steps: int = 0, lr: float = 0.1,
+                             slq_steps: int = 40, slq_probes: int = 4, noise_probes: int = 8,
+                             grid_size: int = 400, progress: bool = True,
+                             executor: Any = None) -> Iterator[Partial]:
+    """Measure batch-curvature spectra at each batch size and compare with the random-matrix model, yielding a
+    :class:`~workbench.studies.partial.Partial` study once all draws of a batch size are done (batch sizes in
+    the order given): the study of the batch sizes finished so far (fit, prediction and density grid from
+    those), so SLQ densities appear per batch size. The last one is the full study (:func:`batch_hessian_study`).
+    With an ``executor`` the draws run as tasks in any order and only the full study is yielded.
 
     Args:
       net: an MLP (anything hashable with ``init(key, in_dim)`` and ``apply(params, x)``).
@@ -340,7 +360,6 @@ def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Seque
     noise_top = np.zeros((nb, num_batches))
     nodes: list[list[np.ndarray]] = [[] for _ in bs]
     weights: list[list[np.ndarray]] = [[] for _ in bs]
-    moments = np.zeros((nb + 1, 2))
     draws = [(i, int(b), j) for i, b in enumerate(bs) for j in range(num_batches)]
     settings = {"kind": kind, "top_k": top_k, "tol": tol, "slq_steps": min(slq_steps, p),
                 "slq_probes": max(slq_probes, 2), "noise_probes": max(noise_probes, 2)}
@@ -353,12 +372,22 @@ def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Seque
         if "frob" in r:
             frob[i, j], frob_se[i, j], noise_top[i, j] = r["frob"], r["frob_se"], r["noise_top"]
 
+    def study(k: int) -> BatchHessianStudy:
+        """The study of the first ``k`` batch sizes (all their draws done)."""
+        return _assemble(bs[:k], p, n, kind, loss, full, full_slq, batch_top[:k].copy(), frob[:k].copy(),
+                         frob_se[:k].copy(), noise_top[:k].copy(), nodes[:k], weights[:k], grid_size, trained,
+                         time.perf_counter() - start)
+
     if executor is None:
-        with config.matmul_precision("highest"):
-            bar = tqdm(total=nb * num_batches, desc="batch Hessians", disable=not progress, leave=True)
+        bar = tqdm(total=nb * num_batches, desc="batch Hessians", disable=not progress, leave=True)
+        try:
             for t, (i, b, j) in enumerate(draws):
-                store(t, _batch_draw(lf, params, x, y, uniform, k_data, i, b, j, **settings))
+                with config.matmul_precision("highest"):  # not held across a yield: the consumer runs in between
+                    store(t, _batch_draw(lf, params, x, y, uniform, k_data, i, b, j, **settings))
                 bar.update(1)
+                if j == num_batches - 1 and i < nb - 1 and 0 < bs[: i + 1].min() < n:  # the fit needs a B < N
+                    yield Partial(study(i + 1), (t + 1) / len(draws), f"batch size {b}")
+        finally:
             bar.close()
     else:
         from workbench.executors import run_tasks
@@ -368,7 +397,15 @@ def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Seque
         results = dict(run_tasks(executor, _batch_draw_task, shared, draws, progress=progress, desc="batch Hessians"))
         for t in range(len(draws)):  # in draw order: the pooled SLQ nodes are concatenated as in-process
             store(t, results[t])
+    yield Partial(study(nb), 1.0, f"batch sizes {', '.join(str(int(b)) for b in bs)}")
 
+
+def _assemble(bs: np.ndarray, p: int, n: int, kind: str, loss: str, full: Any, full_slq: Any, batch_top: np.ndarray,
+              frob: np.ndarray, frob_se: np.ndarray, noise_top: np.ndarray, nodes: list, weights: list,
+              grid_size: int, trained: Any, elapsed: float) -> BatchHessianStudy:
+    """Fit, prediction and densities from the measured draws of the batch sizes ``bs``."""
+    nb = len(bs)
+    moments = np.zeros((nb + 1, 2))
     noise_var = frob.mean(axis=1) / p ** 2
     fit = rmt.fit_noise_variance(bs, frob.mean(axis=1), p, n)
     model_sigma2 = max(fit.sigma2, 1e-300) if kind == "hessian" else math.sqrt(max(fit.sigma2, 1e-300))
@@ -392,5 +429,5 @@ def batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: Seque
     return BatchHessianStudy(
         bs, p, n, kind, loss, full.eigenvalues, full.residuals, batch_top, frob, frob_se, noise_var, noise_top,
         wigner_edge, fit, pred, curve, grid, full_density, batch_density, sigma, moments, trained.steps_done,
-        trained.diverged_at, config.device_report(), time.perf_counter() - start,
+        trained.diverged_at, config.device_report(), elapsed,
         *noise_bulks(kind, bs, noise_var, p, n, fit.sigma2))

@@ -21,9 +21,10 @@ McCandlish step and the mean-square stability limit are exact: a control experim
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -36,6 +37,7 @@ from workbench.data import digits, mlp_teacher
 from workbench.hessian import mlp_loss
 from workbench.nets import ACTIVATIONS, MLP, PARAMETRIZATIONS
 from workbench.stats import fit_loglog
+from workbench.studies.partial import Partial, last
 from workbench.validation import check_choice, check_positive_int, check_real
 
 DATASETS = ("teacher", "digits")
@@ -129,9 +131,15 @@ class Problem(NamedTuple):
 
 
 def build_problem(cfg: LrBatchConfig) -> Problem:
-    """The net, the mean-MSE loss, ``init_fn(key)``, the training data and the parameters of seed ``cfg.seed``."""
+    """The net, the mean-MSE loss, ``init_fn(key)``, the training data and the parameters of seed ``cfg.seed``
+    (cached by config: a rerun, or a one-call sweep beside a streamed one, reuses them and their compiled code)."""
     if not isinstance(cfg, LrBatchConfig):
         raise TypeError(f"cfg must be an LrBatchConfig, got {type(cfg).__name__}")
+    return _build_problem(cfg, bool(jax.config.jax_enable_x64))  # a change of precision builds anew
+
+
+@functools.lru_cache(maxsize=16)
+def _build_problem(cfg: LrBatchConfig, _x64: bool) -> Problem:
     key = jax.random.PRNGKey(cfg.seed)
     if cfg.dataset == "teacher":
         # jitted: one compilation instead of one per eager op (seconds on a CPU)
@@ -249,7 +257,19 @@ def analyze(sweeps: dict[str, lb.SweepResult], *, num_data: int, target_loss: fl
 
 
 def run_study(cfg: LrBatchConfig | None = None, *, progress: bool = True, num_draws: int = 100) -> LrBatchStudy:
-    """Measure the statistics, evaluate the theory, run (or resume) the sweep and analyze it; see the module doc."""
+    """Measure the statistics, evaluate the theory, run (or resume) the sweep and analyze it; see the module doc.
+    The last result of :func:`iter_study`."""
+    return last(iter_study(cfg, progress=progress, num_draws=num_draws))
+
+
+def iter_study(cfg: LrBatchConfig | None = None, *, progress: bool = True,
+               num_draws: int = 100) -> Iterator[Partial]:
+    """:func:`run_study`, streamed: a :class:`~workbench.studies.partial.Partial` study after every finished
+    (optimizer, batch size) point of the sweep (optimizers in order, batch sizes ascending), analyzed on the
+    points finished so far (an optimizer's :class:`SweepResult` holds the batch sizes done, ``completed=False``
+    until all are). Each point is one :func:`workbench.experiments.sweep` call on that point alone (the same
+    training, seeds and resume files as one call over the grid); the last partial is the full study.
+    """
     cfg = default_config() if cfg is None else cfg
     if not isinstance(cfg, LrBatchConfig):
         raise TypeError(f"cfg must be an LrBatchConfig, got {type(cfg).__name__}")
@@ -267,18 +287,47 @@ def run_study(cfg: LrBatchConfig | None = None, *, progress: bool = True, num_dr
     grid = np.unique(np.round(np.geomspace(1, n, 60)))
     theory = theory_curves(stats, curv, grid, momentum=cfg.momentum)
     t_stats = time.perf_counter() - start
-    sweeps = ex.sweep(prob.loss_fn, prob.init_fn, data, batch_sizes=cfg.batch_sizes, lrs=cfg.lrs,
-                      optimizers=cfg.optimizers, seeds=cfg.seeds, num_steps=cfg.num_steps,
-                      record_every=cfg.record_every, momentum=cfg.momentum, results_dir=cfg.results_dir,
-                      tag=prob.description, progress=progress)
-    max_stable, optimal, fits, target, steps, tradeoff = analyze(
-        sweeps, num_data=n, target_loss=cfg.target_loss, fit_max_batch=cfg.fit_max_batch)
-    seconds = time.perf_counter() - start
-    info = (f"{prob.description}; statistics {t_stats:.1f} s, sweep {seconds - t_stats:.1f} s; "
-            f"{config.device_report()}")
     initial_loss = float(prob.loss_fn(prob.params0, data))  # the point where the theory is evaluated
-    return LrBatchStudy(cfg, prob.description, stats, est, curv, theory, sweeps, max_stable, optimal, fits,
-                        target, steps, tradeoff, seconds, info, initial_loss)
+    batch_sizes = [int(b) for b in np.sort(lb.check_batch_sizes(cfg.batch_sizes, num_data=n))]
+    points = [(opt, b) for opt in cfg.optimizers for b in batch_sizes]
+    done: dict[str, list[lb.SweepResult]] = {}
+
+    def study() -> LrBatchStudy:
+        sweeps = {opt: merge_sweeps(parts, completed=len(parts) == len(batch_sizes)) for opt, parts in done.items()}
+        max_stable, optimal, fits, target, steps, tradeoff = analyze(
+            sweeps, num_data=n, target_loss=cfg.target_loss, fit_max_batch=cfg.fit_max_batch)
+        seconds = time.perf_counter() - start
+        info = (f"{prob.description}; statistics {t_stats:.1f} s, sweep {seconds - t_stats:.1f} s; "
+                f"{config.device_report()}")
+        return LrBatchStudy(cfg, prob.description, stats, est, curv, theory, sweeps, max_stable, optimal, fits,
+                            target, steps, tradeoff, seconds, info, initial_loss)
+
+    for k, (opt, b) in enumerate(points):
+        res = ex.sweep(prob.loss_fn, prob.init_fn, data, batch_sizes=(b,), lrs=cfg.lrs, optimizers=(opt,),
+                       seeds=cfg.seeds, num_steps=cfg.num_steps, record_every=cfg.record_every,
+                       momentum=cfg.momentum, results_dir=cfg.results_dir, tag=prob.description, progress=progress)
+        if opt not in res or not res[opt].completed:  # interrupted (Ctrl-C): keep what is finished
+            break
+        done.setdefault(opt, []).append(res[opt])
+        yield Partial(study(), (k + 1) / len(points), f"{opt}, B = {b}")
+    else:
+        return
+    yield Partial(study(), 1.0, "interrupted")  # the finished points, as the one-call sweep returns them
+
+
+def merge_sweeps(parts: Sequence[lb.SweepResult], *, completed: bool = True) -> lb.SweepResult:
+    """One optimizer's sweep from its results at single batch sizes (or any disjoint sets), batch sizes ascending."""
+    if not parts or len({p.optimizer for p in parts}) != 1:
+        raise ValueError("parts must be a non-empty list of sweep results of one optimizer")
+    order = np.argsort(np.concatenate([p.batch_sizes for p in parts]), kind="stable")
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([np.asarray(getattr(p, name)) for p in parts])[order]
+
+    first = parts[0]
+    return lb.SweepResult(first.optimizer, cat("batch_sizes"), first.lrs, first.seeds, first.steps, cat("train_loss"),
+                          cat("diverged"), cat("diverged_step"), cat("seconds"), first.device,
+                          completed=completed and all(p.completed for p in parts))
 
 
 class LrCurves(NamedTuple):
@@ -362,6 +411,6 @@ def quadratic_study(*, dim: int = 16, batch_sizes: Sequence[int] = (1, 4, 16, 64
 
 
 __all__ = ["DATASETS", "LrBatchConfig", "LrBatchStudy", "Problem", "QuadraticStudy", "TheoryCurves", "analyze",
-           "LrCurves", "build_problem", "default_config", "fit_table", "lr_curves", "quadratic_study", "run_study",
-           "theory_curves"]
+           "LrCurves", "build_problem", "default_config", "fit_table", "iter_study", "lr_curves", "merge_sweeps",
+           "quadratic_study", "run_study", "theory_curves"]
 

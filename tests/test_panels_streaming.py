@@ -1,0 +1,105 @@
+"""Streaming studies and panels: partial results per chunk, the last equal to the one-shot result, and a newer
+setting superseding a long experiment (the last value wins)."""
+
+from __future__ import annotations
+
+import threading
+
+import jax
+import numpy as np
+import pytest
+
+from workbench.nets import MLP
+from workbench.studies import hessian as S
+
+
+def same(a, b, skip=("seconds", "elapsed_s", "info", "device")) -> None:
+    """Equal field by field (NamedTuples, dicts, arrays); timings and device lines skipped."""
+    if hasattr(a, "_fields"):
+        assert type(a) is type(b)
+        for name in a._fields:
+            if name not in skip:
+                same(getattr(a, name), getattr(b, name), skip)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            same(a[k], b[k], skip)
+    elif isinstance(a, (np.ndarray, jax.Array)) or isinstance(b, (np.ndarray, jax.Array)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    elif isinstance(a, float) and isinstance(b, float) and np.isnan(a):
+        assert np.isnan(b)
+    else:
+        assert a == b
+
+
+#: the study settings of both tests here, small: the cost is compiling the net's curvature products
+TINY_HESSIAN = dict(num_batches=2, top_k=1, slq_steps=6, slq_probes=2, noise_probes=2, grid_size=40)
+
+
+@pytest.fixture(scope="module")
+def hessian_problem():
+    """The batch-Hessian panel's default net on 64 of its data points (compiled once for both tests)."""
+    from workbench.studies.hessian import make_data
+
+    net = MLP(depth=1, width=16, activation="tanh", w_std=1.0, b_std=0.1, out_dim=1)
+    x, y, _ = make_data("synthetic", "mse", 64)
+    return net, x, y
+
+
+def test_iter_batch_hessian_study_yields_a_study_per_finished_batch_size(hessian_problem):
+    net, x, y = hessian_problem
+    kw = dict(TINY_HESSIAN, key=jax.random.PRNGKey(0), progress=False)
+    partials = list(S.iter_batch_hessian_study(net, x, y, [4, 16], **kw))
+    assert [list(p.result.batch_sizes) for p in partials] == [[4], [4, 16]]
+    assert [p.fraction for p in partials] == [0.5, 1.0] and partials[0].note == "batch size 4"
+    assert [p.result.batch_density.shape[0] for p in partials] == [1, 2]  # a density per finished B
+    # a partial is the one-shot study of the batch sizes done (the draws of a B do not depend on the later ones);
+    # the one-shot function returns the last partial
+    same(partials[0].result, S.batch_hessian_study(net, x, y, [4], **kw))
+    assert partials[-1].result.fit.batch_size.tolist() == [4, 16]
+
+
+def test_hessian_panel_two_quick_moves_during_a_long_experiment_end_in_the_last_value(monkeypatch):
+    """A control moved twice quickly while a study computes: only the last value is computed to its end (the
+    running one is stopped at its next batch size, the middle one never runs), and the figures end in its state."""
+    from workbench.panels import base
+    from workbench.panels.hessian import BatchHessianPanel
+
+    monkeypatch.setattr(base, "_in_kernel", lambda: True)  # background experiments, as in a kernel
+    import workbench.panels.hessian as panel_module
+
+    make_data, study = panel_module._make_data, panel_module.iter_batch_hessian_study
+    # 64 of the panel's points and fewer probes and draws: the same steps, less arithmetic
+    monkeypatch.setattr(panel_module, "_make_data", lambda dataset, loss, n: make_data(dataset, loss, 64))
+    monkeypatch.setattr(panel_module, "iter_batch_hessian_study", lambda *a, **k: study(*a, **{**k, **TINY_HESSIAN}))
+    started: list[tuple] = []
+    real = BatchHessianPanel.partials
+
+    def slow_partials(self, s):  # a long experiment: every batch size takes a while
+        started.append(s)
+        for p in real(self, s):
+            threading.Event().wait(0.3)
+            yield p
+
+    monkeypatch.setattr(BatchHessianPanel, "partials", slow_partials)
+    panel = BatchHessianPanel()
+    panel.runner.debounce_s = 0.0
+    for _ in range(500):  # wait until the default setting's study really runs
+        if started:
+            break
+        threading.Event().wait(0.01)
+    first = panel.settings()
+    panel.batch_sizes.value = (2, 32)
+    middle = panel.settings()
+    panel.batch_sizes.value = (8,)  # the net is the same: its compiled products are reused (a cheap last value)
+    final = panel.settings()
+    assert panel.wait(timeout=120)
+    runs = [(key[2], how) for kind, key, how in panel.runner.history]
+    assert runs[-1] == (final, "done")
+    assert (first, "done") not in runs and (middle, "done") not in runs
+    assert (first, "superseded") in runs  # stopped between batch sizes
+    assert middle not in started  # superseded before it started: no queue of obsolete work
+    assert list(panel.study.batch_sizes) == [8] and panel.study is panel._cache[final]
+    # the figures show the last value's study
+    (measured,) = [t for t in panel.figures["top"].figure.data if t.name == "measured lambda_max(H_B)"]
+    np.testing.assert_allclose(np.asarray(measured.y, float), panel.study.batch_top[:, :, 0].mean(axis=1), rtol=1e-12)
