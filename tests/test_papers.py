@@ -32,6 +32,9 @@ WRONG = {
     "wu_su_2023_stability": {"sgd_B1: max eta (c_B tr H + (1 - c_B) lambda_max) / 2": 0.1},  # 10x tighter bound
     "granziol_2022_lr_batch": {"quadratic: SGD max-stable lr exponent (B <= B*/16)": 2.0},  # quadratic in B
     "step_law_2025": {"step_law lr(N=1e9, D=1e11)": 1e-3},  # a wrong worked value
+    "mok_2022_lga": {"tau(LGA after 10 steps, test accuracy)": 1.0},  # a perfect ranking by LGA
+    "li_2018_intrinsic_dimension": {"d_90 slope against D (log-log)": 1.0},  # d_90 a fixed fraction of D
+    "rosenfeld_2023_opposing_signals": {"mean sharpness / (2/eta) at the edge of stability": 0.5},  # lambda = 1/eta
 }
 
 

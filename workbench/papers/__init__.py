@@ -42,6 +42,9 @@ REGISTRY: dict[str, str] = {
     "wu_su_2023_stability": "workbench.papers.wu_su_2023_stability",
     "granziol_2022_lr_batch": "workbench.papers.granziol_2022_lr_batch",
     "step_law_2025": "workbench.papers.step_law_2025",
+    "mok_2022_lga": "workbench.papers.mok_2022_lga",
+    "li_2018_intrinsic_dimension": "workbench.papers.li_2018_intrinsic_dimension",
+    "rosenfeld_2023_opposing_signals": "workbench.papers.rosenfeld_2023_opposing_signals",
 }
 
 CACHE_ENV = "WORKBENCH_PAPERS_CACHE"

@@ -200,6 +200,9 @@ BUILDERS: dict[str, Callable] = {
 }
 
 
+BUILDERS.update(__import__("workbench.plots.papers_optimization", fromlist=["BUILDERS"]).BUILDERS)  # s3c's entries
+
+
 def figures(rep) -> list[tuple[str, go.Figure]]:
     """The entry's figures (if it has builders here) followed by the verdict chart."""
     if not hasattr(rep, "checks") or not hasattr(rep, "data"):
