@@ -91,7 +91,7 @@ EXPECTED_FAILING: dict[str, set[str]] = {
     # finite runs diverge at the almost-sure (sqrt B) limit, not the mean-square (linear) one; see the entry's notes
     "granziol_2022_lr_batch": {"quadratic: SGD max-stable lr exponent (B <= B*/16)",
                                "net: sgd max-stable lr exponent (B <= 64)"},
-    "mok_2022_lga": {"tau(LGA after 10 steps) - max tau(init metrics)", "tau(LGA after 10 steps, test accuracy)"},  # 12 nets: unresolved
+    "mok_2022_lga": {"tau(LGA after 10 steps) - max tau(init metrics)", "tau(LGA after 10 steps, test accuracy)"},
 }
 
 

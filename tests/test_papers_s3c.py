@@ -134,9 +134,12 @@ def test_opposing_data_loss_change_correlation_and_phase():
     saw = 1 + 0.1 * (-1.0) ** t
     assert ros.loss_change_correlation(saw, 2 - saw) == pytest.approx(-1.0)  # anti-phase period-2 oscillation
     assert ros.loss_change_correlation(saw, saw) == pytest.approx(1.0)
-    t_star, phase = ros.edge_of_stability_phase(np.r_[np.linspace(1, 8.5, 20), np.full(80, 8.0)], eta=0.25)
-    assert t_star == 18 and (phase.start, phase.stop) == (50, 100)
+    sharp = np.r_[np.linspace(1, 8.5, 20), np.full(80, 8.0)]
+    t_star, phase = ros.edge_of_stability_phase(sharp, eta=0.25, settle=10, window=30)
+    assert t_star == 18 and (phase.start, phase.stop) == (28, 58)
+    assert ros.edge_of_stability_phase(sharp, eta=0.25, settle=10, window=80) == (18, slice(0, 0))  # too short
     assert ros.edge_of_stability_phase(np.full(10, 1.0), eta=0.25) == (None, slice(0, 0))
+    assert ros.alternation(saw) == 1.0 and ros.alternation(np.linspace(1, 0, 20)) == 0.0
     with pytest.raises(ValueError, match="alpha"):
         ros.opposing_signals_data(jax.random.PRNGKey(0), alpha=-1.0)
 

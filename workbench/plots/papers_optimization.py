@@ -87,9 +87,12 @@ def _rosenfeld(rep) -> list[tuple[str, go.Figure]]:
     f2.add_trace(go.Scatter(x=steps, y=st["sharpness"], name=f"eta = {st['eta']:g}", line=dict(color="grey")))
     f2.add_hline(y=2 / eta, line=dict(color=THEORY_COLOR, dash="dot"), annotation_text="2/eta")
     f2.add_hrect(y0=0.9 * 2 / eta, y1=1.1 * 2 / eta, fillcolor=THEORY_COLOR, opacity=0.08, line_width=0)
-    half = len(steps) // 2
-    f3 = base_figure("Per-step loss changes of the two groups (second half, seed 0)", "Delta L_A", "Delta L_B")
-    f3.add_trace(go.Scatter(x=np.diff(d["loss_a"][0][half:]), y=np.diff(d["loss_b"][0][half:]), mode="markers",
+    settle, window = d.get("window", (0, len(steps)))
+    t0 = d["t_star"][0] if d["t_star"] and d["t_star"][0] is not None else 0
+    win = slice(t0 + settle, t0 + settle + window)
+    f3 = base_figure("Per-step loss changes of the two groups in the analysed window (seed 0)", "Delta L_A",
+                     "Delta L_B")
+    f3.add_trace(go.Scatter(x=np.diff(d["loss_a"][0][win]), y=np.diff(d["loss_b"][0][win]), mode="markers",
                             marker=dict(color=MEASURED_COLOR, size=4), name=f"eta = {eta:g}"))
     return [("group_losses", f1), ("sharpness", f2), ("loss_changes", f3)]
 
