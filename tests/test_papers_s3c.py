@@ -52,6 +52,8 @@ def test_kendall_tau_against_pair_counting_and_bootstrap_spread():
     assert mok.kendall_tau(x, y) == pytest.approx(direct, abs=1e-12)
     assert mok.kendall_tau(x, -x) == pytest.approx(-1.0)
     assert np.isnan(mok.kendall_tau([1.0, np.nan, 2.0], [np.nan, 1.0, 3.0]))
+    # -inf (a float32-singular NTK's -log cond) ranks last, it is not dropped: 3 concordant pairs of 3
+    assert mok.kendall_tau([-np.inf, 0.0, 1.0], [0.1, 0.5, 0.9]) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="same length"):
         mok.kendall_tau([1, 2, 3], [1, 2])
     # the paired bootstrap of a sample mean has standard deviation s / sqrt(n) (plug-in s, ddof=0); 4000 draws

@@ -75,11 +75,16 @@ def label_gradient_alignment(ntk: np.ndarray, labels: np.ndarray) -> float:
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b (ties handled) of two paired samples, from ``scipy.stats.kendalltau``; NaN if undefined."""
+    """Kendall's tau-b (ties handled) of two paired samples, from ``scipy.stats.kendalltau``; NaN if undefined.
+
+    Pairs with a NaN are dropped; +-inf are kept and rank last/first (an infinite condition number, i.e. a
+    float32-singular NTK, is the worst score TE-NAS can give, not a missing one)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     if x.shape != y.shape or x.ndim != 1 or x.size < 2:
         raise ValueError(f"x and y must be 1-d of the same length >= 2, got {x.shape} and {y.shape}")
-    ok = np.isfinite(x) & np.isfinite(y)
+    ok = ~np.isnan(x) & ~np.isnan(y)
+    x, y = np.where(np.isinf(x), np.sign(x) * np.finfo(float).max, x), np.where(np.isinf(y), np.sign(y) *
+                                                                                  np.finfo(float).max, y)
     if ok.sum() < 2:
         return float("nan")
     return float(scipy.stats.kendalltau(x[ok], y[ok]).statistic)
