@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from workbench.plots import MEASURED_COLOR, THEORY_COLOR, base_figure
+from workbench.plots.papers_optimization import BUILDERS as OPTIMIZATION_BUILDERS
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 
@@ -200,7 +201,7 @@ BUILDERS: dict[str, Callable] = {
 }
 
 
-BUILDERS.update(__import__("workbench.plots.papers_optimization", fromlist=["BUILDERS"]).BUILDERS)  # s3c's entries
+BUILDERS.update(OPTIMIZATION_BUILDERS)  # mok_2022_lga, li_2018_intrinsic_dimension, rosenfeld_2023_...
 
 
 def figures(rep) -> list[tuple[str, go.Figure]]:
