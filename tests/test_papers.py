@@ -35,6 +35,9 @@ WRONG = {
     "giapitzakis_2025_permutations": {"ensemble-size exponent, worst single input": 1.0},  # linear, no log factor
     "scale_mixtures_nngp": {"fitted degrees of freedom of the prior network's output": 30.0},  # near-Gaussian
     "simon_2023_more_is_better": {"kernel theory: best ridge is the smallest on the grid (fraction of n)": 0.0},  # ridge helps
+    "mok_2022_lga": {"tau(LGA after 10 steps, test accuracy)": 1.0},  # a perfect ranking by LGA
+    "li_2018_intrinsic_dimension": {"d_90 slope against D (log-log)": 1.0},  # d_90 a fixed fraction of D
+    "rosenfeld_2023_opposing_signals": {"mean sharpness / (2/eta) at the edge of stability": 0.5},  # lambda = 1/eta
 }
 
 
@@ -91,6 +94,7 @@ EXPECTED_FAILING: dict[str, set[str]] = {
     # finite runs diverge at the almost-sure (sqrt B) limit, not the mean-square (linear) one; see the entry's notes
     "granziol_2022_lr_batch": {"quadratic: SGD max-stable lr exponent (B <= B*/16)",
                                "net: sgd max-stable lr exponent (B <= 64)"},
+    "mok_2022_lga": {"tau(LGA after 10 steps) - max tau(init metrics)", "tau(LGA after 10 steps, test accuracy)"},
 }
 
 

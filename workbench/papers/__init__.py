@@ -45,6 +45,9 @@ REGISTRY: dict[str, str] = {
     "giapitzakis_2025_permutations": "workbench.papers.giapitzakis_2025_permutations",
     "scale_mixtures_nngp": "workbench.papers.scale_mixtures_nngp",
     "simon_2023_more_is_better": "workbench.papers.simon_2023_more_is_better",
+    "mok_2022_lga": "workbench.papers.mok_2022_lga",
+    "li_2018_intrinsic_dimension": "workbench.papers.li_2018_intrinsic_dimension",
+    "rosenfeld_2023_opposing_signals": "workbench.papers.rosenfeld_2023_opposing_signals",
 }
 
 CACHE_ENV = "WORKBENCH_PAPERS_CACHE"

@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from workbench.plots import MEASURED_COLOR, THEORY_COLOR, base_figure
+from workbench.plots.papers_optimization import BUILDERS as OPTIMIZATION_BUILDERS
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 
@@ -200,6 +201,9 @@ BUILDERS: dict[str, Callable] = {
 }
 from workbench.plots.papers_kernel_entries import BUILDERS as _KERNEL_ENTRIES  # noqa: E402  (their own figure module)
 BUILDERS.update(_KERNEL_ENTRIES)
+
+
+BUILDERS.update(OPTIMIZATION_BUILDERS)  # mok_2022_lga, li_2018_intrinsic_dimension, rosenfeld_2023_...
 
 
 def figures(rep) -> list[tuple[str, go.Figure]]:
