@@ -42,6 +42,8 @@ REGISTRY: dict[str, str] = {
     "wu_su_2023_stability": "workbench.papers.wu_su_2023_stability",
     "granziol_2022_lr_batch": "workbench.papers.granziol_2022_lr_batch",
     "step_law_2025": "workbench.papers.step_law_2025",
+    "yang_2019_tensor_programs_1": "workbench.papers.yang_2019_tensor_programs_1",
+    "favero_2021_locality": "workbench.papers.favero_2021_locality",
 }
 
 CACHE_ENV = "WORKBENCH_PAPERS_CACHE"
