@@ -198,6 +198,7 @@ BUILDERS: dict[str, Callable] = {
     "roberts_yaida_kurtosis": _kurtosis, "roberts_yaida_finite_width": _finite_width,
     "wu_su_2023_stability": _wu_su, "granziol_2022_lr_batch": _granziol, "step_law_2025": _step_law,
 }
+BUILDERS.update(__import__("workbench.plots.papers_s3a", fromlist=["BUILDERS"]).BUILDERS)  # yang_2019, favero_2021
 
 
 def figures(rep) -> list[tuple[str, go.Figure]]:
