@@ -104,14 +104,21 @@ def draws_fn(name: str, channels: int, input_shape: tuple[int, ...], chunk: int,
     return jax.jit(run)
 
 
+def _divisor_at_most(total: int, limit: int) -> int:
+    """The largest divisor of ``total`` that is <= max(limit, 1): ``lax.map`` then needs no remainder batch (a
+    second compiled body)."""
+    limit = max(1, min(total, int(limit)))
+    return next(b for b in range(limit, 0, -1) if total % b == 0) if total else 1
+
+
 def sample(name: str, channels: int, x: jax.Array, keys: jax.Array, ntk_keys: jax.Array
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(outputs (D, n), per-draw empirical NNGPs (D, n, n), empirical NTKs (m, n, n)) of the draws of ``keys``
     (D of them) and ``ntk_keys`` (m)."""
     per_draw = sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(
         jax.eval_shape(lambda k: architecture(name, channels).init(k, tuple(x.shape)), keys[0])))
-    chunk = int(max(1, min(len(keys), _CHUNK_BYTES // (8 * per_draw))))
-    ntk_chunk = int(max(1, min(len(ntk_keys), _CHUNK_BYTES // (8 * per_draw * (x.shape[0] + 2)))))
+    chunk = _divisor_at_most(len(keys), _CHUNK_BYTES // (8 * per_draw))
+    ntk_chunk = _divisor_at_most(len(ntk_keys), _CHUNK_BYTES // (8 * per_draw * (x.shape[0] + 2)))
     f, k, t = draws_fn(name, channels, tuple(x.shape), chunk, ntk_chunk)(keys, ntk_keys, x)
     return np.asarray(f), np.asarray(k), np.asarray(t)
 
