@@ -222,7 +222,8 @@ def run(*, fast: bool, key: int) -> Reproduction:
                                       (ALPHA / s - ALPHA / d) / 2))
     (b8, se8), (b16, se16) = beta[("local", dims[0])], beta[("local", dims[1])]
     se_diff = math.hypot(se8, se16)
-    checks.append(Check(f"local exponent d={dims[1]} minus d={dims[0]}", b16 - b8, 0.0, max(SAME_BAND, SIGMAS * se_diff),
+    checks.append(Check(f"local exponent d={dims[1]} minus d={dims[0]}", b16 - b8, 0.0,
+                        max(SAME_BAND, SIGMAS * se_diff),
                         f"the issue's band {SAME_BAND} (exponents equal up to pre-asymptotic drift) or {SIGMAS:g} "
                         f"standard errors of the difference (se {se_diff:.2g}); resolved when {SIGMAS:g} se <= "
                         f"{SAME_BAND}", stderr=se_diff, resolution=SAME_BAND))

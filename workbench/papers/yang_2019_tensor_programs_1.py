@@ -31,7 +31,8 @@ and the output over all initializations has covariance E[K_C]. Measured, against
   exact 1% critical value of the KS distribution for D draws (``scipy.stats.kstwo``);
 * NTK: the empirical NTK J J^T (J the Jacobian of the outputs in all parameters; computed in the same jitted
   program, and checked against :func:`workbench.kernels.empirical.empirical_ntk` in the tests) of ``ntk_draws``
-  draws against the analytic NTK, relative Frobenius error, log-log slope against C predicted -1/2 (Yang 2020, Tensor Programs II).
+  draws against the analytic NTK, relative Frobenius error, log-log slope against C predicted -1/2 (Yang 2020,
+  Tensor Programs II).
 """
 
 from __future__ import annotations
@@ -179,8 +180,10 @@ def run(*, fast: bool, key: int) -> Reproduction:
         checks.append(slope_check(f"{name}: per-draw NNGP error slope", sl, se, -0.5,
                                   f"C = {channels[0]}-{cmax}, {draws} draws each"))
         cov_tol_reason = (f"the issue's bound {COVARIANCE_BOUND:.0%} at the largest C; the estimate's Monte-Carlo se "
-                          f"({r['cov_se'][-1]:.2g}, from the draws' scatter) must be resolved: {SIGMAS:g} se <= the bound")
-        checks.append(Check(f"{name}: output covariance rel. error at C={cmax}", r["cov_err"][-1], COVARIANCE_BOUND, 0.0,
+                          f"({r['cov_se'][-1]:.2g}, from the draws' scatter) must be resolved: {SIGMAS:g} se <= "
+                          "the bound")
+        checks.append(Check(f"{name}: output covariance rel. error at C={cmax}", r["cov_err"][-1], COVARIANCE_BOUND,
+                            0.0,
                             cov_tol_reason, kind="at_most", stderr=r["cov_se"][-1], resolution=COVARIANCE_BOUND))
         checks.append(Check(f"{name}: KS statistic of f(x0)/sqrt(K) vs N(0,1) at C={cmax}", r["ks"][-1], crit, 0.0,
                             f"the exact {1 - KS_LEVEL:.0%} quantile of the one-sample KS statistic for {draws} draws "

@@ -66,7 +66,8 @@ def favero_figures(rep) -> list[tuple[str, go.Figure]]:
     f2 = base_figure("Learning-curve exponents beta (E_g ~ P^-beta)", "input dimension", "beta")
     f2.add_trace(go.Bar(x=dims, y=ex["local"], name="local: measured", marker_color=MEASURED_COLOR,
                         error_y=dict(type="data", array=3 * np.asarray(ex["local_se"]))))
-    f2.add_trace(go.Bar(x=dims, y=ex["theory_local"], name="local: spectral theory (same P)", marker_color=THEORY_COLOR))
+    f2.add_trace(go.Bar(x=dims, y=ex["theory_local"], name="local: spectral theory (same P)",
+                        marker_color=THEORY_COLOR))
     f2.add_trace(go.Bar(x=dims, y=ex["fc"], name="FC: measured", marker_color="#999999",
                         error_y=dict(type="data", array=3 * np.asarray(ex["fc_se"]))))
     f2.add_trace(go.Scatter(x=dims, y=[ex["asymptotic_local"]] * len(dims), mode="markers", name="alpha/s (asymptotic)",
