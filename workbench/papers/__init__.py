@@ -42,6 +42,8 @@ REGISTRY: dict[str, str] = {
     "wu_su_2023_stability": "workbench.papers.wu_su_2023_stability",
     "granziol_2022_lr_batch": "workbench.papers.granziol_2022_lr_batch",
     "step_law_2025": "workbench.papers.step_law_2025",
+    "yang_2019_tensor_programs_1": "workbench.papers.yang_2019_tensor_programs_1",
+    "favero_2021_locality": "workbench.papers.favero_2021_locality",
     "giapitzakis_2025_permutations": "workbench.papers.giapitzakis_2025_permutations",
     "scale_mixtures_nngp": "workbench.papers.scale_mixtures_nngp",
     "simon_2023_more_is_better": "workbench.papers.simon_2023_more_is_better",

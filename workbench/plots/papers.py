@@ -204,6 +204,7 @@ BUILDERS.update(_KERNEL_ENTRIES)
 
 
 BUILDERS.update(OPTIMIZATION_BUILDERS)  # mok_2022_lga, li_2018_intrinsic_dimension, rosenfeld_2023_...
+BUILDERS.update(__import__("workbench.plots.papers_architecture_entries", fromlist=["BUILDERS"]).BUILDERS)  # yang_2019, favero_2021
 
 
 def figures(rep) -> list[tuple[str, go.Figure]]:
