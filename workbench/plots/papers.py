@@ -199,12 +199,13 @@ BUILDERS: dict[str, Callable] = {
     "roberts_yaida_kurtosis": _kurtosis, "roberts_yaida_finite_width": _finite_width,
     "wu_su_2023_stability": _wu_su, "granziol_2022_lr_batch": _granziol, "step_law_2025": _step_law,
 }
-from workbench.plots.papers_kernel_entries import BUILDERS as _KERNEL_ENTRIES  # noqa: E402  (their own figure module)
-BUILDERS.update(_KERNEL_ENTRIES)
+# entries with their own figure module (imported here, after BUILDERS, as some of them use this module's builders)
+from workbench.plots.papers_architecture_entries import BUILDERS as _ARCHITECTURE_ENTRIES  # noqa: E402
+from workbench.plots.papers_kernel_entries import BUILDERS as _KERNEL_ENTRIES  # noqa: E402
 
-
-BUILDERS.update(OPTIMIZATION_BUILDERS)  # mok_2022_lga, li_2018_intrinsic_dimension, rosenfeld_2023_...
-BUILDERS.update(__import__("workbench.plots.papers_architecture_entries", fromlist=["BUILDERS"]).BUILDERS)  # yang_2019, favero_2021
+BUILDERS.update(_ARCHITECTURE_ENTRIES)  # yang_2019_tensor_programs_1, favero_2021_locality
+BUILDERS.update(_KERNEL_ENTRIES)  # giapitzakis_2025_permutations, scale_mixtures_nngp, simon_2023_more_is_better
+BUILDERS.update(OPTIMIZATION_BUILDERS)  # mok_2022_lga, li_2018_intrinsic_dimension, rosenfeld_2023_opposing_signals
 
 
 def figures(rep) -> list[tuple[str, go.Figure]]:
