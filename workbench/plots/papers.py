@@ -176,7 +176,32 @@ def _granziol(rep) -> list[tuple[str, go.Figure]]:
                                 marker=dict(color=COLORS[i]),
                                 error_y=dict(type="data", symmetric=False, array=v["hi"] - v["value"],
                                              arrayminus=v["value"] - v["lo"])))
-    return [("quadratic", f1), ("network", f2)]
+    out = [("quadratic", f1), ("network", f2)]
+    if "batch_hessian" in rep.data:  # results cached before the batch-Hessian part existed have no such data
+        out.append(("batch_hessian", _granziol_batch_hessian(rep.data["batch_hessian"])))
+    return out
+
+
+def _granziol_batch_hessian(h) -> go.Figure:
+    """Measured top eigenvalue of the batch Hessian (seed mean +- 3 se, every draw faint) against the random-matrix
+    prediction, the full-data lambda_1 (no 1/B term) and the Wigner edge 2 s sqrt(P)."""
+    fig = base_figure(f"Batch Hessian: top eigenvalue against batch size (B* = {h['b_crit']:.3g})", "batch size B",
+                      "top eigenvalue of H_B", log_x=True, log_y=True)
+    fig.add_trace(go.Scatter(x=h["curve_b"], y=h["curve"], name="prediction: lambda_1 + P s^2/lambda_1 or edge",
+                             line=dict(color=THEORY_COLOR)))
+    fig.add_trace(go.Scatter(x=h["curve_b"], y=h["edge"], name="Wigner edge 2 s sqrt(P)",
+                             line=dict(color=THEORY_COLOR, dash="dot")))
+    fig.add_trace(go.Scatter(x=[h["curve_b"][0], h["curve_b"][-1]], y=[h["lambda1"]] * 2,
+                             name="lambda_1 (no 1/B term)", line=dict(color="gray", dash="dash")))
+    draws = np.asarray(h["draws"])
+    fig.add_trace(go.Scatter(x=np.repeat(h["batch_sizes"], draws.shape[1]), y=draws.ravel(), mode="markers",
+                             name="each batch draw", marker=dict(color=MEASURED_COLOR, size=4, opacity=0.3)))
+    fig.add_trace(go.Scatter(x=h["batch_sizes"], y=h["measured"], mode="markers", name="measured (mean +- 3 se)",
+                             marker=dict(color=MEASURED_COLOR, size=9),
+                             error_y=dict(type="data", array=3 * np.asarray(h["stderr"]))))
+    fig.add_vline(x=h["b_crit"], line_dash="dot", annotation_text="B*")
+    fig.add_vline(x=h["fit_from"], line_dash="dot", line_color="gray", annotation_text="fit from 4 B*")
+    return fig
 
 
 def _step_law(rep) -> list[tuple[str, go.Figure]]:
