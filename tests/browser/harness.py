@@ -665,3 +665,86 @@ def check_zoom_survives_update(browser, base_url: str, notebook: str, screenshot
             page.close()
             with contextlib.suppress(Exception):
                 shutdown_lab_kernels(base_url)
+
+
+# ----------------------------------------------------------------------------------------------- notebooks without widgets
+#: per plotly figure on the page: its title, traces, data points over all traces, and whether plotly drew it (an SVG
+#: with at least one trace layer)
+JS_FIGURE_CONTENT = r"""
+() => Array.from(document.querySelectorAll('.js-plotly-plot')).map((gd) => {
+  const len = (v) => (v && typeof v.length === 'number' ? v.length : 0);
+  const traces = gd.data || [];
+  return {title: ((gd.layout || {}).title || {}).text || '', traces: traces.length,
+          points: traces.reduce((s, t) => s + Math.max(len(t.x), len(t.y), len(t.z)), 0),
+          drawn: !!gd.querySelector('.main-svg') && gd.querySelectorAll('.trace, .bars, .points').length > 0};
+})
+"""
+
+
+def check_static_notebook(browser, base_url: str, notebook: str, screenshot: Path, *, voila: bool,
+                          min_figures: int, code_lines: Sequence[str] = (),
+                          run_timeout: float = RUN_TIMEOUT_S) -> NotebookResult:
+    """Open a notebook with figures but no widgets (a paper reproduction) in JupyterLab (``voila=False``: run all
+    cells) or as a Voila app, and assert: at least ``min_figures`` plotly figures, every one drawn and holding data
+    points, no error output or traceback anywhere, and (Voila) none of ``code_lines`` shown. ``notebook`` is a path
+    relative to the server's root; ``run_timeout``: seconds the cells may take."""
+    start = time.monotonic()
+    page = _new_page(browser)
+    ok = True  # run-all-cells: True, False (a cell failed) or "timeout"
+    try:
+        if voila:
+            page.goto(f"{base_url}/voila/render/{notebook}", wait_until="commit", timeout=60_000)
+            phases = {"open": time.monotonic() - start}
+            try:
+                page.wait_for_function("() => { const el = document.getElementById('rendered_cells');"
+                                       " return !!el && el.style.display !== 'none'; }",
+                                       timeout=int(run_timeout * 1000), polling=500)
+            except Exception:  # noqa: BLE001 - reported with what the page shows
+                _fail(page, screenshot, f"the Voila app did not finish rendering within {run_timeout:.0f} s; "
+                                        f"errors: {_errors(page)}")
+        else:
+            page.goto(f"{base_url}/lab/tree/{notebook}?reset", wait_until="domcontentloaded", timeout=60_000)
+            page.wait_for_function(JS_LAB_READY, timeout=60_000, polling=200)
+            phases = {"open": time.monotonic() - start}
+            try:
+                ok = page.evaluate(JS_LAB_RUN_ALL, int(run_timeout * 1000))
+            except Exception as exc:  # noqa: BLE001 - reported with the screenshot
+                _fail(page, screenshot, f"run-all-cells failed: {exc}")
+            if ok == "timeout":
+                _fail(page, screenshot, f"the cells did not finish within {run_timeout:.0f} s")
+        phases["run"] = time.monotonic() - start
+        _wait_for_figures(page, screenshot, run_timeout)
+        deadline = time.monotonic() + EMPTY_GRACE_S  # the last figures of a cell may still be drawing
+        while True:
+            figs = page.evaluate(JS_FIGURE_CONTENT)
+            bad = [f for f in figs if not (f["drawn"] and f["traces"] > 0 and f["points"] > 0)]
+            if (len(figs) >= min_figures and not bad) or time.monotonic() > deadline:
+                break
+            page.wait_for_timeout(250)
+        phases["figures"] = time.monotonic() - start
+        errors = _errors(page)
+        if errors or ok is False:
+            _fail(page, screenshot, "error shown while running the notebook:\n" + "\n---\n".join(errors or
+                                                                                                ["a cell failed"]))
+        if len(figs) < min_figures:
+            _fail(page, screenshot, f"{len(figs)} plotly figure(s) on the page, expected at least {min_figures}: "
+                                    f"{[f['title'] for f in figs]}")
+        if bad:
+            _fail(page, screenshot, f"figure(s) not drawn or without data: {bad}")
+        if voila:
+            body = page.evaluate("() => document.body.innerText")
+            shown = [line for line in code_lines if line in body]
+            if shown:
+                _fail(page, screenshot, f"the Voila app shows code ({shown[:3]}); an app hides code")
+        _screenshot(page, screenshot)
+        what = f"no widgets: {len(figs)} figures, {sum(f['points'] for f in figs)} points"
+        return NotebookResult(notebook, len(figs), what, time.monotonic() - start, screenshot, phases)
+    finally:
+        if voila:
+            with contextlib.suppress(Exception):
+                page.evaluate(JS_VOILA_SHUTDOWN)
+            page.close(run_before_unload=True)
+        else:
+            page.close()
+            with contextlib.suppress(Exception):
+                shutdown_lab_kernels(base_url)
