@@ -669,11 +669,12 @@ def check_zoom_survives_update(browser, base_url: str, notebook: str, screenshot
 
 # ----------------------------------------------------------------------------------------------- notebooks without widgets
 #: per plotly figure on the page: its title, traces, data points over all traces, and whether plotly drew it (an SVG
-#: with at least one trace layer)
+#: with at least one trace layer). Points are counted on ``_fullData``, where plotly.js has decoded the typed arrays
+#: that plotly.py 6 sends base64-encoded (``gd.data[i].x`` may still be a ``{dtype, bdata}`` object there)
 JS_FIGURE_CONTENT = r"""
 () => Array.from(document.querySelectorAll('.js-plotly-plot')).map((gd) => {
   const len = (v) => (v && typeof v.length === 'number' ? v.length : 0);
-  const traces = gd.data || [];
+  const traces = gd._fullData || [];
   return {title: ((gd.layout || {}).title || {}).text || '', traces: traces.length,
           points: traces.reduce((s, t) => s + Math.max(len(t.x), len(t.y), len(t.z)), 0),
           drawn: !!gd.querySelector('.main-svg') && gd.querySelectorAll('.trace, .bars, .points').length > 0};
