@@ -667,7 +667,7 @@ def check_zoom_survives_update(browser, base_url: str, notebook: str, screenshot
                 shutdown_lab_kernels(base_url)
 
 
-# ----------------------------------------------------------------------------------------------- notebooks without widgets
+# ------------------------------------------------------------------------------------------ notebooks without widgets
 #: per plotly figure on the page: its title, traces, data points over all traces, and whether plotly drew it (an SVG
 #: with at least one trace layer). Points are counted on ``_fullData``, where plotly.js has decoded the typed arrays
 #: that plotly.py 6 sends base64-encoded (``gd.data[i].x`` may still be a ``{dtype, bdata}`` object there)

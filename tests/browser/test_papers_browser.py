@@ -102,7 +102,8 @@ def test_static_check_fails_on_an_error_or_a_missing_figure(browser, papers_lab,
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}  # no kernel dialog
+    # a kernelspec, so that JupyterLab starts the kernel rather than asking for one in a dialog
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell("import plotly.graph_objects as go\n"
                                           "go.Figure(go.Scatter(x=[0, 1], y=[1, 2]))"),
                 nbformat.v4.new_code_cell("1 / 0")]

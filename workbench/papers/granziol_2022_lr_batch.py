@@ -243,8 +243,9 @@ def _batch_hessian_part(fast: bool, key: int):
                f"H = lambda_1 v v^T (lambda_1 = {lam_measured:.4g}, measured by Lanczos on the full loss), W_i "
                f"independent GOE matrices (measured sigma^2 = {prob.sigma2:.4g}, so B* = {b_crit:.3g}), centred; "
                f"batches drawn without replacement, {draws} draws per B, top eigenvalue by Lanczos on the batch "
-               f"loss's Hessian-vector product. A network's batch noise is not Wigner (docs/theory.md#8-the-batch-hessian"
-               f": on a small tanh MLP its top eigenvalue is 2 to 2.7 times the Wigner edge), which is why this "
+               f"loss's Hessian-vector product. A network's batch noise is not Wigner "
+               f"(docs/theory.md#8-the-batch-hessian: on a small tanh MLP its top eigenvalue is 2 to 2.7 times the "
+               f"Wigner edge), which is why this "
                f"check uses the model rather than (b)'s network.")
     return checks, data, setting, {"batch_hessian_params": p, "batch_hessian_data": n, "batch_hessian_draws": draws}
 

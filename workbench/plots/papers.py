@@ -166,7 +166,9 @@ def _granziol(rep) -> list[tuple[str, go.Figure]]:
                             marker=dict(color=MEASURED_COLOR),
                             error_y=dict(type="data", symmetric=False, array=q["hi"] - q["measured"],
                                          arrayminus=q["measured"] - q["lo"])))
-    f1.add_vline(x=q["b_crit"], line_dash="dot", annotation_text="B*")
+    ys = np.concatenate([np.asarray(q["exact"], float), np.asarray(q["measured"], float)])
+    ys = ys[np.isfinite(ys) & (ys > 0)]
+    _vertical(f1, q["b_crit"], (float(ys.min()), float(ys.max())), "B*", "black")
     n = rep.data["net"]
     f2 = base_figure("Small network: largest stable lr against batch size", "batch size", "learning rate",
                      log_x=True, log_y=True)
@@ -182,25 +184,35 @@ def _granziol(rep) -> list[tuple[str, go.Figure]]:
     return out
 
 
+def _vertical(fig: go.Figure, x: float, y: tuple[float, float], name: str, color: str) -> None:
+    """A dotted vertical line at ``x`` as a trace (named in the legend): a shape's annotation on a log axis would need
+    log10 coordinates."""
+    fig.add_trace(go.Scatter(x=[x, x], y=list(y), mode="lines", name=name, line=dict(color=color, dash="dot", width=1)))
+
+
 def _granziol_batch_hessian(h) -> go.Figure:
     """Measured top eigenvalue of the batch Hessian (seed mean +- 3 se, every draw faint) against the random-matrix
     prediction, the full-data lambda_1 (no 1/B term) and the Wigner edge 2 s sqrt(P)."""
     fig = base_figure(f"Batch Hessian: top eigenvalue against batch size (B* = {h['b_crit']:.3g})", "batch size B",
-                      "top eigenvalue of H_B", log_x=True, log_y=True)
-    fig.add_trace(go.Scatter(x=h["curve_b"], y=h["curve"], name="prediction: lambda_1 + P s^2/lambda_1 or edge",
+                      "top eigenvalue of H_B", log_x=True, log_y=True, height=460)
+    lo, hi = 0.8 * h["lambda1"], 1.2 * float(np.max(h["draws"]))
+    edge = np.asarray(h["edge"])
+    shown = edge >= lo  # the edge falls to 0 at B = N (no noise left): drawn down to the bottom of the plot
+    fig.add_trace(go.Scatter(x=h["curve_b"], y=h["curve"], name="prediction lambda'(B)",
                              line=dict(color=THEORY_COLOR)))
-    fig.add_trace(go.Scatter(x=h["curve_b"], y=h["edge"], name="Wigner edge 2 s sqrt(P)",
+    fig.add_trace(go.Scatter(x=np.asarray(h["curve_b"])[shown], y=edge[shown], name="edge 2 s sqrt(P)",
                              line=dict(color=THEORY_COLOR, dash="dot")))
     fig.add_trace(go.Scatter(x=[h["curve_b"][0], h["curve_b"][-1]], y=[h["lambda1"]] * 2,
-                             name="lambda_1 (no 1/B term)", line=dict(color="gray", dash="dash")))
+                             name="lambda_1 (no 1/B term)", mode="lines", line=dict(color="gray", dash="dash")))
     draws = np.asarray(h["draws"])
     fig.add_trace(go.Scatter(x=np.repeat(h["batch_sizes"], draws.shape[1]), y=draws.ravel(), mode="markers",
-                             name="each batch draw", marker=dict(color=MEASURED_COLOR, size=4, opacity=0.3)))
-    fig.add_trace(go.Scatter(x=h["batch_sizes"], y=h["measured"], mode="markers", name="measured (mean +- 3 se)",
+                             name="draws", marker=dict(color=MEASURED_COLOR, size=4, opacity=0.3)))
+    fig.add_trace(go.Scatter(x=h["batch_sizes"], y=h["measured"], mode="markers", name="mean +- 3 se",
                              marker=dict(color=MEASURED_COLOR, size=9),
                              error_y=dict(type="data", array=3 * np.asarray(h["stderr"]))))
-    fig.add_vline(x=h["b_crit"], line_dash="dot", annotation_text="B*")
-    fig.add_vline(x=h["fit_from"], line_dash="dot", line_color="gray", annotation_text="fit from 4 B*")
+    _vertical(fig, h["b_crit"], (lo, hi), "B*", "black")
+    _vertical(fig, h["fit_from"], (lo, hi), "fit from 4 B*", "gray")
+    fig.update_yaxes(range=[np.log10(lo), np.log10(hi)])
     return fig
 
 
