@@ -14,9 +14,10 @@ saturates above it (Adam: square root). Measured:
     (:func:`wigner_batch_quadratic`): its top eigenvalue at each batch size B, measured by Lanczos on the Hessian
     of the batch loss (:func:`batch_hessian_top`), against the prediction above the critical batch size.
 
-The batch-Hessian prediction (Granziol, Zohren & Roberts 2022, sec. 4: the extremal eigenvalues of the batch
-Hessian as a spiked Wigner matrix; the constants as written in docs/theory.md#8-the-batch-hessian, which derives
-them from Baik-Ben Arous-Peche rather than quoting the paper's numbered equation). Convention: H the Hessian of the
+The batch-Hessian prediction (Granziol, Zohren & Roberts 2022: the paper's theorem on the extremal eigenvalues of
+the batch Hessian, modelled as the full Hessian plus a field-dependent Wigner perturbation; the constants as written in
+docs/theory.md#8-the-batch-hessian, which derives them from Baik-Ben Arous-Peche: the theorem's number and exact
+constants were not checked against the paper's text here). Convention: H the Hessian of the
 *mean* loss over the N examples, H_B that of the mean over a batch of B drawn without replacement, P parameters,
 
     H_B = H + E_B,   E_B Wigner with entry variance s^2(B) = sigma^2 (1/B - 1/N) N/(N - 1)   (~ sigma^2/B),
