@@ -7,7 +7,7 @@ T_m = S diag(theta) S^T, and the m-point Gauss rule with nodes theta_j and weigh
     sum_j S_{0j}^2 f(theta_j) ~ z^T f(A) z / |z|^2,   exact for polynomials f of degree <= 2m - 1,
 
 so the probe average of the rules estimates the spectral density (1/P) sum_i delta(x - lambda_i) of the
-P x P operator; it is shown broadened by a Gaussian of width sigma.
+P x P operator; it is shown broadened by a Gaussian of width sigma (docs/theory.md, section 13).
 
 Adaptive depth (``rtol``): the broadened density phi_m(x) = mean_probes sum_j w_j N(x; theta_j, sigma^2)
 is a probe-average of tr f_x(A) estimates for the test functions f_x = N(x; ., sigma^2). Every
@@ -20,8 +20,8 @@ check this against dense eigendecompositions. A spectrum of a few clusters (or o
 bulk) stops after a few steps; a spread-out spectrum at a small sigma needs depth ~ width / sigma.
 
 Implementation: the probes run ``batch_size`` at a time, each batch as ``b`` independent Lanczos
-recurrences driven from the host: one vmapped product of the operator per step (the program
-:mod:`workbench.linalg.trace` compiles for its probe batches) and one vmapped Gram-Schmidt step. An exact
+recurrences in one compiled loop (a vmapped product and a vmapped Gram-Schmidt step per step) whose bounds
+are arguments, so the checks every ``check_every`` steps reuse one program. An exact
 breakdown (the probe's Krylov space is invariant, e.g. fewer distinct eigenvalues than steps) is not an
 error: the rule is exact there, and its nodes are padded with weight 0.
 """
@@ -36,8 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from workbench import config
-from workbench.linalg.lanczos import _breakdown_tol, _step
-from workbench.linalg.operators import _Op, _probe_jit, as_operator, check_symmetric
+from workbench.linalg.lanczos import _breakdown_tol, _orth_step
+from workbench.linalg.operators import _Op, as_operator, check_symmetric, matmat
 from workbench.validation import check_positive_int, check_real
 from workbench._compat import keyword_only_since
 
@@ -81,8 +81,27 @@ def _unit_probes(key, num, dim, dtype):
     return z / jnp.linalg.norm(z, axis=1, keepdims=True)
 
 
+def _batch_basis(v0, num_steps):
+    """Basis buffers (b, num_steps + 1, dim) with the unit probes v0 (b, dim) in row 0."""
+    b, dim = v0.shape
+    return jnp.zeros((b, num_steps + 1, dim), v0.dtype).at[:, 0].set(v0)
+
+
+def _batch_chunk(fn, name, q, alpha, beta, start, stop, *args):
+    """Steps start..stop-1 of b independent recurrences: one vmapped product per step (XLA hoists its primal part
+    out of the loop), then a vmapped Gram-Schmidt step. start and stop are arguments: one program per shape."""
+
+    def body(i, state):
+        q, alpha, beta = state
+        w = matmat(fn, q[:, i], args, name)
+        return jax.vmap(_orth_step, in_axes=(0, 0, 0, None, 0))(q, alpha, beta, i, w)
+
+    return jax.lax.fori_loop(start, stop, body, (q, alpha, beta))
+
+
 _unit_probes_jit = jax.jit(_unit_probes, static_argnums=(1, 2, 3))
-_batch_step_jit = jax.jit(jax.vmap(_step, in_axes=(0, 0, 0, None, 0, 0)), donate_argnums=(0, 1, 2))
+_batch_basis_jit = jax.jit(_batch_basis, static_argnums=(1,))
+_batch_chunk_jit = jax.jit(_batch_chunk, static_argnums=(0, 1), donate_argnums=(2, 3, 4))
 
 
 def gaussian_broadening(grid: np.ndarray, nodes: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
@@ -134,16 +153,14 @@ def _run_batch(op: _Op, v0: jax.Array, num_steps: int, rtol: float | None, check
     """Lanczos from the unit rows of ``v0`` (b, dim): (alpha, beta) on the host (b, depth), depth, last change."""
     b, dim = v0.shape
     dtype = v0.dtype
-    q = jnp.zeros((b, num_steps + 1, dim), dtype)
+    q = _batch_basis_jit(v0, num_steps)
     alpha, beta = jnp.zeros((b, num_steps), dtype), jnp.zeros((b, num_steps), dtype)
     tol = _breakdown_tol(dtype, dim)
-    v, m = v0, 0
+    m = 0
     target = num_steps if rtol is None else min(num_steps, max(2 * check_every, 3))
     change = None
     while True:
-        for i in range(m, target):
-            w = _probe_jit(op.fn, op.name, v, *op.args)
-            q, alpha, beta, v = _batch_step_jit(q, alpha, beta, i, v, w)
+        q, alpha, beta = _batch_chunk_jit(op.fn, op.name, q, alpha, beta, m, target, *op.args)
         m = target
         a_np, b_np = np.asarray(alpha)[:, :m], np.asarray(beta)[:, :m]
         bad = ~(np.isfinite(a_np).all(axis=1) & np.isfinite(b_np).all(axis=1))
@@ -221,7 +238,8 @@ def slq_density(operator: Any, num_steps: int, num_probes: int, *, key: jax.Arra
         grid = np.linspace(nodes.min() - 5 * sigma, nodes.max() + 5 * sigma, n)
     grid = np.asarray(grid, dtype=float)
     if grid.ndim != 1 or grid.size < 2 or not np.all(np.isfinite(grid)):
-        raise ValueError(f"grid must be a finite 1-d array of >= 2 points or a number of points, got shape {grid.shape}")
+        raise ValueError("grid must be a finite 1-d array of >= 2 points or a number of points, "
+                         f"got shape {grid.shape}")
     m1 = np.sum(weights * nodes, axis=1)
     m2 = np.sum(weights * nodes ** 2, axis=1)
     per_probe = np.stack([m1, m2])
