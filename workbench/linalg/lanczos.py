@@ -1,8 +1,8 @@
 """Extremal eigenvalues of a symmetric operator by Lanczos with early stopping (and power iteration).
 
 Lanczos (1950) with full reorthogonalization (two classical Gram-Schmidt passes against the whole basis,
-Paige 1971 for why it matters), driven step by step from the host with two compiled programs (the operator's
-product and one Gram-Schmidt step) and checked every ``check_every`` steps. Between chunks the tiny
+Paige 1971 for why it matters), run in compiled chunks of ``check_every`` steps (one program for every chunk
+length, which also computes the symmetry probes: the operator's product is compiled once). Between chunks the tiny
 tridiagonal T_m = Q_m^T A Q_m is diagonalized on the host (T = S diag(theta) S^T) and each wanted Ritz
 value gets an error bound (Parlett, *The Symmetric Eigenvalue Problem*, 11.5-11.7; Saad, *Numerical
 Methods for Large Eigenvalue Problems*, Thm 3.8 and Kato-Temple):

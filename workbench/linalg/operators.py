@@ -128,11 +128,10 @@ def _one_product(fn, name, v, *args):
 
 #: ``_probe_jit(fn, name, vs, *args)``: rows A v_i of ``vs`` (b, dim), one program per (fn, b)
 _probe_jit = jax.jit(_probe_products, static_argnums=(0, 1))
-#: ``matvec_jit(fn, name, v, *args)`` = A v: THE single-vector product program, compiled once per ``fn`` (hashable:
+#: ``matvec_jit(fn, name, v, *args)`` = A v: the single-vector product program, compiled once per ``fn`` (hashable:
 #: a :class:`workbench.hessian.CurvatureProduct` compares by value, so new parameters, batches or batch weights of
-#: the same shapes reuse it) and shared by the symmetry probes, every Lanczos step and power iteration. Keeping the
-#: product out of the loop programs is what makes a first call cheap: the Hessian-vector product is compiled once,
-#: not once per loop program (the symmetry probes, the Lanczos chunk) that would inline it.
+#: the same shapes reuse it), used by :func:`check_symmetric` and power iteration. (Lanczos computes its symmetry
+#: probes inside its own loop program instead, so that a first call compiles the product once.)
 matvec_jit = jax.jit(_one_product, static_argnums=(0, 1))
 
 
