@@ -98,6 +98,8 @@ def pyhessian_worker(npz: str, tasks: dict) -> dict:
         ev, _ = h.eigenvalues(maxIter=100, tol=1e-3, top_n=top_n)
         res[f"top{top_n}"] = {"time_s": time.perf_counter() - t, "values": [float(v) for v in ev]}
         print(json.dumps({"partial": res}), file=sys.stderr, flush=True)
+    if not tasks.get("trace", True):
+        return res
     t = time.perf_counter()
     run = min(tasks["trace_probes"], tasks["trace_probes_run"])
     vals = h.trace(maxIter=run, tol=-math.inf)
@@ -166,7 +168,7 @@ def block(x):
     return jax.block_until_ready(x)
 
 
-def reference(problem: dict) -> dict:
+def reference(problem: dict, trace: bool = True) -> dict:
     """float64: the top 6 eigenvalues by scipy eigsh (ARPACK, tol 1e-8); tr(H) by 300 Hutchinson probes."""
     import jax
     import scipy.sparse.linalg as sla
@@ -187,12 +189,14 @@ def reference(problem: dict) -> dict:
         t = time.perf_counter()
         vals = np.sort(sla.eigsh(lin, k=6, which="LA", tol=1e-8, return_eigenvectors=False))[::-1]
         eigsh_s = time.perf_counter() - t
-        tr = K.hutchinson_trace(op, 300, key=jax.random.PRNGKey(98), method="hutchinson")
-    return {"top": vals.tolist(), "eigsh_matvecs": count[0], "eigsh_s": eigsh_s, "dim": op.dim,
-            "trace": tr.trace, "trace_se": tr.stderr, "trace_var": tr.stderr ** 2 * 300}
+        out = {"top": vals.tolist(), "eigsh_matvecs": count[0], "eigsh_s": eigsh_s, "dim": op.dim}
+        if trace:
+            tr = K.hutchinson_trace(op, 300, key=jax.random.PRNGKey(98), method="hutchinson")
+            out.update(trace=tr.trace, trace_se=tr.stderr, trace_var=tr.stderr ** 2 * 300)
+    return out
 
 
-def jax_run(problem: dict, compile_too: bool, max_probes: int, density: bool) -> dict:
+def jax_run(problem: dict, compile_too: bool, max_probes: int, density: bool, trace: bool = True) -> dict:
     import jax
     from matfree import decomp
 
@@ -231,6 +235,9 @@ def jax_run(problem: dict, compile_too: bool, max_probes: int, density: bool) ->
     t_small, dt = timed(lambda: block(mf(v0, *op.operands)))
     res["matfree40"] = {"time_s": dt, "value": float(np.max(np.linalg.eigvalsh(np.asarray(t_small, np.float64))))}
 
+    if not trace:
+        return res
+
     def tr():
         return K.hutchinson_trace(op, max_probes, key=jax.random.PRNGKey(2), method="auto",
                                   target_rel_stderr=TARGET_REL_SE)
@@ -260,6 +267,7 @@ def main() -> None:
                     help="JSON file with the 'reference' of an earlier run (skips recomputing it)")
     ap.add_argument("--quick", action="store_true", help="256 points (a smoke run of the script)")
     ap.add_argument("--density", action="store_true", help="also the SLQ density rows")
+    ap.add_argument("--no-trace", action="store_true", help="skip the trace rows (PyHessian's can take many minutes)")
     ap.add_argument("--cuda", action="store_true",
                     help="PyHessian on the GPU (cuda=True) too; the JAX side runs on JAX's default device either way. "
                          "PYHESSIAN_PYTHON names the python with torch + pyhessian (default the benchmark venv)")
@@ -276,28 +284,32 @@ def main() -> None:
     from workbench import config
 
     print(f"# {config.device_report()}; MLP {'-'.join(map(str, SIZES))} tanh, cross-entropy, N={n}", flush=True)
-    ref = json.loads(Path(args.reuse).read_text())["reference"] if args.reuse else reference(problem)
+    ref = json.loads(Path(args.reuse).read_text())["reference"] if args.reuse else reference(problem, not args.no_trace)
     print(json.dumps({"reference": ref}), flush=True)
     # PyHessian's Hutchinson (Rademacher, like ours) needs m = Var / (0.01 tr)^2 probes for 1% relative stderr
-    need = int(math.ceil(ref["trace_var"] / (TARGET_REL_SE * ref["trace"]) ** 2))
+    need = int(math.ceil(ref["trace_var"] / (TARGET_REL_SE * ref["trace"]) ** 2)) if "trace" in ref else 0
     print(f"# reference: eigsh top 6 = {ref['top']} ({ref['eigsh_matvecs']} products, {ref['eigsh_s']:.1f} s); "
-          f"P = {ref['dim']}; tr(H) = {ref['trace']:.4f} +- {ref['trace_se']:.4f}; Hutchinson probes for 1%: {need}",
-          flush=True)
+          f"P = {ref['dim']}" + (f"; tr(H) = {ref['trace']:.4f} +- {ref['trace_se']:.4f}; Hutchinson probes for 1%: "
+                                 f"{need}" if need else ""), flush=True)
+    load_before = os.getloadavg()
     tasks = {"trace_probes": need, "trace_probes_run": args.trace_probes_run, "density": args.density,
-             "density_steps": DENSITY_STEPS, "density_probes_run": 4, "cuda": args.cuda}
+             "density_steps": DENSITY_STEPS, "density_probes_run": 4, "cuda": args.cuda, "trace": not args.no_trace}
     jr, pr = [], []
     for rep in range(args.reps):
         order = ("jax", "pyhessian") if rep % 2 == 0 else ("pyhessian", "jax")
         for side in order:
             if side == "jax":
                 with config.matmul_precision(args.matmul_precision):
-                    jr.append(jax_run(problem, rep == 0, MAX_PROBES, args.density))
+                    jr.append(jax_run(problem, rep == 0, MAX_PROBES, args.density, not args.no_trace))
                 print(json.dumps({"jax": jr[-1]}), flush=True)
             else:
                 pr.append(run_pyhessian(npz, tasks))
                 print(json.dumps({"pyhessian": pr[-1]}), flush=True)
         print(f"# rep {rep + 1}/{args.reps} done", flush=True)
     report(ref, jr, pr, args.density)
+    print(f"load average (1, 5, 15 min) before the timed runs {tuple(round(x, 2) for x in load_before)}, after "
+          f"{tuple(round(x, 2) for x in os.getloadavg())} on {os.cpu_count()} cores (a shared machine: other jobs "
+          "ran beside these timings)")
 
 
 def _med(rs, *keys):
@@ -334,11 +346,12 @@ def report(ref, jr, pr, density) -> None:
     rows.append(("top eigenvalue", "matfree tridiag_sym, fixed 40 steps (previous start depth)",
                  _med(jr, "matfree40", "time_s"), f"{j0['matfree40']['value']:.6f}",
                  f"{err([j0['matfree40']['value']]):.1e}", "40 HVPs", None))
-    r = j0["trace"]
-    tj = _med(jr, "trace", "time_s")
-    rows.append(("trace to 1% stderr", f"workbench auto -> {r['method']} (target_rel_stderr 0.01)", tj,
-                 f"{r['mean']:.4f}", f"se {r['stderr'] / abs(r['mean']):.2%}", f"{r['matvecs']} HVPs", None))
-    if p0:
+    r = j0.get("trace")
+    if r:
+        tj = _med(jr, "trace", "time_s")
+        rows.append(("trace to 1% stderr", f"workbench auto -> {r['method']} (target_rel_stderr 0.01)", tj,
+                     f"{r['mean']:.4f}", f"se {r['stderr'] / abs(r['mean']):.2%}", f"{r['matvecs']} HVPs", None))
+    if r and p0:
         q = p0["trace"]
         tp = _med(ok, "trace", "time_s")
         rows.append(("trace to 1% stderr", "PyHessian Hutchinson (tol=-inf)", tp, f"{q['mean']:.4f}",

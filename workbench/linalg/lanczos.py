@@ -1,7 +1,8 @@
 """Extremal eigenvalues of a symmetric operator by Lanczos with early stopping (and power iteration).
 
 Lanczos (1950) with full reorthogonalization (two classical Gram-Schmidt passes against the whole basis,
-Paige 1971 for why it matters), run in compiled chunks of ``check_every`` steps. Between chunks the tiny
+Paige 1971 for why it matters), run in compiled chunks of ``check_every`` steps (one program for every chunk
+length, which also computes the symmetry probes: the operator's product is compiled once). Between chunks the tiny
 tridiagonal T_m = Q_m^T A Q_m is diagonalized on the host (T = S diag(theta) S^T) and each wanted Ritz
 value gets an error bound (Parlett, *The Symmetric Eigenvalue Problem*, 11.5-11.7; Saad, *Numerical
 Methods for Large Eigenvalue Problems*, Thm 3.8 and Kato-Temple):
@@ -30,10 +31,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from workbench import config
-from workbench.linalg.operators import _Op, apply, as_operator, check_symmetric
+from workbench.linalg.operators import (_normalized_pair_jit, _Op, apply, as_operator, check_symmetric, matvec_jit,
+                                        verify_symmetric)
 from workbench.validation import check_choice, check_positive_int, check_real
 
-__all__ = ["Eigenpairs", "EIG_METHODS", "top_eigenvalues", "bottom_eigenvalues", "default_rtol", "ritz_bounds"]
+__all__ = ["Eigenpairs", "EIG_METHODS", "top_eigenvalues", "bottom_eigenvalues", "default_rtol", "ritz_bounds",
+           "ritz_vectors"]
 
 EIG_METHODS = ("lanczos", "power")
 
@@ -62,9 +65,18 @@ def default_rtol(dtype: Any) -> float:
     return 1e-8 if jnp.dtype(dtype) == jnp.float64 else 1e-4
 
 
-# ----------------------------------------------------------------------------- compiled chunks
-def _orth_step(q, alpha, beta, i, w):
-    """Step i of Lanczos given w = A q_i: two Gram-Schmidt passes against every row of the basis q."""
+# ----------------------------------------------------------------------------- compiled pieces
+# One program holds the operator's product: ``_chunk`` runs steps [start, stop) in a compiled loop (start and
+# stop are arguments, so every chunk length reuses it), either as Lanczos steps or, with ``raw``, as plain
+# products A q_i stored aside: the symmetry probes go through the same program, so the product is compiled once
+# per operator (a CurvatureProduct compares by value: new parameters, batches or batch weights of the same
+# shapes reuse it). Inside the loop XLA hoists the product's v-independent primal work (the forward and
+# backward pass of a Hessian-vector product) out of the iterations: ~25% cheaper per product than a
+# standalone product program. Step 0 from the probes' A q0 and the Ritz vectors are small programs that depend
+# only on the basis shape. Everything sliced by a step count is sliced on the host (slicing on the device
+# compiles one program per length).
+def _orth(q, i, w):
+    """Two Gram-Schmidt passes of w = A q_i against every row of the basis q: (next row, alpha_i, beta_i)."""
     c1 = q @ w
     w = w - c1 @ q
     c2 = q @ w
@@ -72,24 +84,69 @@ def _orth_step(q, alpha, beta, i, w):
     a = c1[i] + c2[i]
     b = jnp.sqrt(jnp.vdot(w, w))
     ok = b > 0
-    q = q.at[i + 1].set(jnp.where(ok, w / jnp.where(ok, b, 1.0), jnp.zeros_like(w)))
-    return q, alpha.at[i].set(a), beta.at[i].set(b)
+    return jnp.where(ok, w / jnp.where(ok, b, 1.0), jnp.zeros_like(w)), a, b
 
 
-def _first(q, alpha, beta, w0):
-    return _orth_step(q, alpha, beta, 0, w0)
+def _orth_step(q, alpha, beta, i, w):
+    """Step i of Lanczos given w = A q_i."""
+    row, a, b = _orth(q, i, w)
+    return q.at[i + 1].set(row), alpha.at[i].set(a), beta.at[i].set(b)
 
 
-def _chunk(fn, name, q, alpha, beta, start, stop, *args):
+def _step(q, alpha, beta, i, v, w):
+    """Row i of the basis set to v (a no-op after step 0, which starts from an empty basis), then step i."""
+    q, alpha, beta = _orth_step(q.at[i].set(v), alpha, beta, i, w)
+    return q, alpha, beta, q[i + 1]
+
+
+def _chunk(fn, name, q, alpha, beta, raw_out, start, stop, raw, *args):
+    """Steps start..stop-1 around one product w = A q_i each: Lanczos steps, or (``raw``) w stored in raw_out[i]
+    with q, alpha and beta untouched. Both branches are computed and selected (no conditional around the
+    product, which would keep XLA from hoisting its primal part out of the loop)."""
+
     def body(i, state):
-        q, alpha, beta = state
-        return _orth_step(q, alpha, beta, i, apply(fn, q[i], args, name))
+        q, alpha, beta, raw_out = state
+        w = apply(fn, q[i], args, name)
+        row, a, b = _orth(q, i, w)
+        q = q.at[i + 1].set(jnp.where(raw, q[i + 1], row))
+        alpha = alpha.at[i].set(jnp.where(raw, alpha[i], a))
+        beta = beta.at[i].set(jnp.where(raw, beta[i], b))
+        j = jnp.minimum(i, raw_out.shape[0] - 1)
+        raw_out = raw_out.at[j].set(jnp.where(raw, w, raw_out[j]))
+        return q, alpha, beta, raw_out
 
-    return jax.lax.fori_loop(start, stop, body, (q, alpha, beta))
+    return jax.lax.fori_loop(start, stop, body, (q, alpha, beta, raw_out))
 
 
-_first_jit = jax.jit(_first, donate_argnums=(0, 1, 2))
-_chunk_jit = jax.jit(_chunk, static_argnums=(0, 1), donate_argnums=(2, 3, 4))
+def _probe_basis(key, cap, num, dim, dtype):
+    """Rademacher probes z (num, dim) / sqrt(dim) (those of ``operators.check_symmetric``), and a basis buffer
+    (cap + 1, dim) holding them in its first rows."""
+    z = jax.random.rademacher(key, (num, dim), dtype=jnp.int8).astype(dtype) / math.sqrt(dim)
+    return z, jnp.zeros((cap + 1, dim), dtype).at[:num].set(z)
+
+
+def _start_basis(key, cap, dim, dtype):
+    z = jax.random.rademacher(key, (dim,), dtype=jnp.int8).astype(dtype)
+    return jnp.zeros((cap + 1, dim), dtype).at[0].set(z / jnp.linalg.norm(z))
+
+
+def _grow(q, alpha, beta, new_cap):
+    extra = new_cap - alpha.shape[0]
+    return (jnp.concatenate([q, jnp.zeros((extra, q.shape[1]), q.dtype)]),
+            jnp.concatenate([alpha, jnp.zeros((extra,), alpha.dtype)]),
+            jnp.concatenate([beta, jnp.zeros((extra,), beta.dtype)]))
+
+
+def _combine(s, q):
+    return s @ q
+
+
+_chunk_jit = jax.jit(_chunk, static_argnums=(0, 1), donate_argnums=(2, 3, 4, 5))
+_step_jit = jax.jit(_step, donate_argnums=(0, 1, 2))
+_probe_basis_jit = jax.jit(_probe_basis, static_argnums=(1, 2, 3, 4))
+_start_basis_jit = jax.jit(_start_basis, static_argnums=(1, 2, 3))
+_grow_jit = jax.jit(_grow, static_argnums=(3,))
+_combine_jit = jax.jit(_combine)
 
 
 def _tridiagonal(alpha: np.ndarray, beta: np.ndarray, m: int) -> np.ndarray:
@@ -134,35 +191,25 @@ def _breakdown_tol(dtype: Any, dim: int) -> float:
     return 10.0 * float(np.finfo(dtype).eps) * math.sqrt(dim)
 
 
-def _grow(q, alpha, beta, cap: int, new_cap: int):
-    extra = new_cap - cap
-    return (jnp.concatenate([q, jnp.zeros((extra, q.shape[1]), q.dtype)]),
-            jnp.concatenate([alpha, jnp.zeros((extra,), alpha.dtype)]),
-            jnp.concatenate([beta, jnp.zeros((extra,), beta.dtype)]))
+def _lanczos(op: _Op, k: int, which: str, q: jax.Array, alpha: jax.Array, beta: jax.Array, raw: jax.Array, m: int,
+             max_steps: int, rtol: float, check_every: int, fixed: bool, what: str):
+    """Run Lanczos on the basis buffer q (cap + 1, dim) whose first ``m`` steps are done (m = 0: q_0 in row 0)
+    until converged or ``max_steps``.
 
-
-def _lanczos(op: _Op, k: int, which: str, q0: jax.Array, w0: jax.Array, max_steps: int, rtol: float,
-             check_every: int, fixed: bool, what: str):
-    """Run Lanczos from unit q0 (with w0 = A q0 already computed) until converged or ``max_steps``.
-
-    Returns (basis rows Q, _Ritz, steps, converged)."""
-    dim, dtype = op.dim, q0.dtype
+    Returns (basis rows Q (capacity + 1, dim; rows past the steps taken are unused), _Ritz, steps, converged)."""
+    dim, dtype = op.dim, q.dtype
     eps = float(np.finfo(dtype).eps)
-    cap = max_steps if fixed else min(max_steps, max(64, 4 * k))
-    q = jnp.zeros((cap + 1, dim), dtype).at[0].set(q0)
-    alpha, beta = jnp.zeros((cap,), dtype), jnp.zeros((cap,), dtype)
-    q, alpha, beta = _first_jit(q, alpha, beta, w0)
-    m = 1
+    cap = alpha.shape[0]
     target = max_steps if fixed else min(max_steps, max(k + 1, 2 * k, 4))
     while True:
         if target > m:
             if target > cap:  # grow the basis (doubling: one recompilation per size)
-                new_cap = min(max_steps, max(2 * cap, target))
-                q, alpha, beta = _grow(q, alpha, beta, cap, new_cap)
-                cap = new_cap
-            q, alpha, beta = _chunk_jit(op.fn, op.name, q, alpha, beta, m, target, *op.args)
+                cap = min(max_steps, max(2 * cap, target))
+                q, alpha, beta = _grow_jit(q, alpha, beta, cap)
+            q, alpha, beta, raw = _chunk_jit(op.fn, op.name, q, alpha, beta, raw, m, target, False, *op.args)
             m = target
-        a_np, b_np = np.asarray(alpha[:m]), np.asarray(beta[:m])
+        # whole arrays to the host, sliced there (slicing on the device compiles one program per length)
+        a_np, b_np = np.asarray(alpha)[:m], np.asarray(beta)[:m]
         bad = ~(np.isfinite(a_np) & np.isfinite(b_np))
         if bad.any():
             raise ValueError(
@@ -172,19 +219,29 @@ def _lanczos(op: _Op, k: int, which: str, q0: jax.Array, w0: jax.Array, max_step
         small = np.abs(b_np) <= _breakdown_tol(dtype, dim) * scale
         if small.any():  # invariant Krylov space: the Ritz values are exact eigenvalues (up to rounding)
             j = int(np.argmax(small)) + 1
-            return q[:j], _ritz(_tridiagonal(a_np, b_np, j), 0.0, k, which, eps), m, True
+            return q, _ritz(_tridiagonal(a_np, b_np, j), 0.0, k, which, eps), m, True
         ritz = _ritz(_tridiagonal(a_np, b_np, m), float(b_np[m - 1]), k, which, eps)
         done = ritz.theta.shape[0] >= k and bool(np.all(ritz.bounds <= np.maximum(rtol * np.abs(ritz.theta),
                                                                                    2 * ritz.floor)))
         if done or m >= max_steps:
-            return q[:m], ritz, m, done
+            return q, ritz, m, done
         target = min(m + check_every, max_steps)
+
+
+def ritz_vectors(s: np.ndarray, q: jax.Array) -> jax.Array:
+    """Rows y_i = sum_j S_{j,i} q_j for the columns of ``s`` (m, k), m <= rows of the basis ``q``: one program per
+    (k, basis shape), whatever m (``s`` is padded with zero rows to the basis' height)."""
+    pad = np.zeros((s.shape[1], q.shape[0]), dtype=np.dtype(q.dtype))
+    pad[:, : s.shape[0]] = s.T
+    return _combine_jit(jnp.asarray(pad), q)
 
 
 # ----------------------------------------------------------------------------- power iteration
 def _power(op: _Op, q0: jax.Array, w0: jax.Array, num_iters: int, tol: float, extra: int):
     """Power iteration (largest |eigenvalue|), stopping when the Rayleigh quotient's relative change < tol."""
-    mv = jax.jit(lambda v, *args: apply(op.fn, v, args, op.name))
+    def mv(v, *args):
+        return matvec_jit(op.fn, op.name, v, *args)
+
     v, w = q0, w0
     lam_old = None
     step = 1
@@ -207,6 +264,14 @@ def _power(op: _Op, q0: jax.Array, w0: jax.Array, num_iters: int, tol: float, ex
 
 
 # ----------------------------------------------------------------------------- public
+def _unit_start(key, dim, dtype):
+    z = jax.random.rademacher(key, (dim,), dtype=jnp.int8).astype(dtype)
+    return z / jnp.linalg.norm(z)
+
+
+_unit_start_jit = jax.jit(_unit_start, static_argnums=(1, 2))
+
+
 def _extremal(operator: Any, k: int, key: jax.Array | None, num_iters: int | None, tol: float | None,
               rtol: float | None, method: str, which: str, check_every: int, max_iters: int | None,
               check_symmetry: bool) -> Eigenpairs:
@@ -236,22 +301,33 @@ def _extremal(operator: Any, k: int, key: jax.Array | None, num_iters: int | Non
         steps = limit if max_iters is None else min(check_positive_int("max_iters", max_iters, minimum=k), limit)
     where = f"power iteration at step 1" if method == "power" else f"{what} at Lanczos step 1 of {steps}"
     with config.matmul_precision("highest"):
-        if check_symmetry:
-            q0, w0 = check_symmetric(op, what, where, key=key)
-            extra = 2
-        else:
-            z = jax.random.rademacher(key, (op.dim,), dtype=jnp.int8).astype(op.dtype)
-            q0 = z / jnp.linalg.norm(z)
-            w0 = jax.jit(lambda v, *a: apply(op.fn, v, a, op.name))(q0, *op.args)
-            extra = 0
         if method == "power":
-            return _power(op, q0, w0, steps, rtol, extra)
-        q, ritz, used, converged = _lanczos(op, k, which, q0, w0, steps, rtol, check_every, fixed, what)
+            if check_symmetry:
+                q0, w0 = check_symmetric(op, what, where, key=key)
+            else:
+                q0 = _unit_start_jit(key, op.dim, jnp.dtype(op.dtype))
+                w0 = matvec_jit(op.fn, op.name, q0, *op.args)
+            return _power(op, q0, w0, steps, rtol, 2 if check_symmetry else 0)
+        dtype = jnp.dtype(op.dtype)
+        cap = steps if fixed else min(steps, max(64, 4 * k))
+        alpha, beta = jnp.zeros((cap,), dtype), jnp.zeros((cap,), dtype)
+        if check_symmetry:  # the probes' products through the loop program itself (raw mode): one compiled product
+            z, q = _probe_basis_jit(key, cap, 3, op.dim, dtype)
+            raw = jnp.zeros((3, op.dim), dtype)
+            q, alpha, beta, raw = _chunk_jit(op.fn, op.name, q, alpha, beta, raw, 0, 3, True, *op.args)
+            verify_symmetric(op, np.asarray(z, np.float64), np.asarray(raw, np.float64), what, where)
+            q0, w0 = _normalized_pair_jit(z[0], raw[0])
+            q, alpha, beta, _ = _step_jit(jnp.zeros_like(q), alpha, beta, 0, q0, w0)  # step 0 from A q0
+            m, extra = 1, 2
+        else:
+            q, raw, m, extra = _start_basis_jit(key, cap, op.dim, dtype), jnp.zeros((1, op.dim), dtype), 0, 0
+        q, ritz, used, converged = _lanczos(op, k, which, q, alpha, beta, raw, m, steps, rtol, check_every, fixed,
+                                            what)
         if ritz.theta.shape[0] < k:
             raise ValueError(
                 f"the Krylov space from this start vector has dimension {ritz.theta.shape[0]} < k={k} "
                 "(the operator has too few distinct eigenvalues); ask for fewer eigenvalues")
-        vectors = jnp.asarray(ritz.s.T, dtype=q.dtype) @ q
+        vectors = ritz_vectors(ritz.s, q)
     return Eigenpairs(ritz.theta, vectors, ritz.residuals, used + extra, converged, ritz.bounds, rtol)
 
 

@@ -24,7 +24,8 @@ from workbench import config
 from workbench.validation import check_positive_int
 from workbench._compat import is_prng_key, keyword_only_since
 
-__all__ = ["LinearOperator", "as_operator", "difference", "check_symmetric", "matmat", "symmetry_tolerance"]
+__all__ = ["LinearOperator", "as_operator", "difference", "check_symmetric", "matmat", "matvec_jit",
+           "symmetry_tolerance", "verify_symmetric"]
 
 
 class _Op(NamedTuple):
@@ -116,12 +117,41 @@ def difference(a: Any, b: Any) -> LinearOperator:
     return LinearOperator(_DifferenceProduct(oa.fn, ob.fn, len(oa.args)), oa.args + ob.args, oa.dim, oa.dtype)
 
 
-# ----------------------------------------------------------------------------- symmetry
+# ----------------------------------------------------------------------------- compiled products
 def _probe_products(fn, name, probes, *args):
     return matmat(fn, probes, args, name)
 
 
+def _one_product(fn, name, v, *args):
+    return apply(fn, v, args, name)
+
+
+#: ``_probe_jit(fn, name, vs, *args)``: rows A v_i of ``vs`` (b, dim), one program per (fn, b)
 _probe_jit = jax.jit(_probe_products, static_argnums=(0, 1))
+#: ``matvec_jit(fn, name, v, *args)`` = A v: the single-vector product program, compiled once per ``fn`` (hashable:
+#: a :class:`workbench.hessian.CurvatureProduct` compares by value, so new parameters, batches or batch weights of
+#: the same shapes reuse it), used by :func:`check_symmetric` and power iteration. (Lanczos computes its symmetry
+#: probes inside its own loop program instead, so that a first call compiles the product once.)
+matvec_jit = jax.jit(_one_product, static_argnums=(0, 1))
+
+
+def _unit_rademacher(key, num, dim, dtype):
+    z = jax.random.rademacher(key, (num, dim), dtype=jnp.int8).astype(dtype) / math.sqrt(dim)
+    return tuple(z[i] for i in range(num))
+
+
+_unit_rademacher_jit = jax.jit(_unit_rademacher, static_argnums=(1, 2, 3))
+
+
+def _normalized_pair(z, az):
+    n = jnp.linalg.norm(z)
+    return z / n, az / n
+
+
+_normalized_pair_jit = jax.jit(_normalized_pair)
+
+
+# ----------------------------------------------------------------------------- symmetry
 
 
 def symmetry_tolerance(dtype: Any) -> float:
@@ -136,28 +166,8 @@ def symmetry_tolerance(dtype: Any) -> float:
     return min(1e4 * float(np.finfo(jnp.dtype(dtype)).eps), 1e-2)
 
 
-def _old_check_symmetric_call(a: tuple) -> tuple | None:
-    """The order before this release, (op, key, what, where[, num_pairs]), mapped to the current one."""
-    if len(a) >= 4 and is_prng_key(a[1]):
-        return (a[0], *a[2:4]), {"key": a[1], **({"num_pairs": a[4]} if len(a) > 4 else {})}
-    return None
-
-
-@keyword_only_since("num_pairs", legacy_order=_old_check_symmetric_call)
-def check_symmetric(op: _Op, what: str, where: str, *, key: jax.Array, num_pairs: int = 2) -> tuple[jax.Array, jax.Array]:
-    """Check symmetry of ``op`` on random Rademacher probe pairs; return (q0, A q0) for reuse as a Lanczos start.
-
-    Products with num_pairs + 1 probes [q0, p_1, ..., p_n] in one batched call; every pair (i, j) is tested:
-    |<x_i, A x_j> - <A x_i, x_j>| <= tol (|x_i| |A x_j| + |A x_i| |x_j|) / sqrt(dim), ``tol`` from
-    :func:`symmetry_tolerance`. Non-finite products raise a ValueError (step 1 of ``what``); an asymmetric
-    operator raises a ValueError with the measured asymmetry. q0 = p_0 / |p_0|. ``where`` says which
-    step of which routine the probes stand for (in the non-finite message).
-    """
-    z = jax.random.rademacher(key, (num_pairs + 1, op.dim), dtype=jnp.int8).astype(op.dtype)
-    z = z / math.sqrt(op.dim)
-    with config.matmul_precision("highest"):
-        az = _probe_jit(op.fn, op.name, z, *op.args)
-    az_np, z_np = np.asarray(az, dtype=np.float64), np.asarray(z, dtype=np.float64)
+def verify_symmetric(op: _Op, z_np: np.ndarray, az_np: np.ndarray, what: str, where: str) -> None:
+    """The test of :func:`check_symmetric` on probes ``z_np`` (n, dim) and their products ``az_np`` (host arrays)."""
     if not np.all(np.isfinite(az_np)):
         raise ValueError(
             f"non-finite matrix-vector product (NaN or inf) in {where} (the symmetry probes): "
@@ -174,4 +184,32 @@ def check_symmetric(op: _Op, what: str, where: str, *, key: jax.Array, num_pairs
             f"{what} needs a symmetric operator, but {op.name} is not symmetric: on random probe pairs "
             f"|<u, Av> - <Au, v>| / ((|u| |Av| + |Au| |v|) / sqrt(dim)) = {worst:.2e} > {tol:.1e} (rounding level for "
             f"{jnp.dtype(op.dtype).name}); symmetrize it ((A + A^T)/2) or use a method for general matrices")
-    return z[0] / jnp.linalg.norm(z[0]), az[0] / jnp.linalg.norm(z[0])
+
+
+def _old_check_symmetric_call(a: tuple) -> tuple | None:
+    """The order before this release, (op, key, what, where[, num_pairs]), mapped to the current one."""
+    if len(a) >= 4 and is_prng_key(a[1]):
+        return (a[0], *a[2:4]), {"key": a[1], **({"num_pairs": a[4]} if len(a) > 4 else {})}
+    return None
+
+
+@keyword_only_since("num_pairs", legacy_order=_old_check_symmetric_call)
+def check_symmetric(op: _Op, what: str, where: str, *, key: jax.Array, num_pairs: int = 2) -> tuple[jax.Array, jax.Array]:
+    """Check symmetry of ``op`` on random Rademacher probe pairs; return (q0, A q0) for reuse as a Lanczos start.
+
+    Products with num_pairs + 1 probes [q0, p_1, ..., p_n] (one at a time through :data:`matvec_jit`); every
+    pair (i, j) is tested:
+    |<x_i, A x_j> - <A x_i, x_j>| <= tol (|x_i| |A x_j| + |A x_i| |x_j|) / sqrt(dim), ``tol`` from
+    :func:`symmetry_tolerance`. Non-finite products raise a ValueError (step 1 of ``what``); an asymmetric
+    operator raises a ValueError with the measured asymmetry. q0 = p_0 / |p_0|. ``where`` says which
+    step of which routine the probes stand for (in the non-finite message).
+    """
+    with config.matmul_precision("highest"):
+        z = _unit_rademacher_jit(key, num_pairs + 1, op.dim, jnp.dtype(op.dtype))
+        # one product at a time through the shared single-vector program (no vmapped copy of the product to compile)
+        az = [matvec_jit(op.fn, op.name, zi, *op.args) for zi in z]
+    az_np = np.stack([np.asarray(a, dtype=np.float64) for a in az])
+    z_np = np.stack([np.asarray(zi, dtype=np.float64) for zi in z])
+    verify_symmetric(op, z_np, az_np, what, where)
+    with config.matmul_precision("highest"):
+        return _normalized_pair_jit(z[0], az[0])

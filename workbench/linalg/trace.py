@@ -120,17 +120,18 @@ def _orth(y: jax.Array) -> jax.Array:
     return q
 
 
-def _sketch_part(op: _Op, q: jax.Array) -> tuple[float, int]:
-    """tr(Q^T A Q) with Q (dim, s): s products."""
-    aq = _products(op, q.T)
-    return float(jnp.sum(q.T * aq)), q.shape[1]
+def _sketch_part(op: _Op, q: jax.Array, batch: int) -> tuple[float, int]:
+    """tr(Q^T A Q) with Q (dim, s): s products, ``batch`` at a time (the probes' program, not one more shape)."""
+    qt = q.T
+    aq = jnp.concatenate([_products(op, qt[i:i + batch]) for i in range(0, qt.shape[0], batch)])
+    return float(jnp.sum(qt * aq)), q.shape[1]
 
 
 def _hutchpp(op: _Op, key: jax.Array, budget: int, batch: int, target: _Target, y: jax.Array,
              used: int) -> TraceEstimate:
     """Hutch++ from a sketch y = A S (rows) whose ``used`` products are already spent."""
     q = _orth(y)
-    exact, cost = _sketch_part(op, q)
+    exact, cost = _sketch_part(op, q, batch)
     _check_finite_samples(np.array([exact]), "hutch++")
     used += cost
     vals, _, conv = _run_probes(op, jax.random.fold_in(key, 10 ** 6), max(budget - used, 2), batch, target,
