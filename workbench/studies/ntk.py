@@ -43,7 +43,7 @@ from workbench.nets import MLP, get_activation
 from workbench.validation import (check_choice, check_finite, check_matrix_rank2, check_positive_int, check_real,
                                   check_seeds)
 
-__all__ = ["DATASETS", "ConvergenceResult", "DriftResult", "fit_loglog", "kernel_drift", "make_inputs",
+__all__ = ["DATASETS", "ConvergenceResult", "DriftResult", "drift_init", "fit_loglog", "kernel_drift", "make_inputs",
            "iter_kernel_drift", "iter_width_convergence", "spectrum_comparison", "SpectrumResult", "sphere_spectrum", "SphereSpectrum",
            "width_convergence"]
 
@@ -271,8 +271,9 @@ def iter_kernel_drift(net: MLP, x: jax.Array, y: jax.Array, widths: Sequence[int
 
     Each run is one compiled program (:func:`_drift_program`): the seeds' GD runs and the structured empirical
     NTK at the recorded steps. The parametrization, w_std and b_std enter it as arrays, so the program is
-    compiled once per (depth, activation, width, n, number of seeds) and reused for every other setting; it
-    gives what :func:`workbench.training.train_mlp` with ``ntk_steps`` gives (checked in the tests).
+    compiled once per (depth, activation, width, n, number of seeds) and reused for every other setting; from
+    the same init it gives what :func:`workbench.training.train` and the Jacobian-contraction
+    :func:`~workbench.kernels.empirical.empirical_ntk` give (checked in the tests).
     """
     _check_net(net)
     check_matrix_rank2("x", x)
@@ -334,15 +335,15 @@ def _drift_coefficients(net: MLP, in_dim: int, dtype) -> tuple[jax.Array, jax.Ar
 def _drift_run(net: MLP, x: jax.Array, y: jax.Array, lr: float, seeds: list[int],
                segments: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """GD of ``net`` from each seed's init: (kernels (S, T, n, n) at steps 0 and after each segment,
-    diverged (S,), final loss (S,), NaN where diverged). Init as :func:`workbench.training.train` draws it."""
+    diverged (S,), final loss (S,), NaN where diverged); init: :func:`drift_init` of each seed."""
     in_dim = int(x.shape[1])
     dtype = x.dtype
     s, c, mults = _drift_coefficients(net, in_dim, dtype)
     sizes = net.layer_sizes(in_dim)
     init_w = jnp.asarray([net._weight_init_std(layer, fan_in) for layer, (fan_in, _) in enumerate(sizes)], dtype)
     init_b = jnp.asarray(net._bias_init_std() if net.has_bias else 0.0, dtype)
-    # the program draws unit normals from this net's init (the same keys as net.init) and scales them: it depends
-    # on the depth, activation, width and bias only, never on w_std, b_std or the parametrization
+    # the program depends on the depth, activation, width and bias only, never on w_std, b_std or the
+    # parametrization (those enter as arrays)
     unit = MLP(depth=net.depth, width=net.width, activation=net.activation, w_std=1.0,
                b_std=None if net.b_std is None else 0.0, parametrization="ntk", out_dim=net.out_dim)
     with config.matmul_precision("highest"):
@@ -351,14 +352,33 @@ def _drift_run(net: MLP, x: jax.Array, y: jax.Array, lr: float, seeds: list[int]
     return np.asarray(kernels), np.asarray(div), np.asarray(last)
 
 
+def drift_init(unit: MLP, in_dim: int, seed, init_w: jax.Array, init_b: jax.Array, dtype) -> list:
+    """The drift study's initial parameters: one draw of unit normals from ``PRNGKey(seed)`` for every parameter
+    (one random-number program: it compiles in a fraction of the time of one draw per layer), cut into the layers
+    of ``unit`` and scaled by the per-layer init standard deviations ``init_w`` and ``init_b``
+    (:meth:`MLP._weight_init_std`, :meth:`MLP._bias_init_std`). Same distribution as :meth:`MLP.init`, other
+    values."""
+    sizes = unit.layer_sizes(in_dim)
+    total = sum(fi * fo + (fo if unit.has_bias else 0) for fi, fo in sizes)
+    z = jax.random.normal(jax.random.PRNGKey(seed), (total,), dtype)
+    params, at = [], 0
+    for layer, (fi, fo) in enumerate(sizes):
+        q = {"W": init_w[layer] * z[at:at + fi * fo].reshape(fi, fo)}
+        at += fi * fo
+        if unit.has_bias:
+            q["b"] = init_b * z[at:at + fo]
+            at += fo
+        params.append(q)
+    return params
+
+
 @functools.partial(jax.jit, static_argnames=("unit",))
 def _drift_program(unit, seeds, segments, x, y, lr, s, c, init_w, init_b, mults):
     """Full-batch GD on L = 1/(2 n k) sum (f - y)^2 from each seed's init, with the plain J J^T NTK (traced over
     outputs) at step 0 and after each segment of ``segments[i]`` steps (an int array: the step counts are data,
     not part of the compiled program).
 
-    Init: ``unit.init`` (unit normals, the keys of :func:`workbench.training.train`) times the per-layer init
-    standard deviations ``init_w`` and ``init_b``. Forward: h = s_l a W_l + c_l b_l. Structured NTK (Novak et al.
+    Init: :func:`drift_init`. Forward: h = s_l a W_l + c_l b_l. Structured NTK (Novak et al.
     2022): Theta = sum_l (s_l^2 a_{l-1} a_{l-1}^T + c_l^2) * (D_l D_l^T), D_l = d f / d h_l (the readout's D is
     the identity). Divergence as in :func:`workbench.training.train`: a loss that is NaN/inf or above 1e4 x the
     initial loss, or a non-finite update, freezes the run and flags it."""
@@ -398,9 +418,7 @@ def _drift_program(unit, seeds, segments, x, y, lr, s, c, init_w, init_b, mults)
         return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)]))
 
     def one_seed(seed):
-        key = jax.random.split(jax.random.PRNGKey(seed), 2)[0]
-        p0 = [{name: (init_w[layer] if name == "W" else init_b) * leaf for name, leaf in q.items()}
-              for layer, q in enumerate(unit.init(key, x.shape[1], x.dtype))]
+        p0 = drift_init(unit, x.shape[1], seed, init_w, init_b, x.dtype)
         bound = jnp.where(loss(p0) > 0, 1e4 * loss(p0), jnp.inf)
 
         def step(carry, _):
