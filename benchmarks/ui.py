@@ -161,7 +161,7 @@ def measure_notebook(browser, base_url: str, notebook: str, moves: int = 3, time
             if not results:
                 row["timed_out"] = f"control {index}"
                 break
-            c = {"control": f"{kind} {label!r}", "moves": len(results),
+            c = {"control": f"{kind} #{index} {label!r}", "moves": len(results),
                  "class": "experiment" if any(r["experiment"] for r in results) else "theory",
                  "ack_s": _median([r["ack"] for r in results]), "done_s": _median([r["done"] for r in results]),
                  "max_ack_s": max((r["ack"] for r in results if r["ack"] is not None), default=None),
