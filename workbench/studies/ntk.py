@@ -16,7 +16,8 @@ them to widgets.
   same kernel on uniform points, divided by n, as the matching experiment.
 * :func:`kernel_drift`: ||Theta_t - Theta_0||_F / ||Theta_0||_F during full-batch gradient descent
   (via :func:`workbench.training.train_mlp`) against width, for NTK vs muP parametrizations:
-  lazy training (drift ~ width^-1/2) against feature learning (drift O(1)).
+  lazy training (drift ~ width^-1/2) against feature learning (drift O(1)); :func:`iter_kernel_drift` streams it
+  run by run, each run one compiled program per width (GD + structured NTK, w_std/b_std/parametrization as data).
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ from workbench.nets import MLP, get_activation
 from workbench.validation import (check_choice, check_finite, check_matrix_rank2, check_positive_int, check_real,
                                   check_seeds)
 
-__all__ = ["DATASETS", "ConvergenceResult", "DriftResult", "drift_init", "fit_loglog", "kernel_drift", "make_inputs",
-           "iter_kernel_drift", "iter_width_convergence", "spectrum_comparison", "SpectrumResult", "sphere_spectrum", "SphereSpectrum",
-           "width_convergence"]
+__all__ = ["DATASETS", "ConvergenceResult", "DriftResult", "drift_init", "fit_loglog", "iter_kernel_drift",
+           "iter_width_convergence", "kernel_drift", "make_inputs", "spectrum_comparison", "SpectrumResult",
+           "sphere_spectrum", "SphereSpectrum", "width_convergence"]
 
 DATASETS = ("sphere", "gaussian", "digits")
 
@@ -303,7 +304,8 @@ def iter_kernel_drift(net: MLP, x: jax.Array, y: jax.Array, widths: Sequence[int
                 diverged[a, b] = div
                 final[a, b] = last
                 k0 = kernels[:, 0]
-                drift[a, b] = np.linalg.norm(kernels - k0[:, None], axis=(2, 3)) / np.linalg.norm(k0, axis=(1, 2))[:, None]
+                drift[a, b] = (np.linalg.norm(kernels - k0[:, None], axis=(2, 3))
+                               / np.linalg.norm(k0, axis=(1, 2))[:, None])
                 drift[a, b][diverged[a, b]] = np.nan
                 bar.update()
                 slopes = np.full(len(parametrizations), np.nan)
@@ -411,7 +413,8 @@ def _drift_program(unit, seeds, segments, x, y, lr, s, c, init_w, init_b, mults)
         theta = k * (s[depth] ** 2 * acts[depth] @ acts[depth].T + bias[depth])
         for layer in range(depth):
             d = deltas[layer]  # (k, n, width)
-            theta = theta + (s[layer] ** 2 * acts[layer] @ acts[layer].T + bias[layer]) * jnp.einsum("iam,ibm->ab", d, d)
+            gram = s[layer] ** 2 * acts[layer] @ acts[layer].T + bias[layer]
+            theta = theta + gram * jnp.einsum("iam,ibm->ab", d, d)
         return theta
 
     def finite(tree):
