@@ -88,8 +88,12 @@ class KernelDynamicsPanel(Panel):
             raise ValueError("select at least one width")
         kw = self.settings()
 
-        def chunks():
-            yield kernel_vs_training(**kw), 1.0, f"training widths {kw['widths']}"
+        def chunks():  # width by width (narrow first): the figures gain a width per chunk
+            merged = None
+            for i, width in enumerate(kw["widths"]):
+                part = kernel_vs_training(**{**kw, "widths": (width,)})
+                merged = part if merged is None else _merge_widths(merged, part)
+                yield merged, (i + 1) / len(kw["widths"]), f"width {width} ({i + 1}/{len(kw['widths'])})"
 
         def draw(result, _done: bool) -> None:
             self._result = result
@@ -99,6 +103,15 @@ class KernelDynamicsPanel(Panel):
             self.figures["width_errors"].update(P.width_errors(result))
 
         self.experiment(tuple(sorted(kw.items())), "NTK vs training", chunks, draw)
+
+
+def _merge_widths(a, b):
+    """Two :class:`~workbench.studies.dynamics.KernelDynamicsResult` of the same setting and other widths as one:
+    the per-width dicts joined; the closed-form part (data, eigenvalues, ensemble) is the same in both."""
+    joined = {f: {**getattr(a, f), **getattr(b, f)} for f in a._fields if isinstance(getattr(a, f), dict)}
+    widths = tuple(a.widths) + tuple(b.widths)
+    info = a.info.replace("width=" + "/".join(map(str, a.widths)), "width=" + "/".join(map(str, widths)), 1)
+    return a._replace(widths=widths, info=info, **joined)
 
 
 class AdvaniSaxePanel(Panel):

@@ -44,8 +44,8 @@ from workbench.plots import base_figure
 from workbench.plots.architectures import convergence_figure, decay_figure, spectra_figure
 from workbench.plots.ntk import convergence, drift, sphere, spectrum
 from workbench.studies import architectures as arch
-from workbench.studies.ntk import (DATASETS, SpectrumResult, iter_width_convergence, kernel_drift, make_inputs,
-                                   spectrum_comparison, sphere_spectrum, width_convergence)
+from workbench.studies.ntk import (DATASETS, SpectrumResult, iter_kernel_drift, iter_width_convergence, kernel_drift,
+                                   make_inputs, spectrum_comparison, sphere_spectrum, width_convergence)
 from workbench.validation import check_choice, check_positive_int
 
 WIDTHS = (16, 64, 256, 1024, 4096)
@@ -222,25 +222,23 @@ class NTKPanel(Panel):
         return self._cached(("spectrum", *p), lambda: spectrum_comparison(self.net(p=p), self.inputs(p),
                                                                           seeds=self.seeds))
 
+    def _convergence_key(self, p: Params) -> tuple:
+        return ("convergence", *p.net_key(), p.parametrization, p.dataset, p.n, self.widths, self.seeds)
+
     def convergence_result(self, p: Params | None = None):
         p = p or self.params()
         if p.parametrization == "mup":
             return None
-        key = ("convergence", *p.net_key(), p.parametrization, p.dataset, p.n)
-        return self._cached(key, lambda: width_convergence(self.net(p=p), self.inputs(p), self.widths,
-                                                           seeds=self.seeds, progress=False))
+        return self._cached(self._convergence_key(p), lambda: width_convergence(
+            self.net(p=p), self.inputs(p), self.widths, seeds=self.seeds, progress=False))
 
     def _convergence_steps(self, p: Params) -> Iterator[tuple[Any, int]]:
         """(partial result, number of widths) after each width; a setting computed before comes in one step."""
-        key = ("convergence", *p.net_key(), p.parametrization, p.dataset, p.n)
-        if p.parametrization == "mup" or key in self._cache:
-            yield self.convergence_result(p), 1
+        if p.parametrization == "mup":
+            yield None, 1
             return
-        result = None
-        for result in iter_width_convergence(self.net(p=p), self.inputs(p), self.widths, seeds=self.seeds):
-            yield result, len(self.widths)
-        self._cache[key] = result
-        self.computed.append("convergence")
+        yield from self._steps("convergence", self._convergence_key(p), lambda: iter_width_convergence(
+            self.net(p=p), self.inputs(p), self.widths, seeds=self.seeds), len(self.widths))
 
     def sphere_result(self, p: Params | None = None):
         p = p or self.params()
@@ -251,17 +249,24 @@ class NTKPanel(Panel):
         return self._cached(key, lambda: sphere_spectrum(self.net(p=p), self.sphere_dim, self.max_degree,
                                                          num_points=self.gram_points))
 
+    def _drift_key(self, p: Params) -> tuple:
+        return ("drift", *p.net_key(), p.dataset, p.n, self.drift_widths, self.drift_steps)
+
+    def _drift_data(self, p: Params) -> tuple[jnp.ndarray, jnp.ndarray]:
+        x = self.inputs(p)
+        return x, jnp.sin(3 * x[:, :1]) + 0.5 * x[:, 1:2]  # a smooth target: the same for every parametrization
+
     def drift_result(self, p: Params | None = None):
         p = p or self.params()
-        key = ("drift", *p.net_key(), p.dataset, p.n)
+        return self._cached(self._drift_key(p), lambda: kernel_drift(
+            self.net(p=p), *self._drift_data(p), self.drift_widths, num_steps=self.drift_steps, seeds=1,
+            progress=False))
 
-        def compute():
-            x = self.inputs(p)
-            y = jnp.sin(3 * x[:, :1]) + 0.5 * x[:, 1:2]  # a smooth target: the same for every parametrization
-            return kernel_drift(self.net(p=p), x, y, self.drift_widths, num_steps=self.drift_steps,
-                                seeds=1, progress=False)
-
-        return self._cached(key, compute)
+    def _drift_steps(self, p: Params) -> Iterator[tuple[Any, int]]:
+        """(partial result, number of runs) after each training run (width x parametrization)."""
+        yield from self._steps("drift", self._drift_key(p), lambda: iter_kernel_drift(
+            self.net(p=p), *self._drift_data(p), self.drift_widths, num_steps=self.drift_steps, seeds=1),
+            2 * len(self.drift_widths))
 
     # ------------------------------------------------------------------ redraw
     def theory_spectrum(self, p: Params | None = None) -> SpectrumResult | None:
@@ -289,33 +294,15 @@ class NTKPanel(Panel):
         if theory is not None and ("spectrum", *p) not in self._cache:
             self.slots["spectrum"].update(spectrum(theory, title=f"NTK spectrum: infinite width (width {p.width}: "
                                                                    "computing...)"))
-        jobs = [("spectrum", self.spectrum_result), ("convergence", self._convergence_steps),
-                ("sphere", self.sphere_result), ("drift", self.drift_result)]
+        # the convergence figure gains a width per chunk, the drift figure a training run per chunk
+        jobs = [("spectrum", lambda q: iter([(self.spectrum_result(q), 1)])), ("convergence", self._convergence_steps),
+                ("sphere", lambda q: iter([(self.sphere_result(q), 1)])), ("drift", self._drift_steps)]
 
-        def chunks():
-            done: dict[str, Any] = {}
-            for i, (name, job) in enumerate(jobs):
-                if name == "convergence":  # width by width: the figure gains a width per chunk
-                    for j, (partial, of) in enumerate(job(p)):
-                        done = {**done, name: partial}
-                        yield done, (i + (j + 1) / of) / len(jobs), f"{name}: width {j + 1}/{of}"
-                    continue
-                done = {**done, name: job(p)}
-                yield done, (i + 1) / len(jobs), f"{name} ({i + 1}/{len(jobs)})"
+        def show(name: str, res: Any, _results: dict[str, Any]) -> None:
+            self.slots[name].update(_message_figure(_TITLES[name], _MUP_NOTE) if res is None
+                                    else _BUILDERS[name](res))
 
-        shown: dict[str, Any] = {}
-
-        def draw(results: dict[str, Any], _done: bool) -> None:
-            for name, res in results.items():
-                if name in shown and shown[name] is res:
-                    continue
-                shown[name] = res
-                if res is None:
-                    self.slots[name].update(_message_figure(_TITLES[name], _MUP_NOTE))
-                else:
-                    self.slots[name].update(_BUILDERS[name](res))
-
-        self.experiment(tuple(p), "NTK studies", chunks, draw)
+        self.experiment(tuple(p), "NTK studies", _chunks(jobs, p), _changed_only(show))
 
     # ------------------------------------------------------------------ image architectures
     def images(self, p: Params | None = None) -> jnp.ndarray:
@@ -351,7 +338,7 @@ class NTKPanel(Panel):
         yield self._cached(("arch_spectrum", *p), lambda: arch.spectrum_comparison(
             p.architecture, self.images(p), p.width, seeds=self.seeds, **p.options())), 1
 
-    def _arch_steps(self, name: str, key: tuple, steps: Callable[[], Iterator[Any]],
+    def _steps(self, name: str, key: tuple, steps: Callable[[], Iterator[Any]],
                     of: int) -> Iterator[tuple[Any, int]]:
         """(partial, of) per step of ``steps()``; a key computed before comes in one step from the cache."""
         if key in self._cache:
@@ -365,7 +352,7 @@ class NTKPanel(Panel):
 
     def _arch_convergence(self, p: Params) -> Iterator[tuple[Any, int]]:
         key = ("arch_convergence", p.architecture, *p.net_key(), p.parametrization, p.dataset, p.n, self.channel_sweep)
-        yield from self._arch_steps("arch_convergence", key, lambda: arch.iter_channel_convergence(
+        yield from self._steps("arch_convergence", key, lambda: arch.iter_channel_convergence(
             p.architecture, self.images(p), self.channel_sweep, seeds=self.seeds, **p.options()),
             len(self.channel_sweep))
 
@@ -373,7 +360,7 @@ class NTKPanel(Panel):
         """The NTK spectra of :attr:`locality_names` (the same for every architecture choice: computed once)."""
         names = self.locality_names
         key = ("locality", *p.net_key(), p.parametrization, p.dataset, p.n, names)
-        yield from self._arch_steps("locality", key, lambda: arch.iter_spectra(self.images(p), names, **p.options()),
+        yield from self._steps("locality", key, lambda: arch.iter_spectra(self.images(p), names, **p.options()),
                                     len(names))
 
     def _update_image_net(self, p: Params) -> None:
@@ -398,33 +385,48 @@ class NTKPanel(Panel):
         jobs = [("theory", lambda q: iter([(self.arch_theory(q), 1)])), ("spectrum", self._arch_spectrum),
                 ("channel_convergence", self._arch_convergence), ("locality", self._locality)]
 
-        def chunks():
-            done: dict[str, Any] = {}
-            for i, (name, job) in enumerate(jobs):
-                for j, (partial, of) in enumerate(job(p)):
-                    done = {**done, name: partial}
-                    yield done, (i + (j + 1) / of) / len(jobs), f"{name} {j + 1}/{of}"
+        def show(name: str, res: Any, results: dict[str, Any]) -> None:
+            if name == "theory" and "spectrum" not in results:
+                self.slots["spectrum"].update(spectrum(res, title=f"{label} NTK spectrum: infinite width "
+                                                                  f"({p.width} channels: computing...)"))
+            elif name == "spectrum":
+                self.slots["spectrum"].update(spectrum(res, title=f"{label} NTK spectrum: {p.width} channels "
+                                                                  "vs infinite width"))
+            elif name == "channel_convergence":
+                self.slots["convergence"].update(convergence_figure(res))
+            elif name == "locality":
+                self.slots["sphere"].update(spectra_figure(res))
+                self.slots["drift"].update(decay_figure(res, highlight=p.architecture))
 
-        shown: dict[str, Any] = {}
+        self.experiment(tuple(p), f"{label} studies", _chunks(jobs, p), _changed_only(show))
 
-        def draw(results: dict[str, Any], _done: bool) -> None:
-            for name, res in results.items():
-                if name in shown and shown[name] is res:
-                    continue
-                shown[name] = res
-                if name == "theory" and "spectrum" not in results:
-                    self.slots["spectrum"].update(spectrum(res, title=f"{label} NTK spectrum: infinite width "
-                                                                      f"({p.width} channels: computing...)"))
-                elif name == "spectrum":
-                    self.slots["spectrum"].update(spectrum(res, title=f"{label} NTK spectrum: {p.width} channels "
-                                                                      "vs infinite width"))
-                elif name == "channel_convergence":
-                    self.slots["convergence"].update(convergence_figure(res))
-                elif name == "locality":
-                    self.slots["sphere"].update(spectra_figure(res))
-                    self.slots["drift"].update(decay_figure(res, highlight=p.architecture))
 
-        self.experiment(tuple(p), f"{label} studies", chunks, draw)
+Job = tuple[str, Callable[["Params"], Iterator[tuple[Any, int]]]]
+
+
+def _chunks(jobs: Sequence[Job], p: Params) -> Callable[[], Iterator[tuple[dict[str, Any], float, str]]]:
+    """The panel's experiment: each job's steps in turn, every step a chunk holding all results so far."""
+    def chunks():
+        done: dict[str, Any] = {}
+        for i, (name, job) in enumerate(jobs):
+            for j, (partial, of) in enumerate(job(p)):
+                done = {**done, name: partial}
+                yield done, (i + (j + 1) / of) / len(jobs), f"{name} {j + 1}/{of}"
+    return chunks
+
+
+def _changed_only(show: Callable[[str, Any, dict[str, Any]], None]) -> Callable[[dict[str, Any], bool], None]:
+    """A ``draw(results, done)`` that calls ``show(name, result, results)`` only for the results that changed
+    since the last draw (a chunk redraws the figure it added to, not the others)."""
+    shown: dict[str, Any] = {}
+
+    def draw(results: dict[str, Any], _done: bool) -> None:
+        for name, res in results.items():
+            if name in shown and shown[name] is res:
+                continue
+            shown[name] = res
+            show(name, res, results)
+    return draw
 
 
 class Params(NamedTuple):

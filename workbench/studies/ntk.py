@@ -16,12 +16,14 @@ them to widgets.
   same kernel on uniform points, divided by n, as the matching experiment.
 * :func:`kernel_drift`: ||Theta_t - Theta_0||_F / ||Theta_0||_F during full-batch gradient descent
   (via :func:`workbench.training.train_mlp`) against width, for NTK vs muP parametrizations:
-  lazy training (drift ~ width^-1/2) against feature learning (drift O(1)).
+  lazy training (drift ~ width^-1/2) against feature learning (drift O(1)); :func:`iter_kernel_drift` streams it
+  run by run, each run one compiled program per width (GD + structured NTK, w_std/b_std/parametrization as data).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
@@ -38,13 +40,13 @@ from workbench.kernels.analytic import infinite_kernels
 from workbench.kernels.empirical import empirical_ntk
 from workbench.kernels.sphere import sphere_eigenvalues, sphere_multiplicities
 from workbench.linalg.dense import eigvalsh
-from workbench.nets import MLP
+from workbench.nets import MLP, get_activation
 from workbench.validation import (check_choice, check_finite, check_matrix_rank2, check_positive_int, check_real,
                                   check_seeds)
 
-__all__ = ["DATASETS", "ConvergenceResult", "DriftResult", "fit_loglog", "kernel_drift", "make_inputs",
-           "iter_width_convergence", "spectrum_comparison", "SpectrumResult", "sphere_spectrum", "SphereSpectrum",
-           "width_convergence"]
+__all__ = ["DATASETS", "ConvergenceResult", "DriftResult", "drift_init", "fit_loglog", "iter_kernel_drift",
+           "iter_width_convergence", "kernel_drift", "make_inputs", "spectrum_comparison", "SpectrumResult",
+           "sphere_spectrum", "SphereSpectrum", "width_convergence"]
 
 DATASETS = ("sphere", "gaussian", "digits")
 
@@ -252,10 +254,28 @@ def kernel_drift(net: MLP, x: jax.Array, y: jax.Array, widths: Sequence[int], *,
     multipliers for ``"mup"``), ``num_steps`` steps; the plain J J^T kernel is recorded at
     ``num_kernels`` evenly spaced steps including 0 and ``num_steps``. In the NTK parametrization the
     drift falls like width^-1/2 (lazy training, Chizat et al. 2019); in muP it stays O(1) (feature
-    learning, Yang & Hu 2021).
+    learning, Yang & Hu 2021). :func:`iter_kernel_drift` gives the same result run by run.
     """
-    from workbench.training import train_mlp  # training sits beside kernels; imported when needed
+    result = None
+    for result in iter_kernel_drift(net, x, y, widths, parametrizations=parametrizations, lr=lr,
+                                    num_steps=num_steps, num_kernels=num_kernels, seeds=seeds, progress=progress):
+        pass
+    return result
 
+
+def iter_kernel_drift(net: MLP, x: jax.Array, y: jax.Array, widths: Sequence[int], *,
+                      parametrizations: Sequence[str] = ("ntk", "mup"), lr: float = 0.5, num_steps: int = 100,
+                      num_kernels: int = 5, seeds: Sequence[int] | int = 2,
+                      progress: bool = False) -> Iterator[DriftResult]:
+    """:func:`kernel_drift` one training run (width, parametrization) at a time, widths outer: after each run,
+    the result so far (runs not done yet are NaN, their slopes NaN); the last one is :func:`kernel_drift`'s.
+
+    Each run is one compiled program (:func:`_drift_program`): the seeds' GD runs and the structured empirical
+    NTK at the recorded steps. The parametrization, w_std and b_std enter it as arrays, so the program is
+    compiled once per (depth, activation, width, n, number of seeds) and reused for every other setting; from
+    the same init it gives what :func:`workbench.training.train` and the Jacobian-contraction
+    :func:`~workbench.kernels.empirical.empirical_ntk` give (checked in the tests).
+    """
     _check_net(net)
     check_matrix_rank2("x", x)
     check_finite("x", x)
@@ -273,29 +293,150 @@ def kernel_drift(net: MLP, x: jax.Array, y: jax.Array, widths: Sequence[int], *,
     drift = np.full((len(parametrizations), len(widths), len(seeds), len(steps)), np.nan)
     diverged = np.zeros(drift.shape[:3], bool)
     final = np.full(drift.shape[:3], np.nan)
+    info = (f"{net.describe()} (width, parametrization varied), GD lr={lr:g}, {num_steps} steps, "
+            f"n={x.shape[0]}; {config.device_report()}")
     bar = tqdm(total=len(parametrizations) * len(widths), desc="kernel drift", disable=not progress)
-    for a, par in enumerate(parametrizations):
+    try:
         for b, w in enumerate(widths):
-            net_w = dataclasses.replace(net, width=int(w), parametrization=par)
-            res = train_mlp(net_w, (x, y), optimizer="gd", reduction="mean", lrs=[lr], seeds=seeds,
-                            num_steps=num_steps, ntk_steps=tuple(steps.tolist()), x_ntk=x, progress=False)
-            diverged[a, b] = np.asarray(res.diverged)[0]
-            final[a, b] = np.asarray(res.train_loss)[0, :, -1]
-            if res.ntk is not None:
-                ntk = np.asarray(res.ntk)[0]  # (S, T', n, n)
-                got = [int(s) for s in res.ntk_steps]
-                k0 = ntk[:, 0]
-                rel = np.linalg.norm(ntk - k0[:, None], axis=(2, 3)) / np.linalg.norm(k0, axis=(1, 2))[:, None]
-                idx = [int(np.searchsorted(steps, s)) for s in got]
-                drift[a, b][:, idx] = rel
-            drift[a, b][diverged[a, b]] = np.nan
-            bar.update()
-    bar.close()
-    slopes = np.full(len(parametrizations), np.nan)
-    for a in range(len(parametrizations)):
-        last = np.nanmean(drift[a, :, :, -1], axis=1) if np.any(np.isfinite(drift[a, :, :, -1])) else None
-        if last is not None and len(widths) >= 2 and np.all(np.isfinite(last)) and np.all(last > 0):
-            slopes[a] = stats.fit_loglog(widths, last).exponent
-    return DriftResult(tuple(parametrizations), widths, steps, drift, diverged, final, slopes,
-                       f"{net.describe()} (width, parametrization varied), GD lr={lr:g}, {num_steps} steps, "
-                       f"n={x.shape[0]}; {config.device_report()}")
+            for a, par in enumerate(parametrizations):
+                net_w = dataclasses.replace(net, width=int(w), parametrization=par)
+                kernels, div, last = _drift_run(net_w, x, y, lr, seeds, tuple(np.diff(steps).tolist()))
+                diverged[a, b] = div
+                final[a, b] = last
+                k0 = kernels[:, 0]
+                drift[a, b] = (np.linalg.norm(kernels - k0[:, None], axis=(2, 3))
+                               / np.linalg.norm(k0, axis=(1, 2))[:, None])
+                drift[a, b][diverged[a, b]] = np.nan
+                bar.update()
+                slopes = np.full(len(parametrizations), np.nan)
+                for a2 in range(len(parametrizations)):
+                    done = drift[a2, : b + 1, :, -1]  # the widths so far, every seed
+                    if b >= 1 and np.isfinite(done).any(axis=1).all():
+                        last = np.nanmean(done, axis=1)
+                        if np.all(last > 0):
+                            slopes[a2] = stats.fit_loglog(widths[: b + 1], last).exponent
+                yield DriftResult(tuple(parametrizations), widths, steps, drift.copy(), diverged.copy(), final.copy(),
+                                  slopes, info)
+    finally:
+        bar.close()
+
+
+# ----------------------------------------------------------------------------- kernel drift: one program per shape
+def _drift_coefficients(net: MLP, in_dim: int, dtype) -> tuple[jax.Array, jax.Array, list]:
+    """Per layer: the forward scales (s_l, c_l) of h = s_l a W_l + c_l b_l in ``net``'s parametrization
+    (:meth:`MLP._layer`: w_std / sqrt(fan_in) and b_std for "ntk", 1 and 1 otherwise) and the SGD learning-rate
+    multipliers (:meth:`MLP.lr_multipliers`: muP's per-layer ones, all ones otherwise)."""
+    ntk = net.parametrization == "ntk"
+    fans = [fan_in for fan_in, _ in net.layer_sizes(in_dim)]
+    s = jnp.asarray([net.w_std / math.sqrt(f) if ntk else 1.0 for f in fans], dtype)
+    c = jnp.asarray([float(net.b_std or 0.0) if ntk else 1.0 for _ in fans], dtype)
+    mults = jax.tree_util.tree_map(lambda m: jnp.asarray(m, dtype), net.lr_multipliers(in_dim, "sgd"))
+    return s, c, mults
+
+
+def _drift_run(net: MLP, x: jax.Array, y: jax.Array, lr: float, seeds: list[int],
+               segments: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GD of ``net`` from each seed's init: (kernels (S, T, n, n) at steps 0 and after each segment,
+    diverged (S,), final loss (S,), NaN where diverged); init: :func:`drift_init` of each seed."""
+    in_dim = int(x.shape[1])
+    dtype = x.dtype
+    s, c, mults = _drift_coefficients(net, in_dim, dtype)
+    sizes = net.layer_sizes(in_dim)
+    init_w = jnp.asarray([net._weight_init_std(layer, fan_in) for layer, (fan_in, _) in enumerate(sizes)], dtype)
+    init_b = jnp.asarray(net._bias_init_std() if net.has_bias else 0.0, dtype)
+    # the program depends on the depth, activation, width and bias only, never on w_std, b_std or the
+    # parametrization (those enter as arrays)
+    unit = MLP(depth=net.depth, width=net.width, activation=net.activation, w_std=1.0,
+               b_std=None if net.b_std is None else 0.0, parametrization="ntk", out_dim=net.out_dim)
+    with config.matmul_precision("highest"):
+        kernels, div, last = _drift_program(unit, jnp.asarray(np.asarray(seeds)), jnp.asarray(segments, jnp.int32),
+                                            x, y.astype(dtype), jnp.asarray(lr, dtype), s, c, init_w, init_b, mults)
+    return np.asarray(kernels), np.asarray(div), np.asarray(last)
+
+
+def drift_init(unit: MLP, in_dim: int, seed, init_w: jax.Array, init_b: jax.Array, dtype) -> list:
+    """The drift study's initial parameters: one draw of unit normals from ``PRNGKey(seed)`` for every parameter
+    (one random-number program: it compiles in a fraction of the time of one draw per layer), cut into the layers
+    of ``unit`` and scaled by the per-layer init standard deviations ``init_w`` and ``init_b``
+    (:meth:`MLP._weight_init_std`, :meth:`MLP._bias_init_std`). Same distribution as :meth:`MLP.init`, other
+    values."""
+    sizes = unit.layer_sizes(in_dim)
+    total = sum(fi * fo + (fo if unit.has_bias else 0) for fi, fo in sizes)
+    z = jax.random.normal(jax.random.PRNGKey(seed), (total,), dtype)
+    params, at = [], 0
+    for layer, (fi, fo) in enumerate(sizes):
+        q = {"W": init_w[layer] * z[at:at + fi * fo].reshape(fi, fo)}
+        at += fi * fo
+        if unit.has_bias:
+            q["b"] = init_b * z[at:at + fo]
+            at += fo
+        params.append(q)
+    return params
+
+
+@functools.partial(jax.jit, static_argnames=("unit",))
+def _drift_program(unit, seeds, segments, x, y, lr, s, c, init_w, init_b, mults):
+    """Full-batch GD on L = 1/(2 n k) sum (f - y)^2 from each seed's init, with the plain J J^T NTK (traced over
+    outputs) at step 0 and after each segment of ``segments[i]`` steps (an int array: the step counts are data,
+    not part of the compiled program).
+
+    Init: :func:`drift_init`. Forward: h = s_l a W_l + c_l b_l. Structured NTK (Novak et al.
+    2022): Theta = sum_l (s_l^2 a_{l-1} a_{l-1}^T + c_l^2) * (D_l D_l^T), D_l = d f / d h_l (the readout's D is
+    the identity). Divergence as in :func:`workbench.training.train`: a loss that is NaN/inf or above 1e4 x the
+    initial loss, or a non-finite update, freezes the run and flags it."""
+    activation = unit.activation
+    phi = get_activation(activation)
+    depth = unit.depth
+    n, k = y.shape
+
+    def forward(p, shifts):
+        a, acts = x, []
+        for layer, q in enumerate(p):
+            acts.append(a)
+            h = s[layer] * (a @ q["W"])
+            if "b" in q:
+                h = h + c[layer] * q["b"][None, :]
+            if layer < depth:
+                a = phi(h + shifts[layer])
+        return h, acts
+
+    def loss(p):
+        f, _ = forward(p, [0.0] * depth)
+        return 0.5 * jnp.sum((f - y) ** 2) / f.size
+
+    def kernel(p):
+        shifts = [jnp.zeros((n, q["W"].shape[1]), x.dtype) for q in p[:depth]]
+        _, pullback, acts = jax.vjp(lambda e: forward(p, e), shifts, has_aux=True)
+        cotangents = jnp.broadcast_to(jnp.eye(k, dtype=x.dtype)[:, None, :], (k, n, k))  # e_i for every example
+        deltas = jax.vmap(lambda ct: pullback(ct)[0])(cotangents)  # per hidden layer: (k, n, width)
+        bias = [(c[layer] ** 2 if "b" in q else 0.0) for layer, q in enumerate(p)]
+        theta = k * (s[depth] ** 2 * acts[depth] @ acts[depth].T + bias[depth])
+        for layer in range(depth):
+            d = deltas[layer]  # (k, n, width)
+            gram = s[layer] ** 2 * acts[layer] @ acts[layer].T + bias[layer]
+            theta = theta + gram * jnp.einsum("iam,ibm->ab", d, d)
+        return theta
+
+    def finite(tree):
+        return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)]))
+
+    def one_seed(seed):
+        p0 = drift_init(unit, x.shape[1], seed, init_w, init_b, x.dtype)
+        bound = jnp.where(loss(p0) > 0, 1e4 * loss(p0), jnp.inf)
+
+        def step(carry, _):
+            p, dead = carry
+            value, grads = jax.value_and_grad(loss)(p)
+            new = jax.tree_util.tree_map(lambda w, g, m: w - lr * m * g, p, grads, mults)
+            dead = dead | ~jnp.isfinite(value) | (value > bound) | ~finite(new)
+            p = jax.tree_util.tree_map(lambda w_new, w: jnp.where(dead, w, w_new), new, p)
+            return (p, dead), None
+
+        def segment(carry, length):  # ``length`` GD steps, then the kernel (one traced body for every segment)
+            carry = jax.lax.fori_loop(0, length, lambda _i, cd: step(cd, None)[0], carry)
+            return carry, kernel(carry[0])
+
+        (p, dead), kernels = jax.lax.scan(segment, (p0, jnp.asarray(False)), segments)
+        return jnp.concatenate([kernel(p0)[None], kernels]), dead, jnp.where(dead, jnp.nan, loss(p))
+
+    return jax.vmap(one_seed)(seeds)
