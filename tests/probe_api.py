@@ -357,7 +357,8 @@ def _probes() -> list[Probe]:
         E("lr_batch.scaling_rule b_ref 0", "from workbench.lr_batch import scaling_rule\nscaling_rule([4, 8], 0.1, 0.0)", "b_ref"),
         E("lr_batch.eos optimizer", "from workbench.lr_batch import eos_threshold\neos_threshold(0.1, optimizer='lion!')", "optimizer"),
         E("lr_batch.eos momentum 1", "from workbench.lr_batch import eos_threshold\neos_threshold(0.1, optimizer='momentum', momentum=1.0)", "momentum"),
-        E("lr_batch.fit_power_law nonpositive", "from workbench.lr_batch import fit_power_law\nfit_power_law([1, 2, 3], [1.0, -1.0, 2.0])", "y"),
+        R("lr_batch.fit_power_law drops y <= 0", "from workbench.lr_batch import fit_power_law\nf = fit_power_law([1, 2, 4], [1.0, -1.0, 4.0])\n"
+          "assert f.num_points == 2 and abs(f.exponent - 1.0) < 1e-12, f"),
         E("lr_batch.fit_power_law too few", "from workbench.lr_batch import fit_power_law\nfit_power_law([1], [1.0])", "x"),
         E("lr_batch.fit_steps mismatched", "from workbench.lr_batch import fit_steps_examples\nfit_steps_examples([1, 2, 4], [10.0, 5.0])", "steps"),
         E("lr_batch.noise_scale_est b_big <= b_small", "from workbench.lr_batch import noise_scale_estimate\nnoise_scale_estimate([1.0, 2.0], [1.0, 2.0], 8, 4)", "b_big"),
@@ -388,8 +389,8 @@ def _probes() -> list[Probe]:
     # ------------------------------------------------------------------------------------------- sweeps and their files
     p += [
         R("sweep interrupted keeps finished points", SWEEP +
-          "def stopping_init(k):\n    if glob.glob(os.path.join(d, '*.npz')):\n        raise KeyboardInterrupt\n    return init(k)\n"
-          "try:\n    sweep(loss, stopping_init, (x, y), results_dir=d, **kw)\n    raise AssertionError('not interrupted')\nexcept KeyboardInterrupt:\n    pass\n"
+          "def stop(step):\n    if glob.glob(os.path.join(d, '*.npz')):\n        raise KeyboardInterrupt\n"
+          "part = sweep(loss, init, (x, y), results_dir=d, callback=stop, **kw)['sgd']\nassert not part.completed\n"
           "kept = sorted(glob.glob(os.path.join(d, '*.npz')))\nassert len(kept) == 1, kept\nm = os.path.getmtime(kept[0])\n"
           "again = sweep(loss, init, (x, y), results_dir=d, **kw)['sgd']\nassert os.path.getmtime(kept[0]) == m\n"
           "clean = sweep(loss, init, (x, y), results_dir=tempfile.mkdtemp(), **kw)['sgd']\n"
@@ -453,14 +454,16 @@ def _probes() -> list[Probe]:
         E("datasets.load n too many", "from workbench import datasets\ndatasets.load('digits', n=10**7)", "n"),
         E("datasets.load dtype", "from workbench import datasets\ndatasets.load('digits', n=8, dtype='float7')", "dtype"),
         E("datasets.cache_path bad name", "from workbench import datasets\ndatasets.cache_path('../etc', 'train')", "name"),
-        E("datasets.save_cache mismatched", NP + "from workbench import datasets\ndatasets.save_cache('digits', 'train', np.ones((3, 4)), np.ones(2))", "y"),
+        E("datasets.save_cache mismatched", NP + "from workbench import datasets\ndatasets.save_cache('digits', 'train', np.ones((3, 4)), np.ones(2))", "images"),
+        E("datasets.save_cache labels mismatched", NP + "from workbench import datasets\ndatasets.save_cache('digits', 'train', np.ones((3, 8, 8, 1), np.uint8), np.ones(2, int))", "labels"),
         R("datasets.load digits deterministic", "import numpy as np\nfrom workbench import datasets\na = datasets.load('digits', n=16, seed=3)\nb = datasets.load('digits', n=16, seed=3)\n"
           "assert np.array_equal(np.asarray(a.x), np.asarray(b.x)) and a.x.shape[0] == 16"),
     ]
     # ------------------------------------------------------------------------------------------- models.functional
     p += [
         E("models.functional not a model", "from workbench.models import functional\nfunctional(42)", "model"),
-        E("models.functional flax no example", "from workbench.models import functional, small_cnn\nfunctional(small_cnn())", "example_input"),
+        R("models.functional nnx without example", NP + "from workbench.models import functional, small_cnn\nm = functional(small_cnn())\n"
+          "assert m.apply_fn(m.params, np.ones((3, 8, 8, 1))).shape == (3, 10)"),
         E("models.resolve_factory no colon", "from workbench.models import resolve_factory\nresolve_factory('examples.flax_cnn')", "module:factory"),
         E("models.resolve_factory missing module", "from workbench.models import resolve_factory\nresolve_factory('no_such_mod_xyz:make')", "no_such_mod_xyz"),
         E("models.resolve_factory missing attr", "from workbench.models import resolve_factory\nresolve_factory('json:no_such_factory')", "no_such_factory"),
@@ -479,7 +482,10 @@ def _probes() -> list[Probe]:
         E("losses.mse reduction", NP + "from workbench.losses import mse\nmse(np.ones((4, 2)), np.ones((4, 2)), reduction='max!')", "reduction", cheap=True),
         E("losses.output_loss unknown", NP + "from workbench.losses import output_loss\noutput_loss('hinge', np.ones((4, 2)), np.ones((4, 2)), reduction='mean')", "loss"),
         E("losses.cross_entropy 1-d", NP + "from workbench.losses import cross_entropy\ncross_entropy(np.ones(4), np.ones(4), reduction='mean')", "f"),
-        E("stats.fit_loglog nan", "from workbench.stats import fit_loglog\nfit_loglog([1, 2, 3], [1.0, float('nan'), 3.0])", "y", cheap=True),
+        E("stats.fit_loglog y text", "from workbench.stats import fit_loglog\nfit_loglog([1, 2, 3], 'abc')", "y", cheap=True),
+        E("stats.fit_loglog y bools", "from workbench.stats import fit_loglog\nfit_loglog([1, 2, 3], [True, False, True])", "y"),
+        R("stats.fit_loglog drops nan y", "from workbench.stats import fit_loglog\nf = fit_loglog([1, 2, 4], [1.0, float('nan'), 4.0])\n"
+          "assert f.num_points == 2 and abs(f.exponent - 1.0) < 1e-12, f"),
         E("stats.fit_loglog zero x", "from workbench.stats import fit_loglog\nfit_loglog([0, 2, 3], [1.0, 2.0, 3.0])", "x"),
         E("stats.fit_loglog mismatched", "from workbench.stats import fit_loglog\nfit_loglog([1, 2, 3], [1.0, 2.0])", "y"),
         E("stats.fit_loglog text", "from workbench.stats import fit_loglog\nfit_loglog('123', [1.0, 2.0, 3.0])", "x"),
@@ -511,7 +517,7 @@ def _probes() -> list[Probe]:
         ("division by zero", "x/0"), ("complex literal", "1j * x"), ("eval name", "eval('1')"), ("semicolon", "x; x"),
         ("factorial huge", "factorial(10**6)"), ("bytes", "b'x'"), ("keyword argument", "tanh(x=1)"),
         ("starred", "max(*x)"), ("nested tanh tower", "tanh(" * 200 + "x" + ")" * 200), ("nul byte", "x\x00"),
-        ("comparison", "x > 0"), ("boolean op", "x and 1"), ("ellipsis", "..."), ("unicode name", "ｘ + 1"),
+        ("comparison", "x > 0"), ("boolean op", "x and 1"), ("ellipsis", "..."), ("unicode name", "ｙ + 1"),
     ]
     for label, text in hostile:
         p.append(E(f"parser {label}", PARSE + f"parse({text!r})", "", cheap=label in ("power tower 9**9**9", "import", "empty")))
@@ -530,7 +536,10 @@ def _probes() -> list[Probe]:
         E("price num 0", PRICE + "price_check('tanh(x)', num=0)", "num"),
         E("price nodes float", PRICE + "price_check('tanh(x)', nodes=8.5)", "nodes"),
         E("price nodes huge", PRICE + "price_check('tanh(x)', nodes=10**8)", "nodes"),
-        E("price constant", PRICE + "price_check('3', num=2, nodes=8)", "x"),
+        R("price constant holds trivially", PRICE + "r = price_check('3', num=2, nodes=8)\nassert r.passed, r.message()"),
+        E("price pole off the nodes", PRICE + "price_check('1/(x - 0.3)', num=2, nodes=8)", "unbounded"),
+        E("price tan", PRICE + "price_check('tan(x)', num=2, nodes=8)", "tan"),
+        E("price nan derivative at a point", PRICE + "price_check('exp(-1/x^2)', num=3, nodes=40)", "phi'", "undefined"),
         E("price activation not str", PRICE + "price_check(None)", "activation"),
         R("price tanh passes", PRICE + "r = price_check('tanh(x)', num=3, nodes=40)\nassert r.passed, r.message()"),
         E("symbolic.check closed form eval", "import os, tempfile\nfrom workbench import symbolic\nflag = os.path.join(tempfile.mkdtemp(), 'pwned')\n"

@@ -225,7 +225,10 @@ def load(name: str, split: str = "train", n: int | None = None, normalize: bool 
         xf = (xf - mean) / np.where(std > 0, std, 1.0)
     if flatten:
         xf = xf.reshape(xf.shape[0], -1)
-    dt = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
+    try:
+        dt = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
+    except TypeError:  # numpy's "data type 'float7' not understood" does not say which argument
+        raise TypeError(f"dtype must be a float dtype such as 'float32' or 'float64', got {dtype!r}") from None
     if not jnp.issubdtype(dt, jnp.floating):
         raise ValueError(f"dtype must be a float dtype, got {dt}")
     desc = (f"{name} {split}, n={xf.shape[0]} of {total}{' (seed ' + str(seed) + ')' if n is not None else ''}, "

@@ -194,6 +194,11 @@ def _ggn_vp(loss_fn: ComposedLoss, params: Any, batch: Batch, v: jax.Array) -> j
     return vjp(h_jv)[0]
 
 
+# the compiled-code caches of the checked public products are those of the jitted ones (reuse is tested)
+hvp._cache_size = _hvp._cache_size  # type: ignore[attr-defined]
+ggn_vp._cache_size = _ggn_vp._cache_size  # type: ignore[attr-defined]
+
+
 @functools.partial(jax.jit, static_argnames=("loss_fn", "kind"))
 def _matmat(loss_fn: Callable, kind: str, params: Any, batch: Batch, vs: jax.Array) -> jax.Array:
     fn = _hvp if kind == "hessian" else _ggn_vp
