@@ -555,7 +555,7 @@ def _probes() -> list[Probe]:
     ]
     # ------------------------------------------------------------------------------------------- command line
     p += [
-        C("cli no command", "", "command"),
+        C("cli no command", "", "required", "report"),
         C("cli unknown command", "frobnicate", "frobnicate", cheap=True),
         C("cli report unknown study", "report nope --out r.html", "nope", cheap=True),
         C("cli report missing --out", "report ntk", "--out"),

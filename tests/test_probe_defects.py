@@ -61,11 +61,8 @@ def test_hvp_and_ggn_vp_check_the_vector():
             fn(loss, _PARAMS, batch, jnp.ones(p + 1))
         with pytest.raises(ValueError, match="v contains 1 non-finite value"):
             fn(loss, _PARAMS, batch, jnp.ones(p).at[2].set(jnp.nan))
-    # still the Hessian product: against a dense Hessian by jax.hessian of the flat loss (float32 round-off)
-    flat, unravel = jax.flatten_util.ravel_pytree(_PARAMS)
-    dense = jax.hessian(lambda f: loss(unravel(f), batch))(flat)
-    v = jnp.arange(p, dtype=flat.dtype) / p
-    np.testing.assert_allclose(hvp(loss, _PARAMS, batch, v), dense @ v, rtol=1e-4, atol=1e-5)
+    # (the product itself is checked against dense Hessians in tests/test_hessian.py; the refusals above come
+    # before any compilation, so this test costs no jit)
 
 
 def test_max_lr_from_ntk_checks_num_outputs():
@@ -96,3 +93,132 @@ def test_condition_number_of_an_empty_matrix_names_k():
     with pytest.raises(ValueError, match=r"k must be a non-empty square matrix, got shape \(0, 0\)"):
         condition_number(np.zeros((0, 0)))
     assert condition_number(np.diag([4.0, 2.0])) == pytest.approx(2.0)
+
+
+def test_huge_grids_matrices_and_inputs_are_refused_before_allocating():
+    from workbench.data import gaussian_inputs
+    from workbench.lr_batch import lr_grid, random_noisy_quadratic
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"num: a grid of .* learning rates needs about .* GiB"):
+        lr_grid(1e-3, 1.0, 10 ** 13)  # was MemoryError from numpy
+    with pytest.raises(ValueError, match=r"dim: a noisy quadratic .* GiB"):
+        random_noisy_quadratic(jax.random.PRNGKey(0), 10 ** 7)  # was accepted, then an 800 TB QR
+    with pytest.raises(ValueError, match=r"n/dim: .* inputs needs about .* GiB"):
+        gaussian_inputs(jax.random.PRNGKey(0), 10 ** 9, 10 ** 6)
+    assert time.perf_counter() - start < 1.0
+    assert lr_grid(1e-3, 1.0, 4)[-1] == pytest.approx(1.0)
+
+
+def test_fit_loglog_refuses_text_and_booleans_for_y():
+    from workbench.stats import fit_loglog
+
+    with pytest.raises(TypeError, match="y must be a number or an array of numbers, got the string 'abc'"):
+        fit_loglog([1, 2, 3], "abc")  # was numpy's "could not convert string to float"
+    with pytest.raises(TypeError, match="y must hold real numbers, got booleans"):
+        fit_loglog([1, 2, 3], [True, False, True])
+    assert fit_loglog([1, 2, 4], [1.0, np.nan, 4.0]).num_points == 2  # NaN/inf still dropped, as documented
+
+
+def test_sweep_results_dir_that_is_a_file_names_it(tmp_path):
+    from workbench.experiments.sweep import sweep
+
+    f = tmp_path / "results"
+    f.write_text("")
+    with pytest.raises(OSError, match=r"results_dir '.*results' cannot be used as a directory"):
+        sweep(lambda p, b: 0.0, lambda k: {"w": jnp.zeros(1)}, (np.ones((4, 1)), np.ones((4, 1))),
+              batch_sizes=[2], lrs=[0.1], num_steps=1, results_dir=str(f), progress=False)
+
+
+def test_a_callback_does_not_change_the_sweep_fingerprint():
+    # a sweep stopped from a callback (KeyboardInterrupt inside it) must resume from its finished points when
+    # rerun without the callback: the callback's repr (an address) used to enter the fingerprint
+    from workbench.experiments.sweep import _point_fingerprint
+
+    x, y = np.ones((4, 1)), np.ones((4, 1))
+    kw = dict(tag="t", num_steps=5, record_every=1, momentum=0.9, sampling="iid", divergence_threshold=1e4)
+    args = (x, y, np.array([0.1]), np.array([0]), "sgd", 2)
+    plain = _point_fingerprint(*args, {}, **kw)
+    assert _point_fingerprint(*args, {"callback": lambda s: None}, **kw) == plain
+    assert _point_fingerprint(*args, {"adam_eps": 1e-6}, **kw) != plain  # result-changing arguments still count
+
+
+def test_unknown_dtypes_name_the_dtype_argument():
+    from workbench import datasets
+    from workbench.models import functional, with_dtype
+
+    with pytest.raises(TypeError, match="dtype must be a float dtype .* got 'float7'"):
+        datasets.load("digits", n=8, dtype="float7")
+    m = functional((lambda p, x: x @ p, jnp.ones((2, 1))), example_input=np.ones((3, 2)))
+    with pytest.raises(TypeError, match="dtype must be a float dtype .* got 'float7'"):
+        with_dtype(m, "float7")
+
+
+def test_builtin_model_sizes_are_checked():
+    from workbench.models import builtin_model, small_cnn
+
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 1"):
+        builtin_model("cnn", (8, 8, 1), 0)  # was ZeroDivisionError inside flax
+    with pytest.raises(ValueError, match="channels must be an integer >= 1"):
+        small_cnn(channels=0)
+    with pytest.raises(ValueError, match="name must be one of"):
+        builtin_model("resnet", (8, 8, 1), 10)
+
+
+def test_prepare_checks_labels_inputs_and_loss():
+    from workbench.models import prepare
+
+    net = MLP(depth=1, width=3, out_dim=2)
+    x, y = np.ones((4, 3)), np.eye(2)[[0, 1, 0, 1]]
+    with pytest.raises(ValueError, match=r"y must have one label .* x has 4 inputs, y has shape \(3, 2\)"):
+        prepare(net, x, y[:3])  # was accepted
+    x_nan = x.copy()
+    x_nan[1, 2] = np.nan
+    with pytest.raises(ValueError, match="x contains 1 non-finite"):
+        prepare(net, x_nan, y)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        prepare(net, x, y, loss="hinge")
+    m, inputs = prepare(net, x, y)
+    assert m.apply_fn(m.params, inputs).shape == (4, 2)
+
+
+def test_losses_refuse_shapes_that_would_broadcast():
+    from workbench.losses import cross_entropy, mse
+
+    with pytest.raises(ValueError, match=r"cross_entropy: outputs f and targets y must have shapes \(n, k\)"):
+        cross_entropy(jnp.ones(4), jnp.ones(4), reduction="mean")  # was one 4-class example, silently
+    with pytest.raises(ValueError, match=r"mse: outputs f and targets y must have shapes .* got f \(4, 1\) and y \(4,\)"):
+        mse(jnp.ones((4, 1)), jnp.ones(4), reduction="sum")  # would broadcast to a (4, 4) loss
+    f, y = jnp.arange(4.0).reshape(4, 1), jnp.zeros((4, 1))
+    assert float(mse(f, y, reduction="sum")) == pytest.approx(0.5 * (0 + 1 + 4 + 9))
+    # under jit the shapes are checked at trace time
+    with pytest.raises(ValueError, match="same shape"):
+        jax.jit(lambda a, b: mse(a, b, reduction="mean"))(jnp.ones((3, 2)), jnp.ones((3, 1)))
+
+
+def test_price_check_refuses_poles_off_the_nodes_and_bounds_nodes():
+    from workbench.symbolic.expressions import ExpressionError
+    from workbench.symbolic.price import MAX_NODES, price_check
+
+    for text, where in (("1/x", "x = 0;"), ("1/(x - 0.3)", "x = 0.3;"), ("tan(x)", r"x = -?\d\.\d+;")):
+        with pytest.raises(ExpressionError, match=rf"unbounded near {where}"):
+            price_check(text, num=2, nodes=8)  # 1/x used to return a verdict on a divergent expectation
+    with pytest.raises(ValueError, match=rf"nodes must be an integer in \[4, {MAX_NODES}\]"):
+        price_check("tanh(x)", nodes=10 ** 8)  # used to hang in hermegauss
+    with pytest.raises(TypeError, match="activation must be text"):
+        price_check(None)
+    with pytest.raises(ExpressionError, match="text .* must be a string"):
+        from workbench.symbolic.expressions import parse_expression
+
+        parse_expression(3)
+
+
+def test_cli_reproduce_key_is_a_bounded_seed(capsys):
+    from workbench import cli
+
+    for bad in ("99999999999999999999999", "-5", "1.5"):
+        with pytest.raises(SystemExit) as exit_info:  # argparse's own exit, through the one-line error
+            cli.main(["reproduce", "yang_hu_2021_mup", "--fast", "--key", bad])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--key" in err and "seed" in err, err
