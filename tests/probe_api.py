@@ -396,11 +396,11 @@ def _probes() -> list[Probe]:
           "clean = sweep(loss, init, (x, y), results_dir=tempfile.mkdtemp(), **kw)['sgd']\n"
           "assert np.array_equal(again.train_loss, clean.train_loss) and again.completed"),
     ]
-    for how, damage in [("truncated", "open(f, 'r+b').truncate(os.path.getsize(f) // 2)"),
-                        ("emptied", "open(f, 'wb').close()"),
-                        ("garbage", "open(f, 'wb').write(os.urandom(300))"),
-                        ("foreign npz", "np.savez(open(f, 'wb'), train_loss=np.zeros(3))"),
-                        ("text", "open(f, 'w').write('not a result')")]:
+    for how, damage in [("truncated", "with open(f, 'r+b') as fh: fh.truncate(os.path.getsize(f) // 2)"),
+                        ("emptied", "with open(f, 'wb'): pass"),
+                        ("garbage", "with open(f, 'wb') as fh: fh.write(os.urandom(300))"),
+                        ("foreign npz", "with open(f, 'wb') as fh: np.savez(fh, train_loss=np.zeros(3))"),
+                        ("text", "with open(f, 'w') as fh: fh.write('not a result')")]:
         p.append(R(f"sweep file {how} is recomputed", SWEEP + "import warnings\nfrom workbench.store import DamagedResultWarning\n"
                    "clean = sweep(loss, init, (x, y), results_dir=d, **kw)['sgd']\nf = sorted(glob.glob(os.path.join(d, '*.npz')))[0]\n"
                    + damage + "\nwith warnings.catch_warnings(record=True) as w:\n    warnings.simplefilter('always')\n"
@@ -408,7 +408,7 @@ def _probes() -> list[Probe]:
                    "assert sum(issubclass(m.category, DamagedResultWarning) for m in w) == 1, [str(m.message) for m in w]\n"
                    "assert np.array_equal(again.train_loss, clean.train_loss) and np.array_equal(again.diverged, clean.diverged)"))
     p += [
-        E("sweep results_dir is a file", SWEEP + "f = os.path.join(d, 'x'); open(f, 'w').close()\nsweep(loss, init, (x, y), results_dir=f, **kw)", "results_dir"),
+        E("sweep results_dir is a file", SWEEP + "f = os.path.join(d, 'x')\nwith open(f, 'w'): pass\nsweep(loss, init, (x, y), results_dir=f, **kw)", "results_dir"),
         E("sweep unknown optimizer", SWEEP + "kw['optimizers'] = ('sgd', 'lamb')\nsweep(loss, init, (x, y), **kw)", "optimizers"),
         E("sweep batch > data", SWEEP + "kw['batch_sizes'] = [4, 64]\nsweep(loss, init, (x, y), **kw)", "batch_sizes"),
         E("sweep lrs duplicate", SWEEP + "kw['lrs'] = [0.1, 0.1]\nsweep(loss, init, (x, y), **kw)", "lrs"),
@@ -420,7 +420,7 @@ def _probes() -> list[Probe]:
         E("store.save empty", "import tempfile, os\nfrom workbench.store import save_result\nsave_result(os.path.join(tempfile.mkdtemp(), 'r.npz'), {})", "arrays"),
         E("store.save into missing dir", NP + "from workbench.store import save_result\nsave_result('/nonexistent/dir/r.npz', {'a': np.ones(2)})", "/nonexistent/dir"),
         R("store damaged file is missing", NP + "import tempfile, os, warnings\nfrom workbench import store\nf = os.path.join(tempfile.mkdtemp(), 'r.npz')\n"
-          "store.save_result(f, {'a': np.ones(5)})\nopen(f, 'r+b').truncate(20)\nwith warnings.catch_warnings(record=True) as w:\n"
+          "store.save_result(f, {'a': np.ones(5)})\nwith open(f, 'r+b') as fh: fh.truncate(20)\nwith warnings.catch_warnings(record=True) as w:\n"
           "    warnings.simplefilter('always')\n    assert store.load_result(f) is None\nassert len(w) == 1 and 'r.npz' in str(w[0].message)", cheap=True),
     ]
     # ------------------------------------------------------------------------------------------- data / datasets

@@ -222,3 +222,16 @@ def test_cli_reproduce_key_is_a_bounded_seed(capsys):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "--key" in err and "seed" in err, err
+
+
+def test_one_asymmetric_entry_is_caught_whatever_the_key():
+    # float64, dim 3, A[0, 1] = 5 but A[1, 0] = 0: sign probes alone missed it for some keys (converged=True)
+    from workbench import config
+    from workbench.linalg import top_eigenvalues
+
+    with config.precision("float64"):
+        a = jnp.array([[1.0, 5.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0]])
+        op = (lambda v: a @ v, 3)
+        for seed in range(8):
+            with pytest.raises(ValueError, match="not symmetric"):
+                top_eigenvalues(op, 1, key=jax.random.PRNGKey(seed))

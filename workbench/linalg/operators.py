@@ -145,15 +145,18 @@ def _old_check_symmetric_call(a: tuple) -> tuple | None:
 
 @keyword_only_since("num_pairs", legacy_order=_old_check_symmetric_call)
 def check_symmetric(op: _Op, what: str, where: str, *, key: jax.Array, num_pairs: int = 2) -> tuple[jax.Array, jax.Array]:
-    """Check symmetry of ``op`` on random Rademacher probe pairs; return (q0, A q0) for reuse as a Lanczos start.
+    """Check symmetry of ``op`` on random probe pairs; return (q0, A q0) for reuse as a Lanczos start.
 
-    Products with num_pairs + 1 probes [q0, p_1, ..., p_n] in one batched call; every pair (i, j) is tested:
+    Products with num_pairs + 1 Rademacher probes [q0, p_1, ..., p_n] and two Gaussian ones in one batched call; every pair (i, j) is tested:
     |<x_i, A x_j> - <A x_i, x_j>| <= tol (|x_i| |A x_j| + |A x_i| |x_j|) / sqrt(dim), ``tol`` from
     :func:`symmetry_tolerance`. Non-finite products raise a ValueError (step 1 of ``what``); an asymmetric
     operator raises a ValueError with the measured asymmetry. q0 = p_0 / |p_0|. ``where`` says which
     step of which routine the probes stand for (in the non-finite message).
     """
     z = jax.random.rademacher(key, (num_pairs + 1, op.dim), dtype=jnp.int8).astype(op.dtype)
+    # plus two Gaussian probes: with signs alone, an asymmetry in one entry pair (k, l) cancels on a probe pair
+    # whenever z_ik z_jl = z_jk z_il, probability 1/2 per pair, so three sign pairs missed it one time in eight
+    z = jnp.concatenate([z, jax.random.normal(jax.random.fold_in(key, 1), (2, op.dim), dtype=op.dtype)])
     z = z / math.sqrt(op.dim)
     with config.matmul_precision("highest"):
         az = _probe_jit(op.fn, op.name, z, *op.args)
