@@ -15,6 +15,11 @@ Run all of them, each in a fresh interpreter with a time limit, two at a time::
 
     python -m tests.probe_api            # the table of outcomes and every probe that did not pass
     python -m tests.probe_api parser cli # only probes whose name starts with one of these prefixes
+    python -m tests.probe_api --spawn    # a new interpreter per probe (slower) instead of a forked child
+
+Each probe runs in its own process with its own working directory and a time limit (a timeout is a hang):
+by default a child forked from a parent that has imported the package but started no JAX backend (see
+``PRELOAD``), so a probe pays for its own work, not for importing JAX again.
 
 Outcome classes: ``clear error``, ``correct return`` (passing), ``hang`` (time limit), ``silent wrong``
 (a normal return where an error belongs, or a failed result check), ``unnamed error`` (an error whose
@@ -586,7 +591,7 @@ def _probes() -> list[Probe]:
         C("cli noise-std nan", "report dynamics --noise-std nan --out r.html", "--noise-std"),
         C("cli lr-fraction zero", "report dynamics --lr-fraction 0 --out r.html", "--lr-fraction"),
         C("cli num-seeds float", "report dynamics --num-seeds 2.5 --out r.html", "--num-seeds"),
-        C("cli model no colon", "report hessian --model examples.flax_cnn --out r.html", "--model"),
+        C("cli model no colon", "report hessian --model examples.flax_cnn --out r.html", "model must look like module:factory"),
         C("cli model missing module", "report noise --model no_such_mod_xyz:make --out r.html", "no_such_mod_xyz"),
         C("cli model data unknown", "report noise --model examples.flax_cnn:make --data imagenet --out r.html", "imagenet"),
         C("cli model n zero", "report noise --model examples.flax_cnn:make --n 0 --out r.html", "--n"),
@@ -678,7 +683,7 @@ def _env() -> dict:
     env = dict(os.environ)
     env.update(PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""), WORKBENCH_FAST="1",
                JAX_PLATFORMS=env.get("JAX_PLATFORMS", "cpu"), TQDM_DISABLE="1",
-               XLA_FLAGS=env.get("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"))
+               XLA_FLAGS=env.get("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false"))
     env.pop("WORKBENCH_DEBUG", None)
     return env
 
@@ -723,17 +728,127 @@ def run_in_process(probe: Probe) -> tuple[str, str]:
     return classify_python(probe, execute_snippet(probe.code))
 
 
+# modules a probe may import: the parent imports them once, before any JAX backend exists, and forks a child
+# per probe (a fresh process: its own JAX backend, working directory and time limit; nothing a probe does
+# reaches the parent or the next probe). Spawning an interpreter per probe costs seconds of imports each.
+PRELOAD = ("jax", "jax.numpy", "numpy", "scipy.special", "sympy", "optax", "workbench", "workbench.cli",
+           "workbench.kernels", "workbench.nets", "workbench.layers", "workbench.training", "workbench.dynamics",
+           "workbench.hessian", "workbench.linalg", "workbench.rmt", "workbench.generalization", "workbench.lr_batch",
+           "workbench.experiments", "workbench.data", "workbench.datasets", "workbench.models", "workbench.losses",
+           "workbench.stats", "workbench.store", "workbench.symbolic", "workbench.symbolic.price",
+           "workbench.symbolic.expressions", "workbench.reports")
+
+
+def _preload() -> None:
+    import importlib
+
+    os.environ.update({k: v for k, v in _env().items() if k in ("WORKBENCH_FAST", "JAX_PLATFORMS", "TQDM_DISABLE",
+                                                                  "XLA_FLAGS")})
+    for name in PRELOAD:
+        importlib.import_module(name)
+    from jax._src import xla_bridge
+
+    if xla_bridge._backends:  # a fork would copy a live, multithreaded XLA runtime
+        raise RuntimeError("a preloaded module started a JAX backend; the probes cannot be forked safely")
+
+
+def _child_body(probe: Probe, cwd: str, out_path: str, err_path: str) -> int:
+    """In the forked child: run the probe with stdout/stderr in files; the exit status of the CLI or 0."""
+    os.chdir(cwd)
+    for fd, path in ((1, out_path), (2, err_path)):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), fd)
+    if probe.kind in ("cli-error", "cli-return"):
+        from workbench import cli
+
+        try:
+            return int(cli.main(list(probe.argv)) or 0)
+        except SystemExit as exc:  # argparse: --help, usage errors
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:  # what `python -m workbench` would print: a traceback and status 1
+            traceback.print_exc()
+            return 1
+    outcome = execute_snippet(probe.code)
+    sys.stdout.write("\n" + MARK + json.dumps(outcome) + "\n")
+    return 0
+
+
+def _start(probe: Probe) -> dict:
+    cwd = tempfile.mkdtemp(prefix="probe-")
+    out_path, err_path = os.path.join(cwd, ".probe-out"), os.path.join(cwd, ".probe-err")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the parent's code
+        code = 1
+        try:
+            os.setsid()  # its own process group: a hung probe is killed with everything it started
+            code = _child_body(probe, cwd, out_path, err_path)
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+    return {"probe": probe, "pid": pid, "cwd": cwd, "out": out_path, "err": err_path, "start": time.perf_counter()}
+
+
+def _finish(job: dict, status: int | None, time_limit: float) -> tuple[str, str, float]:
+    import shutil
+
+    probe, elapsed = job["probe"], time.perf_counter() - job["start"]
+    try:
+        if status is None:
+            return "hang", f"no answer within {time_limit:.0f} s", elapsed
+        out = Path(job["out"]).read_text(errors="replace") if os.path.exists(job["out"]) else ""
+        err = Path(job["err"]).read_text(errors="replace") if os.path.exists(job["err"]) else ""
+        rc = os.waitstatus_to_exitcode(status)
+        if probe.kind in ("cli-error", "cli-return"):
+            return (*classify_cli(probe, rc, out, err), elapsed)
+        marks = [ln for ln in out.splitlines() if ln.startswith(MARK)]
+        if not marks:
+            return "unexpected error", f"the child died (exit {rc}): {err[-600:]}", elapsed
+        return (*classify_python(probe, json.loads(marks[-1][len(MARK):])), elapsed)
+    finally:
+        shutil.rmtree(job["cwd"], ignore_errors=True)
+
+
 def run_all(probes: list[Probe], *, workers: int = 2, time_limit: float = TIME_LIMIT_S,
-            verbose: bool = True) -> dict[str, list[tuple[Probe, str, float]]]:
-    """Every probe in a fresh process, ``workers`` at a time; the probes grouped by outcome class."""
+            verbose: bool = True, fork: bool = True) -> dict[str, list[tuple[Probe, str, float]]]:
+    """Every probe in a fresh process, ``workers`` at a time; the probes grouped by outcome class.
+
+    ``fork=True``: children forked from this process after :func:`_preload` (no threads, no JAX backend in
+    the parent); ``fork=False``: a new interpreter per probe (:func:`run_probe`), slower by the imports."""
     by_class: dict[str, list[tuple[Probe, str, float]]] = {c: [] for c in CLASSES}
-    with ThreadPoolExecutor(workers) as pool:
-        futures = [(pr, pool.submit(run_probe, pr, time_limit)) for pr in probes]
-        for i, (pr, fut) in enumerate(futures, 1):
-            cls, detail, sec = fut.result()
-            by_class[cls].append((pr, detail, sec))
-            if verbose:
-                print(f"[{i:3d}/{len(probes)}] {cls:16s} {sec:5.1f}s  {pr.name}", flush=True)
+    done = 0
+
+    def record(pr: Probe, result: tuple[str, str, float]) -> None:
+        nonlocal done
+        done += 1
+        by_class[result[0]].append((pr, result[1], result[2]))
+        if verbose:
+            print(f"[{done:3d}/{len(probes)}] {result[0]:16s} {result[2]:5.1f}s  {pr.name}", flush=True)
+
+    if not fork:
+        with ThreadPoolExecutor(workers) as pool:
+            for pr, fut in [(pr, pool.submit(run_probe, pr, time_limit)) for pr in probes]:
+                record(pr, fut.result())
+        return by_class
+    _preload()
+    queue, running = list(probes), []
+    while queue or running:
+        while queue and len(running) < workers:
+            running.append(_start(queue.pop(0)))
+        time.sleep(0.05)
+        for job in list(running):
+            pid, status = os.waitpid(job["pid"], os.WNOHANG)
+            if pid == 0 and time.perf_counter() - job["start"] < time_limit:
+                continue
+            if pid == 0:  # over the time limit: a hang; kill its process group
+                os.killpg(job["pid"], 9)
+                os.waitpid(job["pid"], 0)
+                status = None
+            running.remove(job)
+            record(job["probe"], _finish(job, status, time_limit))
     return by_class
 
 
@@ -749,10 +864,12 @@ def format_table(by_class: dict[str, list], wall_s: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    prefixes = list(sys.argv[1:] if argv is None else argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    spawn = "--spawn" in args  # a new interpreter per probe instead of a fork of a preloaded one
+    prefixes = [a for a in args if a != "--spawn"]
     probes = [pr for pr in PROBES if not prefixes or any(pr.name.startswith(x) for x in prefixes)]
     start = time.perf_counter()
-    by_class = run_all(probes)
+    by_class = run_all(probes, fork=not spawn)
     print(format_table(by_class, time.perf_counter() - start))
     return 0 if all(not by_class[c] for c in CLASSES if c not in PASSING) else 1
 

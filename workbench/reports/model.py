@@ -29,20 +29,11 @@ _MLP_ONLY = frozenset({"dataset", "num_points", "dim", "depth", "width", "activa
 
 
 # ----------------------------------------------------------------------------- command line
-def _model_spec(text: str) -> str:
-    """argparse type: text of the form module:factory (checked by pattern here, imported only when the study runs)."""
-    from workbench.models import _SPEC
-
-    if not _SPEC.match(text.strip()):
-        raise argparse.ArgumentTypeError(f"expected module:factory (e.g. examples.flax_cnn:make), got {text!r}")
-    return text.strip()
-
-
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """``--model``, ``--data``, ``--n`` (and ``--loss`` where the study has none) on a study's sub-parser."""
     from workbench.datasets import NAMES
 
-    p.add_argument("--model", type=_model_spec, default=None, metavar="MODULE:FACTORY",
+    p.add_argument("--model", default=None, metavar="MODULE:FACTORY",
                    help="your model: a function returning a Flax/Equinox/workbench model (e.g. examples.flax_cnn:make); "
                         "with it the study runs on --data instead of its built-in MLP set-up")
     p.add_argument("--data", choices=NAMES, default="digits", help="data set for --model (workbench.datasets)")
