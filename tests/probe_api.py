@@ -341,7 +341,8 @@ def _probes() -> list[Probe]:
         E("gen.learning_curve ridge nan", NP + "from workbench.generalization import kernel_learning_curve as f\nf(np.array([1.0, 0.5]), np.array([1.0, 1.0]), [5], ridge=np.nan)", "ridge"),
         E("gen.learning_curve empty", NP + "from workbench.generalization import kernel_learning_curve as f\nf(np.array([]), np.array([]), [5])", "eigenvalues"),
         E("gen.extend_sphere dim 1", NP + "from workbench.generalization import extend_sphere_spectrum as f\nf(np.array([1.0, 0.5, 0.1]), 1)", "dim"),
-        E("gen.extend_sphere max_degree huge", NP + "from workbench.generalization import extend_sphere_spectrum as f\nf(np.array([1.0, 0.5, 0.2, 0.1]), 3, max_degree=10**12)", "max_degree"),
+        E("gen.extend_sphere max_degree huge", NP + "from workbench.generalization import extend_sphere_spectrum as f\nf(1.0 / np.arange(1, 51) ** 2, 3, max_degree=10**12)", "max_degree"),
+        E("gen.extend_sphere too few", NP + "from workbench.generalization import extend_sphere_spectrum as f\nf(np.array([1.0, 0.5, 0.2, 0.1]), 3)", "eigenvalues", "fit_last"),
         E("gen.mp_xtx alpha negative", "from workbench.generalization import marchenko_pastur_xtx as f\nf(-1.0)", "alpha"),
         E("gen.simulate_kernel trials bool", NP + "from workbench.generalization import simulate_kernel_regression as f\nf(np.array([1.0, 0.5]), np.array([1.0, 1.0]), [5], num_trials=True)", "num_trials"),
         R("gen.learning_curve decreasing", NP + "from workbench.generalization import kernel_learning_curve as f\n"

@@ -235,3 +235,13 @@ def test_one_asymmetric_entry_is_caught_whatever_the_key():
         for seed in range(8):
             with pytest.raises(ValueError, match="not symmetric"):
                 top_eigenvalues(op, 1, key=jax.random.PRNGKey(seed))
+
+
+def test_extend_sphere_spectrum_refuses_a_huge_max_degree_before_allocating():
+    from workbench.generalization import extend_sphere_spectrum
+
+    mu = 1.0 / np.arange(1, 51) ** 2
+    with pytest.raises(ValueError, match=r"max_degree: a spectrum extended to degree .* GiB"):
+        extend_sphere_spectrum(mu, 3, max_degree=10 ** 12)  # was MemoryError: 7.28 TiB
+    k, ext = extend_sphere_spectrum(mu, 3, max_degree=200)
+    assert len(ext) == len(k) == 201 and np.all(np.isfinite(ext))
