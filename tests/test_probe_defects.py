@@ -245,3 +245,15 @@ def test_extend_sphere_spectrum_refuses_a_huge_max_degree_before_allocating():
         extend_sphere_spectrum(mu, 3, max_degree=10 ** 12)  # was MemoryError: 7.28 TiB
     k, ext = extend_sphere_spectrum(mu, 3, max_degree=200)
     assert len(ext) == len(k) == 201 and np.all(np.isfinite(ext))
+
+
+def test_cli_activation_is_checked_at_parse_time(tmp_path, capsys):
+    # was "activation must be one of (...)" from inside the study, naming no option
+    from workbench import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["report", "ntk", "--activation", "swishy", "--out", str(tmp_path / "r.html")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "argument --activation: invalid choice: 'swishy'" in err, err
+    assert not list(tmp_path.iterdir())
