@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from workbench.reports import STUDIES, check_output_path, load_study
+from workbench.reports import STUDIES, check_output_path, load_study, seed
 
 EXIT_BAD_INPUT = 2
 
@@ -112,7 +112,7 @@ def _add_reproduce(sub) -> None:
     rp.add_argument("name", nargs="?", metavar="NAME", help="the entry to run (see the list above)")
     rp.add_argument("--all", action="store_true", help="run every entry and print the verdict table")
     rp.add_argument("--fast", action="store_true", help="the small sizes of fast mode (seconds per entry)")
-    rp.add_argument("--key", type=int, default=0, help="integer seed")
+    rp.add_argument("--key", type=seed, default=0, help="integer seed in [0, 2**32 - 1]")
     rp.add_argument("--out", default=None, metavar="PATH.html", help="also write an HTML report")
     rp.set_defaults(precision="float64")
 

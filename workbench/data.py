@@ -25,7 +25,7 @@ import numpy as np
 
 from workbench.nets import MLP
 from workbench.validation import check_choice, check_positive_int, check_real
-from workbench.validation import check_int_tuple
+from workbench.validation import check_allocation, check_int_tuple
 
 __all__ = ["Dataset", "digits", "gaussian_inputs", "great_circle", "linear_teacher", "mlp_teacher", "sphere_points"]
 
@@ -44,10 +44,16 @@ def _dtype():
     return jnp.result_type(float)
 
 
+def _check_inputs_size(n: int, dim: int) -> None:
+    """Refuse an (n, dim) input array (and its temporaries, x3) that cannot fit in memory, before drawing it."""
+    check_allocation("n/dim", 3.0 * n * dim * jnp.dtype(_dtype()).itemsize, f"{n:,} x {dim:,} inputs")
+
+
 def sphere_points(key: jax.Array, n: int, dim: int) -> jax.Array:
     """n points uniform on S^{dim-1} in R^dim (|x| = 1), shape (n, dim)."""
     check_positive_int("n", n)
     check_positive_int("dim", dim, minimum=2)
+    _check_inputs_size(n, dim)
     g = jax.random.normal(key, (n, dim), _dtype())
     return g / jnp.linalg.norm(g, axis=1, keepdims=True)
 
@@ -56,6 +62,7 @@ def great_circle(n: int, dim: int, *, num_angles_pi: float = 2.0) -> tuple[jax.A
     """Angles t in [0, num_angles_pi * pi) and points cos(t) e1 + sin(t) e2 on S^{dim-1}, shapes (n,), (n, dim)."""
     check_positive_int("n", n)
     check_positive_int("dim", dim, minimum=2)
+    _check_inputs_size(n, dim)
     t = jnp.linspace(0.0, num_angles_pi * jnp.pi, n, endpoint=False, dtype=_dtype())
     x = jnp.zeros((n, dim), _dtype()).at[:, 0].set(jnp.cos(t)).at[:, 1].set(jnp.sin(t))
     return t, x
@@ -66,6 +73,7 @@ def gaussian_inputs(key: jax.Array, n: int, dim: int, *, scale: float = 1.0) -> 
     check_positive_int("n", n)
     check_positive_int("dim", dim)
     scale = check_real("scale", scale, positive=True)
+    _check_inputs_size(n, dim)
     return scale * jax.random.normal(key, (n, dim), _dtype())
 
 

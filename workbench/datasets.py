@@ -207,6 +207,12 @@ def load(name: str, split: str = "train", n: int | None = None, normalize: bool 
         raise TypeError(f"normalize must be True or False, got {normalize!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    try:
+        dt = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
+    except TypeError:  # numpy's "data type 'float7' not understood" does not say which argument
+        raise TypeError(f"dtype must be a float dtype such as 'float32' or 'float64', got {dtype!r}") from None
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise ValueError(f"dtype must be a float dtype, got {dt}")
     x, y = raw_split(name, split)
     total = int(x.shape[0])
     if n is not None:
@@ -225,9 +231,6 @@ def load(name: str, split: str = "train", n: int | None = None, normalize: bool 
         xf = (xf - mean) / np.where(std > 0, std, 1.0)
     if flatten:
         xf = xf.reshape(xf.shape[0], -1)
-    dt = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise ValueError(f"dtype must be a float dtype, got {dt}")
     desc = (f"{name} {split}, n={xf.shape[0]} of {total}{' (seed ' + str(seed) + ')' if n is not None else ''}, "
             f"{'standardized per channel' if normalize else 'pixels in [0, 1]'}, "
             f"{'flattened ' if flatten else ''}shape {tuple(xf.shape[1:])}, {spec.num_classes} classes")

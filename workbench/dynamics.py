@@ -35,7 +35,7 @@ import numpy as np
 from workbench import config
 from workbench._compat import deprecated_alias
 from workbench.linalg.dense import eigenpairs
-from workbench.validation import check_choice, check_finite, check_real, check_square_symmetric
+from workbench.validation import check_choice, check_finite, check_positive_int, check_real, check_square_symmetric
 from workbench.validation import check_number_array
 
 __all__ = ["LOSSES", "Ensemble", "gd_stability_limit", "gradient_descent", "gradient_flow", "LinearizedPredictor",
@@ -331,6 +331,7 @@ def max_lr_from_ntk(ntk_train: Any, *, loss: str = "sum", num_outputs: int = 1) 
     for ``"mean"`` (Lee et al. 2019, sec. 2.4)."""
     k = _check_kernel("ntk_train", ntk_train)
     check_choice("loss", loss, LOSSES)
+    num_outputs = check_positive_int("num_outputs", num_outputs)
     lam = eigenpairs(k, psd=True, name="ntk_train").eigenvalues
     scale = 1.0 if loss == "sum" else 1.0 / (k.shape[0] * num_outputs)
     return np.inf if lam[0] <= 0 else 2.0 / (scale * float(lam[0]))

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from workbench.kernels.sphere import gegenbauer_normalized, sphere_multiplicities
 from workbench.stats import fit_loglog
-from workbench.validation import check_finite, check_positive_int, check_real, scalar_or_array
+from workbench.validation import check_allocation, check_finite, check_positive_int, check_real, scalar_or_array
 
 __all__ = ["advani_saxe_errors", "extend_sphere_spectrum", "kernel_learning_curve", "LearningCurve",
            "marchenko_pastur_xtx", "simulate_advani_saxe", "simulate_kernel_regression",
@@ -384,6 +384,8 @@ def extend_sphere_spectrum(eigenvalues: Any, dim: int, *, max_degree: int = 2000
     check_finite("eigenvalues", mu)
     k_max = mu.size - 1
     max_degree = check_positive_int("max_degree", max_degree, minimum=k_max + 1)
+    # the tail's degrees, eigenvalues and multiplicities: about four float64/int64 arrays of max_degree entries
+    check_allocation("max_degree", 4.0 * 8 * max_degree, f"a spectrum extended to degree {max_degree:,}")
     tol = 1e-12 * float(np.max(np.abs(mu)))
     window = np.arange(k_max - 2 * fit_last + 1, k_max + 1)
     nonzero = window[mu[window] > tol]

@@ -154,17 +154,36 @@ def _check_params(params: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- jitted products
-@functools.partial(jax.jit, static_argnames=("loss_fn",))
+def _check_vector(params: Any, v: Any) -> jax.Array:
+    """``v`` as a flat vector of length num_params(params), finite where concrete (skipped under tracing)."""
+    v = v if isinstance(v, jax.core.Tracer) else jnp.asarray(v)
+    if v.shape != (num_params(params),):
+        raise ValueError(f"v must be a flat vector of shape ({num_params(params)},) (one entry per parameter), "
+                         f"got shape {v.shape}")
+    check_finite("v", v)
+    return v
+
+
 def hvp(loss_fn: Callable, params: Any, batch: Batch, v: jax.Array) -> jax.Array:
-    """H v, H the Hessian of ``loss_fn(., batch)`` at ``params``; ``v`` flat (forward-over-reverse)."""
+    """H v, H the Hessian of ``loss_fn(., batch)`` at ``params``; ``v`` flat (forward-over-reverse).
+    A concrete ``v`` of the wrong shape or holding NaN/inf is refused (a ``ValueError`` naming ``v``)."""
+    return _hvp(loss_fn, params, batch, _check_vector(params, v))
+
+
+def ggn_vp(loss_fn: ComposedLoss, params: Any, batch: Batch, v: jax.Array) -> jax.Array:
+    """G v = J^T H_out J v for a :class:`ComposedLoss`; ``v`` flat, checked as in :func:`hvp`."""
+    return _ggn_vp(loss_fn, params, batch, _check_vector(params, v))
+
+
+@functools.partial(jax.jit, static_argnames=("loss_fn",))
+def _hvp(loss_fn: Callable, params: Any, batch: Batch, v: jax.Array) -> jax.Array:
     flat, unravel = ravel_pytree(params)
     grad = jax.grad(lambda p: loss_fn(unravel(p), batch))
     return jax.jvp(grad, (flat,), (v.astype(flat.dtype),))[1]
 
 
 @functools.partial(jax.jit, static_argnames=("loss_fn",))
-def ggn_vp(loss_fn: ComposedLoss, params: Any, batch: Batch, v: jax.Array) -> jax.Array:
-    """G v = J^T H_out J v for a :class:`ComposedLoss`; ``v`` flat."""
+def _ggn_vp(loss_fn: ComposedLoss, params: Any, batch: Batch, v: jax.Array) -> jax.Array:
     flat, unravel = ravel_pytree(params)
     x, y = batch[0], batch[1]
     model = lambda p: loss_fn.apply_fn(unravel(p), x)  # noqa: E731
@@ -175,9 +194,14 @@ def ggn_vp(loss_fn: ComposedLoss, params: Any, batch: Batch, v: jax.Array) -> ja
     return vjp(h_jv)[0]
 
 
+# the compiled-code caches of the checked public products are those of the jitted ones (reuse is tested)
+hvp._cache_size = _hvp._cache_size  # type: ignore[attr-defined]
+ggn_vp._cache_size = _ggn_vp._cache_size  # type: ignore[attr-defined]
+
+
 @functools.partial(jax.jit, static_argnames=("loss_fn", "kind"))
 def _matmat(loss_fn: Callable, kind: str, params: Any, batch: Batch, vs: jax.Array) -> jax.Array:
-    fn = hvp if kind == "hessian" else ggn_vp
+    fn = _hvp if kind == "hessian" else _ggn_vp
     return jax.vmap(lambda v: fn(loss_fn, params, batch, v))(vs)
 
 
@@ -224,7 +248,7 @@ class CurvatureProduct:
     loss_fn: Callable
 
     def __call__(self, v: jax.Array, params: Any, batch: Batch) -> jax.Array:
-        fn = hvp if self.kind == "hessian" else ggn_vp
+        fn = _hvp if self.kind == "hessian" else _ggn_vp
         return fn(self.loss_fn, params, batch, v)
 
 

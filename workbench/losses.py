@@ -15,7 +15,9 @@ over the n examples (the per-example mean of the gradient-noise and Hessian conv
 ``loss="mean"`` of :mod:`workbench.dynamics` (and neural-tangents) divides the MSE by the number of *entries*
 n * out_dim instead: that is :func:`mse` with ``reduction="sum"`` divided by ``f.size``.
 
-The functions are jit-traceable: only the string arguments are checked here (the shapes by JAX).
+The functions are jit-traceable: the string arguments and the shapes (known at trace time, so free under
+``jit``) are checked here: ``f`` and ``y`` of shape (n, k) with one row per example (equal shapes for MSE), so that
+a (n,) target against (n, 1) outputs cannot broadcast to an (n, n) loss silently.
 """
 
 from __future__ import annotations
@@ -34,9 +36,19 @@ LOSSES = ("mse", "cross_entropy")
 REDUCTIONS = ("sum", "mean")
 
 
+def _check_shapes(loss: str, f: Any, y: Any) -> None:
+    fs, ys = jnp.shape(f), jnp.shape(y)
+    if len(fs) != 2 or len(ys) != 2 or fs[0] != ys[0]:
+        raise ValueError(f"{loss}: outputs f and targets y must have shapes (n, k) and (n, k') with one row per "
+                         f"example, got f {fs} and y {ys}")
+    if loss == "mse" and fs != ys:
+        raise ValueError(f"mse: outputs f and targets y must have the same shape, got f {fs} and y {ys}")
+
+
 def per_example_loss(loss: str, f: Any, y: Any) -> jax.Array:
     """The per-example losses l_i, shape (n,): ``"mse"`` or ``"cross_entropy"`` (see the module docstring)."""
     check_choice("loss", loss, LOSSES)
+    _check_shapes(loss, f, y)
     if loss == "mse":
         return 0.5 * jnp.sum((f - y) ** 2, axis=-1)
     if f.shape[-1] == 1:  # binary, labels +-1: log(1 + exp(-y f))
@@ -49,6 +61,7 @@ def per_example_loss(loss: str, f: Any, y: Any) -> jax.Array:
 def mse(f: Any, y: Any, *, reduction: str) -> jax.Array:
     """1/2 sum_i |f_i - y_i|^2 (``"sum"``) or that divided by the number of examples n (``"mean"``)."""
     check_choice("reduction", reduction, REDUCTIONS)
+    _check_shapes("mse", f, y)
     total = 0.5 * jnp.sum((f - y) ** 2)
     return total if reduction == "sum" else total / f.shape[0]
 

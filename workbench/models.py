@@ -53,7 +53,7 @@ import numpy as np
 
 from workbench import losses
 from workbench.hessian import ComposedLoss, num_params
-from workbench.validation import check_choice
+from workbench.validation import check_choice, check_finite, check_number_array, check_positive_int
 
 LOSSES = losses.LOSSES
 BUILTINS = ("mlp", "cnn")
@@ -273,7 +273,10 @@ def functional(model: Any, *, example_input: Any = None) -> Model:
 
 def with_dtype(model: Model, dtype: Any) -> Model:
     """The model with its parameters cast to ``dtype`` (e.g. float64 for verification)."""
-    dtype = jnp.dtype(dtype)
+    try:
+        dtype = jnp.dtype(dtype)
+    except TypeError:  # numpy's "data type 'float7' not understood" does not say which argument
+        raise TypeError(f"dtype must be a float dtype such as 'float32' or 'float64', got {dtype!r}") from None
     if not jnp.issubdtype(dtype, jnp.inexact):
         raise ValueError(f"dtype must be a float dtype, got {dtype}")
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), model.params)
@@ -365,6 +368,10 @@ def _small_cnn_class() -> type:
 
 def small_cnn(*, in_channels: int = 1, channels: int = 8, num_classes: int = 10, seed: int = 0) -> Any:
     """The built-in Flax NNX CNN of the panel and the command line (needs ``pip install workbench[flax]``)."""
+    in_channels = check_positive_int("in_channels", in_channels)
+    channels = check_positive_int("channels", channels)
+    num_classes = check_positive_int("num_classes", num_classes)
+    seed = check_positive_int("seed", seed, minimum=0)
     if _module_of("flax.nnx") is None:
         raise ImportError("the built-in CNN needs flax: pip install 'workbench[flax]'")
     return _small_cnn_class()(in_channels, channels, num_classes, seed)
@@ -398,6 +405,8 @@ def resolve_factory(spec: str) -> Any:
 def builtin_model(name: str, image_shape: tuple[int, ...], num_classes: int, *, seed: int = 0, width: int = 64) -> Any:
     """The built-in models: ``"mlp"`` (workbench MLP, 2 hidden tanh layers of ``width``, on flattened images) or ``"cnn"``
     (:func:`workbench.models.small_cnn`, a small Flax NNX CNN, needs flax)."""
+    check_choice("name", name, BUILTINS)
+    num_classes = check_positive_int("num_classes", num_classes)
     if name == "mlp":
         from workbench.nets import MLP
 
@@ -410,6 +419,13 @@ def builtin_model(name: str, image_shape: tuple[int, ...], num_classes: int, *, 
 def prepare(model: Any, x: Any, y: Any, loss: str = "mse"):
     """(:class:`workbench.models.Model`, inputs): the model on images as given or, if it fails there and works on
     flattened rows (an MLP), on flattened inputs; the labels are checked against its outputs."""
+    check_choice("loss", loss, LOSSES)
+    if check_number_array("x", x).ndim < 2:  # checked (text, NaN, empty), the caller's array and dtype kept
+        raise ValueError(f"x must be a batch of inputs of shape (n, ...), got shape {np.shape(x)}")
+    if np.ndim(y) == 0 or np.shape(y)[0] != x.shape[0]:
+        raise ValueError(f"y must have one label or target row per input: x has {x.shape[0]} inputs, "
+                         f"y has shape {np.shape(y)}")
+    check_finite("y", np.asarray(y))
     first_error = None
     for inputs in (x, x.reshape(x.shape[0], -1)):
         try:

@@ -39,7 +39,7 @@ from workbench.validation import (
     check_positive_int,
     check_real,
 )
-from workbench.validation import check_params_finite
+from workbench.validation import check_allocation, check_params_finite
 from workbench._compat import is_prng_key, keyword_only_since
 
 __all__ = ["ACTIVATIONS", "MLP", "PARAMETRIZATIONS", "activation_name", "get_activation", "sample_functions"]
@@ -181,6 +181,8 @@ class MLP:
         check_positive_int("in_dim", in_dim, minimum=1)
         if dtype is None:
             dtype = jnp.result_type(float)
+        check_allocation("width/in_dim", self.num_params(in_dim) * jnp.dtype(dtype).itemsize,
+                         f"the {self.num_params(in_dim):,} parameters of {self.describe()} for in_dim={in_dim}")
         keys = jax.random.split(key, 2 * (self.depth + 1))
         params: Params = []
         for layer, (fan_in, fan_out) in enumerate(self.layer_sizes(in_dim)):

@@ -134,6 +134,9 @@ def marchenko_pastur_atom(ratio: float) -> float:
     return max(0.0, 1.0 - 1.0 / ratio)
 
 
+MAX_MOMENT_ORDER = 100_000  # the largest k of marchenko_pastur_moment (a sum of k terms)
+
+
 def marchenko_pastur_moment(k: int, ratio: float, sigma2: float = 1.0) -> float:
     """k-th moment (1/p) E tr S^k = sigma2^k sum_{r=0}^{k-1} ratio^r/(r+1) C(k, r) C(k-1, r) (Narayana).
 
@@ -142,10 +145,26 @@ def marchenko_pastur_moment(k: int, ratio: float, sigma2: float = 1.0) -> float:
     k = check_positive_int("k", k, minimum=0)
     ratio = check_real("ratio", ratio, positive=True)
     sigma2 = check_real("sigma2", sigma2, positive=True)
+    if k > MAX_MOMENT_ORDER:  # the Narayana sum has k terms: refuse before a loop that never ends
+        raise ValueError(f"k must be an integer <= {MAX_MOMENT_ORDER} (the moment's sum has k terms), got {k}")
     if k == 0:
         return 1.0
-    total = sum(ratio ** r / (r + 1) * comb(k, r, exact=True) * comb(k - 1, r, exact=True) for r in range(k))
-    return float(sigma2 ** k * total)
+    try:
+        value = float(sigma2 ** k * sum(ratio ** r / (r + 1) * comb(k, r, exact=True) * comb(k - 1, r, exact=True)
+                                        for r in range(k)))
+    except OverflowError:
+        value = math.inf
+    if math.isfinite(value):
+        return value
+    # in logarithms (lgamma): the exact sum overflowed a float somewhere; say so if the moment itself does
+    lcomb = lambda n, r: math.lgamma(n + 1) - math.lgamma(r + 1) - math.lgamma(n - r + 1)  # noqa: E731
+    logs = [r * math.log(ratio) - math.log(r + 1) + lcomb(k, r) + lcomb(k - 1, r) for r in range(k)]
+    top = max(logs)
+    log_value = k * math.log(sigma2) + top + math.log(sum(math.exp(v - top) for v in logs))
+    if log_value > math.log(np.finfo(float).max):
+        raise ValueError(f"marchenko_pastur_moment: the k = {k} moment for ratio = {ratio:g}, sigma2 = {sigma2:g} is "
+                         f"about 10^{log_value / math.log(10):.1f}, beyond the float64 range; use a smaller k")
+    return math.exp(log_value)
 
 
 def spiked_covariance_outlier(ell: Any, ratio: float) -> float | np.ndarray:

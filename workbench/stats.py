@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from workbench.validation import check_array, check_real
+from workbench.validation import check_array, check_number_array, check_real
 
 __all__ = ["PowerLawFit", "fit_loglog", "sampling_factor"]
 
@@ -64,7 +64,7 @@ def fit_loglog(x: Any, y: Any, *, x_max: float = math.inf) -> PowerLawFit:
     2.0
     """
     xa = check_array("x", x, positive=True).ravel()
-    ya = np.asarray(y, dtype=np.float64).ravel()
+    ya = check_number_array("y", y, finite=False).ravel()  # NaN/inf and y <= 0 are dropped below
     if ya.shape != xa.shape:
         raise ValueError(f"y must have the same length as x ({xa.size}), got shape {ya.shape}")
     x_max = check_real("x_max", x_max, positive=True, allow_inf=True)

@@ -67,7 +67,8 @@ def check_finite(name: str, x: Any) -> None:
     if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))
         raise ValueError(
-            f"{name} contains {len(bad)} non-finite value(s) (NaN or inf), first at index {tuple(bad[0])}; "
+            f"{name} contains {len(bad)} non-finite value(s) (NaN or inf), first at index "
+            f"{tuple(int(i) for i in bad[0])}; "
             "inputs must be finite"
         )
 
@@ -99,6 +100,8 @@ def check_array(name: str, x: Any, *, positive: bool = False, nonnegative: bool 
     """``x`` (a number or array of numbers) as a non-empty float64 numpy array, checked finite (or +-inf
     where ``allow_inf``) and > 0 (``positive``) or >= 0 (``nonnegative``). The shape is kept (0-d stays 0-d)."""
     kind = "positive number" if positive else "non-negative number" if nonnegative else "number"
+    if isinstance(x, (str, bytes)) or (isinstance(x, np.ndarray) and x.dtype.kind in "SU"):
+        raise TypeError(f"{name} must be a {kind} or array of {kind}s, got the text {x!r}")
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
@@ -254,6 +257,34 @@ def check_memory(name: str, num_bytes: float, available: float, what: str) -> No
     if num_bytes > available:
         raise ValueError(f"{name}: {what} needs about {num_bytes / 2 ** 30:.3g} GiB, more than the "
                          f"{available / 2 ** 30:.3g} GiB available; ask for less")
+
+
+def available_memory() -> int:
+    """Bytes free for a new allocation: the first JAX device's limit minus its use where the backend reports
+    it (accelerators), else the host's ``MemAvailable``."""
+    try:
+        stats = jax.devices()[0].memory_stats()
+    except Exception:  # not every backend implements memory_stats
+        stats = None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+
+
+def check_allocation(name: str, num_bytes: float, what: str, *, fraction: float = 0.8) -> None:
+    """Refuse (``ValueError`` naming ``name``, with the estimate in GiB) an allocation of ``num_bytes`` that
+    exceeds ``fraction`` of :func:`available_memory`, before anything is allocated."""
+    if num_bytes > 2 ** 28:  # below 256 MiB nothing to estimate: skip the system query
+        check_memory(name, num_bytes, fraction * available_memory(), what)
 
 
 def check_scalar_output(name: str, value: Any) -> None:

@@ -98,7 +98,11 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
     if not isinstance(tag, str):
         raise TypeError(f"tag must be a string, got {type(tag).__name__}")
     if results_dir is not None:
-        os.makedirs(results_dir, exist_ok=True)
+        try:
+            os.makedirs(results_dir, exist_ok=True)
+        except OSError as exc:  # a file of that name, no permission, a read-only disk
+            raise OSError(f"results_dir {str(results_dir)!r} cannot be used as a directory of sweep results: "
+                          f"{exc.strerror or exc}") from None
     devices = list(jax.devices()) if devices is None else list(devices)
     if not devices:
         raise ValueError("devices must not be empty (None uses jax.devices())")
@@ -145,13 +149,18 @@ def sweep(loss_fn: Callable, init_fn: Callable[[jax.Array], Any], train_data: An
     return out
 
 
+# train() arguments that cannot change a result: left out of the fingerprint, so that a run stopped from a
+# callback (or watched by one) resumes from its finished points without it
+_NOT_RESULTS = ("callback",)
+
+
 def _point_fingerprint(x: jax.Array, y: jax.Array, eta: np.ndarray, seed_arr: np.ndarray, opt: str, b: int,
                        train_kwargs: dict[str, Any], *, tag: str, num_steps: int, record_every: int, momentum: float,
                        sampling: str, divergence_threshold: float) -> str:
     return _fingerprint(x=x, y=y, lrs=eta, seeds=seed_arr, num_steps=num_steps, record_every=record_every,
                         optimizer=opt, momentum=momentum if opt == "momentum" else None, batch_size=int(b),
                         sampling=sampling, divergence_threshold=divergence_threshold, tag=tag,
-                        extra=sorted((k, repr(v)) for k, v in train_kwargs.items()))
+                        extra=sorted((k, repr(v)) for k, v in train_kwargs.items() if k not in _NOT_RESULTS))
 
 
 def _assemble(opt: str, rows: dict[int, dict[str, Any]], eta: np.ndarray, seed_arr: np.ndarray, *,

@@ -37,7 +37,7 @@ from workbench.layers.combinators import (
     chain_num_keys,
     chain_shapes,
 )
-from workbench.validation import check_finite, check_positive_int
+from workbench.validation import check_finite, check_params_finite, check_positive_int
 
 #: default byte budget of one block's kernel state (see the module docstring)
 DEFAULT_MEMORY = 2**30
@@ -93,11 +93,17 @@ class Net:
         keys = jax.random.split(key, total) if total else jnp.zeros((0, 2), jnp.uint32)
         return chain_init(self.layers, keys, shapes, dtype)
 
-    def apply(self, params: tuple, x: jax.Array) -> jax.Array:
-        """Outputs of the finite network for the batch ``x`` of shape (n, *spatial, channels)."""
+    def apply(self, params: tuple, x: jax.Array, *, check: bool = True) -> jax.Array:
+        """Outputs of the finite network for the batch ``x`` of shape (n, *spatial, channels).
+
+        ``check=True`` (default): concrete parameters (outside ``jit``) holding NaN or inf are refused, naming
+        the layer, as :meth:`workbench.nets.MLP.apply` does; under tracing the check is skipped.
+        """
         if not isinstance(params, (tuple, list)) or len(params) != len(self.layers):
             raise ValueError(f"params must be a tuple of {len(self.layers)} per-layer entries (from Net.init), "
                              f"got {type(params).__name__} of length {len(params) if hasattr(params, '__len__') else '?'}")
+        if check:
+            check_params_finite("params", params)
         self._shapes(tuple(np.shape(x)))
         check_finite("x", x)
         return chain_apply(self.layers, params, x)

@@ -124,6 +124,8 @@ def check_psd(k: Any, *, rtol: float = 1e-8, name: str = "k") -> np.ndarray:
 
 def condition_number(k: Any) -> float:
     """lambda_max / lambda_min of a PSD matrix (inf when lambda_min <= 0)."""
+    if np.size(k) == 0:
+        raise ValueError(f"k must be a non-empty square matrix, got shape {np.shape(k)}")
     vals = check_psd(k)
     return float(vals[0] / vals[-1]) if vals[-1] > 0 else float("inf")
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from workbench import config
 from workbench.linalg.operators import (_normalized_pair_jit, _Op, apply, as_operator, check_symmetric, matvec_jit,
-                                        verify_symmetric)
+                                        symmetry_probes, verify_symmetric)
 from workbench.validation import check_choice, check_positive_int, check_real
 
 __all__ = ["Eigenpairs", "EIG_METHODS", "top_eigenvalues", "bottom_eigenvalues", "default_rtol", "ritz_bounds",
@@ -119,9 +119,9 @@ def _chunk(fn, name, q, alpha, beta, raw_out, start, stop, raw, *args):
 
 
 def _probe_basis(key, cap, num, dim, dtype):
-    """Rademacher probes z (num, dim) / sqrt(dim) (those of ``operators.check_symmetric``), and a basis buffer
-    (cap + 1, dim) holding them in its first rows."""
-    z = jax.random.rademacher(key, (num, dim), dtype=jnp.int8).astype(dtype) / math.sqrt(dim)
+    """Probes z (num, dim) (``operators.symmetry_probes``, those of ``operators.check_symmetric``), and a basis
+    buffer (cap + 1, dim) holding them in its first rows."""
+    z = symmetry_probes(key, num, dim, dtype)
     return z, jnp.zeros((cap + 1, dim), dtype).at[:num].set(z)
 
 

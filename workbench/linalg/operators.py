@@ -135,12 +135,23 @@ _probe_jit = jax.jit(_probe_products, static_argnums=(0, 1))
 matvec_jit = jax.jit(_one_product, static_argnums=(0, 1))
 
 
-def _unit_rademacher(key, num, dim, dtype):
-    z = jax.random.rademacher(key, (num, dim), dtype=jnp.int8).astype(dtype) / math.sqrt(dim)
+def symmetry_probes(key, num, dim, dtype):
+    """Probes (num, dim) / sqrt(dim) for the symmetry test: row 0 Rademacher (it is also Lanczos's start vector),
+    the others Gaussian. With signs alone an asymmetry in one entry pair (k, l) cancels on a probe pair whenever
+    z_ik z_jl = z_jk z_il (probability 1/2 per pair: three sign pairs missed it one time in eight); with a
+    Gaussian probe in every pair that happens with probability 0."""
+    # row 0 drawn as before Gaussian probes were added, so Lanczos starts from the same vector for the same key
+    z0 = jax.random.rademacher(key, (num, dim), dtype=jnp.int8)[:1].astype(dtype)
+    rest = jax.random.normal(jax.random.fold_in(key, 1), (num - 1, dim), dtype=dtype)
+    return jnp.concatenate([z0, rest]) / math.sqrt(dim)
+
+
+def _unit_probes(key, num, dim, dtype):
+    z = symmetry_probes(key, num, dim, dtype)
     return tuple(z[i] for i in range(num))
 
 
-_unit_rademacher_jit = jax.jit(_unit_rademacher, static_argnums=(1, 2, 3))
+_unit_rademacher_jit = jax.jit(_unit_probes, static_argnums=(1, 2, 3))
 
 
 def _normalized_pair(z, az):
@@ -195,7 +206,7 @@ def _old_check_symmetric_call(a: tuple) -> tuple | None:
 
 @keyword_only_since("num_pairs", legacy_order=_old_check_symmetric_call)
 def check_symmetric(op: _Op, what: str, where: str, *, key: jax.Array, num_pairs: int = 2) -> tuple[jax.Array, jax.Array]:
-    """Check symmetry of ``op`` on random Rademacher probe pairs; return (q0, A q0) for reuse as a Lanczos start.
+    """Check symmetry of ``op`` on random probe pairs (:func:`symmetry_probes`); return (q0, A q0) for reuse as a Lanczos start.
 
     Products with num_pairs + 1 probes [q0, p_1, ..., p_n] (one at a time through :data:`matvec_jit`); every
     pair (i, j) is tested:

@@ -9,7 +9,7 @@ import numpy as np
 
 from workbench import validation
 from workbench._compat import warn_deprecated
-from workbench.validation import check_positive_int, check_real
+from workbench.validation import check_allocation, check_positive_int, check_real
 
 ArrayLike = Any
 
@@ -51,4 +51,5 @@ def lr_grid(lr_min: float, lr_max: float, num: int) -> np.ndarray:
     num = check_positive_int("num", num, minimum=2)
     if lr_max <= lr_min:
         raise ValueError(f"lr_max must be > lr_min, got lr_min={lr_min:g}, lr_max={lr_max:g}")
+    check_allocation("num", 8.0 * num, f"a grid of {num:,} learning rates")
     return np.geomspace(lr_min, lr_max, num)

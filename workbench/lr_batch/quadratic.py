@@ -19,8 +19,8 @@ from workbench import config
 from workbench.lr_batch._inputs import ArrayLike, _out, check_batch_sizes
 from workbench.lr_batch.analysis import SweepResult
 from workbench.lr_batch.theory import NoiseScale, max_lr_from_sharpness, noise_scale
-from workbench.validation import (check_array, check_choice, check_finite, check_lrs, check_positive_int, check_real,
-                                  check_seeds)
+from workbench.validation import (check_allocation, check_array, check_choice, check_finite, check_lrs,
+                                  check_positive_int, check_real, check_seeds)
 
 __all__ = ["QUADRATIC_OPTIMIZERS", "NoisyQuadratic", "noisy_quadratic_expected_loss", "noisy_quadratic_stability_limit",
            "noisy_quadratic_stats", "random_noisy_quadratic", "simulate_noisy_quadratic"]
@@ -51,6 +51,8 @@ def random_noisy_quadratic(key: jax.Array, dim: int, *, eig_min: float = 0.01, e
     noise covariance noise_std^2 * W W^T / dim (W a dim x dim Gaussian, so tr(Sigma) about noise_std^2 dim),
     the same per-example curvature std in every eigendirection, and theta0 uniform on a sphere."""
     dim = check_positive_int("dim", dim)
+    # a QR of a dim x dim Gaussian, the basis and the noise covariance: about four dim x dim float64 matrices
+    check_allocation("dim", 4.0 * 8 * dim ** 2, f"a noisy quadratic in dim = {dim:,}")
     eig_min = check_real("eig_min", eig_min, positive=True)
     eig_max = check_real("eig_max", eig_max, positive=True)
     if eig_max < eig_min:

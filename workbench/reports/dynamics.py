@@ -15,6 +15,7 @@ import argparse
 
 import numpy as np
 
+from workbench.nets import ACTIVATIONS
 from workbench import config
 from workbench.reports import Report, Table, int_list, positive_float, positive_int, real_number
 
@@ -27,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--widths", type=int_list, default=config.pick([64, 512], [64, 256, 1024, 4096]),
                    metavar="W1,W2,...", help="widths of the trained networks")
     p.add_argument("--depth", type=positive_int, default=1, help="hidden layers")
-    p.add_argument("--activation", default="relu", help="activation (relu, tanh, erf, gelu, ...)")
+    p.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="activation")
     p.add_argument("--lr-fraction", type=positive_float, default=0.5,
                    help="learning rate as a fraction of the GD stability limit 2/lambda_max of the NTK")
     p.add_argument("--num-steps", type=positive_int, default=config.pick(60, 400), help="GD steps")

@@ -13,6 +13,7 @@ import argparse
 import numpy as np
 import plotly.graph_objects as go
 
+from workbench.nets import ACTIVATIONS
 from workbench import config
 from workbench.reports import Report, Table, int_list, nonnegative_int, positive_float, positive_int, seed
 
@@ -28,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the notebook's data sets: Gaussian inputs with a teacher, or scikit-learn digits")
     p.add_argument("--width", type=positive_int, default=config.pick(16, 64), help="hidden width")
     p.add_argument("--depth", type=positive_int, default=2, help="number of hidden layers")
-    p.add_argument("--activation", default="tanh", help="activation (relu, tanh, erf, gelu, ...)")
+    p.add_argument("--activation", choices=ACTIVATIONS, default="tanh", help="activation")
     p.add_argument("--kind", choices=("hessian", "ggn"), default="hessian", help="curvature matrix")
     p.add_argument("--loss", choices=("mse", "cross_entropy"), default="mse", help="loss (mean over the batch)")
     p.add_argument("--num-batches", type=positive_int, default=config.pick(2, 5), help="batches drawn per B")

@@ -15,6 +15,7 @@ import argparse
 
 import numpy as np
 
+from workbench.nets import ACTIVATIONS
 from workbench import config
 from workbench.reports import Report, Table, int_list, nonnegative_int, positive_float, positive_int
 
@@ -30,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dim", type=positive_int, default=3, help="input dimension (digits: always 64)")
     p.add_argument("--depth", type=positive_int, default=2, help="hidden layers")
     p.add_argument("--width", type=positive_int, default=config.pick(256, 1024), help="width of the spectrum panel")
-    p.add_argument("--activation", default="relu", help="activation (relu, tanh, erf, gelu, ...)")
+    p.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="activation")
     p.add_argument("--parametrization", choices=("ntk", "standard"), default="ntk", help="parametrization")
     p.add_argument("--w-std", type=positive_float, default=2 ** 0.5, help="weight standard deviation sigma_w")
     p.add_argument("--widths", type=int_list, default=config.pick([32, 128, 512], [64, 128, 256, 512, 1024, 2048]),

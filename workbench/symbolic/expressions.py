@@ -331,7 +331,7 @@ def parse_expression(text: str, variables: Sequence[str] | Mapping[str, sp.Symbo
         variables, or parsing that exceeds ``time_limit`` seconds.
     """
     if not isinstance(text, str):
-        raise ExpressionError(f"expression must be a string, got {type(text).__name__}")
+        raise ExpressionError(f"text (the expression) must be a string, got {type(text).__name__}")
     text = text.strip()
     if not text:
         raise ExpressionError("expression is empty; type a function of x such as tanh(x)")
