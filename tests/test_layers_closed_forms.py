@@ -112,14 +112,15 @@ def test_one_d_conv_is_a_two_d_conv_over_one_row(key):
 
 
 def test_blocks_cross_kernels_and_dtype(key):
-    """Blocked (host-assembled, upper triangle) == one block; K(x1, x2) is the off-diagonal block of K(x)."""
+    """Blocked (host-assembled, upper triangle), one pair at a time == one block; K(x1, x2) is the off-diagonal block of K(x)."""
     k1, k2 = jax.random.split(key)
     x = jax.random.normal(k1, (7, 4, 4, 2))
     net = serial(Conv(3, (3, 3), w_std=R2), Relu(), AvgPool((2, 2), strides=(2, 2)), Conv(3, (2, 2)), Relu(),
                  Flatten(), Dense(1))
     whole = net.kernels(x)
     assert whole.ntk.dtype == jnp.float64
-    _close(net.kernels(x, block_size=3), whole)
+    # blocks of 3 (a ragged last block) and memory_limit=1: one pair in flight at a time (the pair loop's chunking)
+    _close(net.kernels(x, block_size=3, memory_limit=1), whole)
     cross = net.kernels(x[:3], x[3:], block_size=2)
     _close(cross, Kernels(whole.nngp[:3, 3:], whole.ntk[:3, 3:]))
     np.testing.assert_allclose(np.asarray(whole.ntk), np.asarray(whole.ntk).T, rtol=1e-13)

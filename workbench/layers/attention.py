@@ -117,4 +117,5 @@ class SelfAttention(Layer):
         if state.nngp is not None:
             nngp = ov2 * pair(state.nngp) + b2
             ntk = ov2 * pair(state.ntk) + b2 + 2 * (nngp - b2)
-        return KernelState(nngp, ntk, maybe(own, state.var1, g1), maybe(own, state.var2, g2), True, state.tape)
+        return KernelState(nngp, ntk, maybe(own, state.var1, g1), maybe(own, state.var2, g2), True, state.tape,
+                           state.same)

@@ -100,6 +100,10 @@ class KernelState:
     var2: jax.Array | None
     full: bool
     tape: Tape | None = None
+    #: pair pass only: a boolean per pair (broadcastable against nngp), True where x1 and x2 are the same
+    #: input, so that the rules may use K(x, x)(p, p) = var(x)(p) exactly (see ``Relu``: the arc-cosine
+    #: derivative kernel turns a 1e-16 difference into 1e-8 at angle 0)
+    same: jax.Array | None = None
 
     def replace(self, **kw: Any) -> KernelState:
         return dataclasses.replace(self, **kw)
@@ -165,7 +169,8 @@ def to_diagonal(state: KernelState) -> KernelState:
     if not state.full:
         return state
     return KernelState(maybe(_diagonal, state.nngp, 2), maybe(_diagonal, state.ntk, 2),
-                       maybe(_diagonal, state.var1, 1), maybe(_diagonal, state.var2, 1), False, state.tape)
+                       maybe(_diagonal, state.var1, 1), maybe(_diagonal, state.var2, 1), False, state.tape,
+                       state.same)
 
 
 # ----------------------------------------------------------------------------- window sums

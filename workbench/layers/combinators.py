@@ -118,4 +118,4 @@ class Residual(Layer):
             return None if a is None else a + b
 
         return KernelState(add(state.nngp, out.nngp), add(state.ntk, out.ntk), add(state.var1, out.var1),
-                           add(state.var2, out.var2), state.full, state.tape)
+                           add(state.var2, out.var2), state.full, state.tape, state.same)

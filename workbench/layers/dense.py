@@ -51,7 +51,8 @@ def affine_kernel(state: KernelState, linear: Callable[[jax.Array, int], jax.Arr
     def self_rule(var: jax.Array) -> jax.Array:
         return w2 * linear(var, 1) + b2
 
-    return KernelState(nngp, ntk, maybe(self_rule, state.var1), maybe(self_rule, state.var2), state.full, state.tape)
+    return KernelState(nngp, ntk, maybe(self_rule, state.var1), maybe(self_rule, state.var2), state.full, state.tape,
+                       state.same)
 
 
 def init_affine(keys: jax.Array, w_shape: Shape, out: int, fan_in: int, w_std: float, b_std: float | None,

@@ -15,6 +15,7 @@ Same-input variances use the 1-d rule (``u = v``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import jax
@@ -67,13 +68,22 @@ class _Elementwise(Layer):
         d1, d2 = state.position_variances()
         nngp = ntk = var1 = var2 = None
         if state.nngp is not None:
-            nngp, dphi = self.expectations(*pair_broadcast(d1, d2, state.full), state.nngp)
+            k11, k22 = pair_broadcast(d1, d2, state.full)
+            k12 = state.nngp
+            if state.same is not None:  # the same input at the same position: K12 = K11 exactly
+                at_p = state.same.reshape(state.same.shape + (1,) * (k12.ndim - state.same.ndim))
+                if state.full:
+                    s = (k12.ndim - 2) // 2
+                    size = math.prod(k12.shape[2:2 + s])
+                    at_p = at_p & jnp.eye(size, dtype=bool).reshape((1, 1) + k12.shape[2:])
+                k12 = jnp.where(at_p, k11, k12)
+            nngp, dphi = self.expectations(k11, k22, k12)
             ntk = dphi * state.ntk
         if state.var1 is not None:
             var1 = self._self_rule(state.var1, d1, state.full)
         if state.var2 is not None:
             var2 = self._self_rule(state.var2, d2, state.full)
-        return KernelState(nngp, ntk, var1, var2, state.full, state.tape)
+        return KernelState(nngp, ntk, var1, var2, state.full, state.tape, state.same)
 
     def _self_rule(self, var: jax.Array, d: jax.Array, full: bool) -> jax.Array:
         if full:

@@ -27,6 +27,7 @@ or with N (beyond the N x N result), and no self-covariance is computed more tha
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from functools import partial
 from typing import Any
@@ -47,13 +48,19 @@ from workbench.layers.combinators import (
 )
 from workbench.validation import check_finite, check_positive_int
 
-#: default byte budget of the kernels in flight on the device (see the module docstring)
-DEFAULT_MEMORY = 2**28
+#: default byte budget of the kernels in flight on the device (see the module docstring): small, since
+#: the pairs are independent and a chunk of a few MB already vectorizes; raise it on accelerators
+DEFAULT_MEMORY = 2**23
 #: default number of inputs per side in one device call
 DEFAULT_BLOCK = 256
-#: arrays of the per-pair size alive at once in the pair pass (nngp, ntk, expectations, temporaries;
-#: 8 measured by XLA's buffer assignment for the Myrtle-5 CNN, one more for margin)
-_LIVE_ARRAYS = 9
+#: arrays of the per-pair size alive at once in the pair pass (nngp, ntk, padded copies for the
+#: convolutions, the arc-cosine intermediates): 15.8 in XLA's buffer assignment for the Myrtle-5 CNN
+_LIVE_ARRAYS = 16
+#: XLA options of the two kernel programs: the CPU backend's newer fusion emitters hold about twice
+#: the compile-time memory (98 -> 41 MB for the Myrtle-5 pair program) and compile slower, for
+#: ~20% faster execution; the kernel programs are compiled once per shape, so memory wins here.
+#: Dropped automatically where the installed XLA does not know the option.
+_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 
 def _input_state(x1: jax.Array, x2: jax.Array, full: bool) -> KernelState:
@@ -149,11 +156,12 @@ class Net:
         unit = tuple((1,) + tuple(s[1:]) for s in shapes)  # the batch size is not part of the compiled program
         blocks1 = _blocks(x1, b1)
         blocks2 = blocks1 if x2 is None else _blocks(xs2, b2)
-        tapes1 = [_self_pass(self, unit, needs, min(chunk, b1), blk) for blk in blocks1]
-        tapes2 = tapes1 if x2 is None else [_self_pass(self, unit, needs, min(chunk, b2), blk) for blk in blocks2]
+        self_pass, pair_pass = _programs()
+        tapes1 = [self_pass(self, unit, needs, min(chunk, b1), blk) for blk in blocks1]
+        tapes2 = tapes1 if x2 is None else [self_pass(self, unit, needs, min(chunk, b2), blk) for blk in blocks2]
         m = b1 * b2
         chunk = min(chunk, m)
-        pair_fn = partial(_pair_pass, self, unit, needs, chunk)
+        pair_fn = partial(pair_pass, self, unit, needs, chunk)
         out_nngp = out_ntk = None
         for i, (xa, ta) in enumerate(zip(blocks1, tapes1)):
             r1 = min(b1, n1 - i * b1)
@@ -168,8 +176,9 @@ class Net:
                 count = ia.size
                 pad = -(-m // chunk) * chunk - count
                 ia, ib = np.pad(ia, (0, pad)), np.pad(ib, (0, pad))
+                same = (ia == ib) & (x2 is None and i == j)  # pairs of one input with itself
                 nn, nt = pair_fn(xa, xb, ta, tb, jnp.asarray(ia, np.int32), jnp.asarray(ib, np.int32),
-                                 jnp.asarray(count, np.int32))
+                                 jnp.asarray(same), jnp.asarray(count, np.int32))
                 nn, nt = np.asarray(nn)[:count], np.asarray(nt)[:count]
                 if out_nngp is None:
                     out_nngp = np.zeros((n1, n2) + nn.shape[1:], nn.dtype)
@@ -196,7 +205,23 @@ def _chain(net: Net, shapes: tuple, needs: tuple, state: KernelState) -> KernelS
     return chain_kernel(net.layers, state, shapes, needs)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3))
+@functools.cache
+def _compiler_options() -> dict:
+    try:
+        jax.jit(lambda v: v + 1, compiler_options=_COMPILER_OPTIONS)(jnp.zeros(1)).block_until_ready()
+        return dict(_COMPILER_OPTIONS)
+    except Exception:  # noqa: BLE001 - an XLA without the option: compile with its defaults
+        return {}
+
+
+@functools.cache
+def _programs() -> tuple:
+    """The jitted self and pair passes (built on first use, with :func:`_compiler_options`)."""
+    opts = _compiler_options()
+    return (jax.jit(_self_pass, static_argnums=(0, 1, 2, 3), compiler_options=opts),
+            jax.jit(_pair_pass, static_argnums=(0, 1, 2, 3), compiler_options=opts))
+
+
 def _self_pass(net: Net, shapes: tuple, needs: tuple, chunk: int, x: jax.Array) -> tuple[jax.Array, ...]:
     """The tape of every input of the block x (``chunk`` inputs at a time): a tuple of (b, ...) arrays."""
     full = bool(needs[0]) if needs else False
@@ -210,27 +235,32 @@ def _self_pass(net: Net, shapes: tuple, needs: tuple, chunk: int, x: jax.Array) 
     return jax.lax.map(one, x, batch_size=chunk)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _pair_pass(net: Net, shapes: tuple, needs: tuple, chunk: int, x1: jax.Array, x2: jax.Array, tape1: tuple,
-               tape2: tuple, ia: jax.Array, ib: jax.Array, count: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """NNGP and NTK of the pairs (x1[ia[k]], x2[ib[k]]), k < count, ``chunk`` pairs at a time."""
+               tape2: tuple, ia: jax.Array, ib: jax.Array, same: jax.Array,
+               count: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """NNGP and NTK of the pairs (x1[ia[k]], x2[ib[k]]), k < count, ``chunk`` pairs at a time.
+
+    ``same[k]``: the pair is one input with itself (the rules then use K12 = K11 at equal positions).
+    """
     full = bool(needs[0]) if needs else False
 
-    def one(xa, xb, ta, tb) -> tuple[jax.Array, jax.Array]:
+    def one(xa, xb, ta, tb, sm) -> tuple[jax.Array, jax.Array]:
         nngp = _input_state(xa[None], xb[None], full).nngp
         tape = Tape.replaying([e[None] for e in ta], [e[None] for e in tb])
-        state = _chain(net, shapes, needs, KernelState(nngp, jnp.zeros_like(nngp), None, None, full, tape))
+        state = KernelState(nngp, jnp.zeros_like(nngp), None, None, full, tape, sm.reshape(1, 1))
+        state = _chain(net, shapes, needs, state)
         nn, nt = (_diagonal(state.nngp, 2), _diagonal(state.ntk, 2)) if state.full else (state.nngp, state.ntk)
         return nn[0, 0], nt[0, 0]
 
-    out_shape = jax.eval_shape(one, x1[0], x2[0], tuple(e[0] for e in tape1), tuple(e[0] for e in tape2))
+    out_shape = jax.eval_shape(one, x1[0], x2[0], tuple(e[0] for e in tape1), tuple(e[0] for e in tape2), same[0])
     m = ia.shape[0]
     outs = tuple(jnp.zeros((m,) + o.shape, o.dtype) for o in out_shape)
 
     def body(k, outs):
         sa = jax.lax.dynamic_slice_in_dim(ia, k * chunk, chunk)
         sb = jax.lax.dynamic_slice_in_dim(ib, k * chunk, chunk)
-        res = jax.vmap(one)(x1[sa], x2[sb], tuple(e[sa] for e in tape1), tuple(e[sb] for e in tape2))
+        sm = jax.lax.dynamic_slice_in_dim(same, k * chunk, chunk)
+        res = jax.vmap(one)(x1[sa], x2[sb], tuple(e[sa] for e in tape1), tuple(e[sb] for e in tape2), sm)
         return tuple(jax.lax.dynamic_update_slice_in_dim(o, r, k * chunk, 0) for o, r in zip(outs, res))
 
     return jax.lax.fori_loop(0, (count + chunk - 1) // chunk, body, outs)

@@ -91,4 +91,4 @@ class LayerNorm(Layer):
             return var / (jnp.multiply(*self_broadcast(s)) if full else s * s)
 
         return KernelState(maybe(jnp.divide, state.nngp, pair), maybe(jnp.divide, state.ntk, pair),
-                           maybe(own, state.var1, s1), maybe(own, state.var2, s2), full, state.tape)
+                           maybe(own, state.var1, s1), maybe(own, state.var2, s2), full, state.tape, state.same)

@@ -120,4 +120,5 @@ class Flatten(Layer):
             return jnp.mean(a, axis=tuple(range(b, a.ndim))) if a.ndim > b else a
 
         return KernelState(maybe(mean_diag, state.nngp, 2), maybe(mean_diag, state.ntk, 2),
-                           maybe(mean_diag, state.var1, 1), maybe(mean_diag, state.var2, 1), False, state.tape)
+                           maybe(mean_diag, state.var1, 1), maybe(mean_diag, state.var2, 1), False, state.tape,
+                           state.same)
