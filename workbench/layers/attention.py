@@ -26,7 +26,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from workbench.layers.base import KernelState, Layer, Shape
+from workbench.layers.base import KernelState, Layer, Shape, maybe
 from workbench.validation import check_positive_int, check_real
 
 
@@ -100,22 +100,22 @@ class SelfAttention(Layer):
                              "logit scaling has no closed form (Hron et al. 2020); use linear_scaling=True")
         if not state.full:
             raise ValueError("SelfAttention needs the full position-by-position covariance")
-        n1, n2 = state.nngp.shape[:2]
-        sp = state.var1.shape[1:]
-        s = len(sp) // 2
-        P = math.prod(sp[:s])
+        P = math.prod(in_shape[1:-1])
         qk = self.w_query_std * self.w_key_std
         ov2 = (self.w_value_std * self.w_out_std) ** 2
         b2 = 0.0 if self.b_std is None else float(self.b_std) ** 2
-        g1 = jax.nn.softmax(qk * state.var1.reshape(n1, P, P), axis=-1)
-        g2 = jax.nn.softmax(qk * state.var2.reshape(n2, P, P), axis=-1)
+        g1, g2 = state.self_stats(lambda v: jax.nn.softmax(qk * v.reshape(v.shape[0], P, P), axis=-1))
 
         def pair(a: jax.Array) -> jax.Array:
+            n1, n2 = a.shape[:2]
             return jnp.einsum("aij,abjk,blk->abil", g1, a.reshape(n1, n2, P, P), g2).reshape(a.shape)
 
-        def own(g: jax.Array, a: jax.Array) -> jax.Array:
-            return jnp.einsum("aij,ajk,alk->ail", g, a.reshape(a.shape[0], P, P), g).reshape(a.shape)
+        def own(a: jax.Array, g: jax.Array) -> jax.Array:
+            return ov2 * jnp.einsum("aij,ajk,alk->ail", g, a.reshape(a.shape[0], P, P), g).reshape(a.shape) + b2
 
-        nngp = ov2 * pair(state.nngp) + b2
-        ntk = ov2 * pair(state.ntk) + b2 + 2 * (nngp - b2)
-        return KernelState(nngp, ntk, ov2 * own(g1, state.var1) + b2, ov2 * own(g2, state.var2) + b2, True)
+        nngp = ntk = None
+        if state.nngp is not None:
+            nngp = ov2 * pair(state.nngp) + b2
+            ntk = ov2 * pair(state.ntk) + b2 + 2 * (nngp - b2)
+        return KernelState(nngp, ntk, maybe(own, state.var1, g1), maybe(own, state.var2, g2), True, state.tape,
+                           state.same)

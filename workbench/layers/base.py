@@ -45,47 +45,114 @@ class LayerShapeError(ValueError):
     """An input shape a layer cannot take (the message names the layer and the shape)."""
 
 
+class Tape:
+    """Self-statistics of the inputs that the pair rules read (e.g. per-position variances), in layer order.
+
+    The self pass (:meth:`recording`) appends fn(var) for every request of
+    :meth:`KernelState.self_stats`; the pair pass (:meth:`replaying`) hands back the recorded
+    entries of x1 and of x2 in the same order (layer code is traced in the same order in both).
+    """
+
+    def __init__(self, side1: list | None = None, side2: list | None = None) -> None:
+        self.entries: list[jax.Array] = [] if side1 is None else list(side1)
+        self.side2 = None if side2 is None else list(side2)
+        self.recording = side1 is None
+        self.pos = 0
+
+    @classmethod
+    def replaying(cls, side1: Sequence[jax.Array], side2: Sequence[jax.Array]) -> Tape:
+        if len(side1) != len(side2):
+            raise ValueError(f"tapes of x1 and x2 differ in length ({len(side1)} != {len(side2)})")
+        return cls(list(side1), list(side2))
+
+    def take(self, fn, var: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+        if self.recording:
+            s = fn(var)
+            self.entries.append(s)
+            return s, s
+        if self.pos >= len(self.entries):
+            raise RuntimeError("the pair pass asked for more self-statistics than the self pass recorded")
+        s1, s2 = self.entries[self.pos], self.side2[self.pos]
+        self.pos += 1
+        return s1, s2
+
+
 @dataclasses.dataclass
 class KernelState:
     """Kernels of a block of input pairs after some layers (see the module docstring for layouts).
 
     ``nngp``, ``ntk``: (n1, n2, *S); ``var1``: (n1, *S); ``var2``: (n2, *S), with S the spatial
     shape (diagonal layout) or the spatial shape twice (full layout). ``full`` says which.
+
+    Three uses (a layer rule updates every field that is not None):
+
+    * one pass (``tape=None``): all four arrays;
+    * self pass (:func:`workbench.layers.net` runs it once per input): ``var1`` only, ``tape``
+      recording the statistics that the pair rules will need;
+    * pair pass: ``nngp`` and ``ntk`` only (var1 = var2 = None), the statistics replayed from the
+      tapes of x1 and x2. The pair pass never holds the self-covariances: it is what keeps the
+      memory of the position-by-position kernels at the pairs in flight.
     """
 
-    nngp: jax.Array
-    ntk: jax.Array
-    var1: jax.Array
-    var2: jax.Array
+    nngp: jax.Array | None
+    ntk: jax.Array | None
+    var1: jax.Array | None
+    var2: jax.Array | None
     full: bool
+    tape: Tape | None = None
+    #: pair pass only: a boolean per pair (broadcastable against nngp), True where x1 and x2 are the same
+    #: input, so that the rules may use K(x, x)(p, p) = var(x)(p) exactly (see ``Relu``: the arc-cosine
+    #: derivative kernel turns a 1e-16 difference into 1e-8 at angle 0)
+    same: jax.Array | None = None
 
     def replace(self, **kw: Any) -> KernelState:
         return dataclasses.replace(self, **kw)
 
     def map(self, fn) -> KernelState:
         """Apply one linear map (over the spatial axes) to every array of the state."""
-        return self.replace(nngp=fn(self.nngp, 2), ntk=fn(self.ntk, 2), var1=fn(self.var1, 1), var2=fn(self.var2, 1))
+        return self.replace(nngp=maybe(fn, self.nngp, 2), ntk=maybe(fn, self.ntk, 2), var1=maybe(fn, self.var1, 1),
+                            var2=maybe(fn, self.var2, 1))
+
+    def self_stats(self, fn) -> tuple[jax.Array, jax.Array]:
+        """(fn(var1), fn(var2)): a statistic of each input's self-covariance (n, *S) that a pair rule needs.
+
+        Computed (one pass), computed and recorded (self pass) or replayed from the tapes (pair pass).
+        """
+        if self.tape is None:
+            return fn(self.var1), fn(self.var2)
+        return self.tape.take(fn, self.var1)
 
     def position_variances(self) -> tuple[jax.Array, jax.Array]:
         """Per-position variances of x1 and x2, shapes (n1, *spatial) and (n2, *spatial)."""
-        if not self.full:
-            return self.var1, self.var2
-        return _diagonal(self.var1, 1), _diagonal(self.var2, 1)
+        full = self.full
+        return self.self_stats(lambda v: _diagonal(v, 1) if full else v)
 
-    def pair_variances(self) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-        """(k11, k22) broadcastable against nngp, and (v11, v22) against var1 / var2.
+    def pair_variances(self) -> tuple[jax.Array, jax.Array]:
+        """(k11, k22) broadcastable against nngp: k11[a, 1, *p, 1...] = var(x1_a at p), k22[1, b, 1..., *q].
 
-        In the full layout k11[a, 1, *p, 1...] = var(x1_a at p), k22[1, b, 1..., *q] = var(x2_b at q);
-        for var1: v11 = var at p, v22 = var at q of the same input.
+        (Diagonal layout: k11 = d1[:, None], k22 = d2[None, :].)
         """
         d1, d2 = self.position_variances()
-        if not self.full:
-            return d1[:, None], d2[None, :], d1, d1
-        s = d1.ndim - 1
-        one = (1,) * s
-        k11 = d1.reshape(d1.shape[:1] + (1,) + d1.shape[1:] + one)
-        k22 = d2.reshape((1,) + d2.shape[:1] + one + d2.shape[1:])
-        return k11, k22, d1.reshape(d1.shape + one), d1.reshape(d1.shape[:1] + one + d1.shape[1:])
+        return pair_broadcast(d1, d2, self.full)
+
+
+def maybe(fn, a: jax.Array | None, *args: Any) -> jax.Array | None:
+    """fn(a, *args), or None for an absent array of the state."""
+    return None if a is None else fn(a, *args)
+
+
+def pair_broadcast(d1: jax.Array, d2: jax.Array, full: bool) -> tuple[jax.Array, jax.Array]:
+    """Per-position statistics (n1, *S), (n2, *S) broadcast against a pair array (n1, n2, *S[, *S])."""
+    if not full:
+        return d1[:, None], d2[None, :]
+    one = (1,) * (d1.ndim - 1)
+    return d1.reshape(d1.shape[:1] + (1,) + d1.shape[1:] + one), d2.reshape((1,) + d2.shape[:1] + one + d2.shape[1:])
+
+
+def self_broadcast(d: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-position statistics (n, *S) as the (p, q) factors of a full-layout self-covariance (n, *S, *S)."""
+    one = (1,) * (d.ndim - 1)
+    return d.reshape(d.shape + one), d.reshape(d.shape[:1] + one + d.shape[1:])
 
 
 def _diagonal(x: jax.Array, batch_ndim: int) -> jax.Array:
@@ -101,8 +168,9 @@ def to_diagonal(state: KernelState) -> KernelState:
     """Drop the covariances between different positions (full -> diagonal layout)."""
     if not state.full:
         return state
-    return KernelState(_diagonal(state.nngp, 2), _diagonal(state.ntk, 2), _diagonal(state.var1, 1),
-                       _diagonal(state.var2, 1), False)
+    return KernelState(maybe(_diagonal, state.nngp, 2), maybe(_diagonal, state.ntk, 2),
+                       maybe(_diagonal, state.var1, 1), maybe(_diagonal, state.var2, 1), False, state.tape,
+                       state.same)
 
 
 # ----------------------------------------------------------------------------- window sums

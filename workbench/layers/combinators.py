@@ -114,5 +114,8 @@ class Residual(Layer):
     def kernel(self, state: KernelState, in_shape: Shape) -> KernelState:
         shapes = chain_shapes(self.branch, in_shape)
         out = chain_kernel(self.branch, state, shapes, [state.full] * len(self.branch))
-        return KernelState(state.nngp + out.nngp, state.ntk + out.ntk, state.var1 + out.var1,
-                           state.var2 + out.var2, state.full)
+        def add(a: jax.Array | None, b: jax.Array | None) -> jax.Array | None:
+            return None if a is None else a + b
+
+        return KernelState(add(state.nngp, out.nngp), add(state.ntk, out.ntk), add(state.var1, out.var1),
+                           add(state.var2, out.var2), state.full, state.tape, state.same)

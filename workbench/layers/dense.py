@@ -23,7 +23,7 @@ from typing import Any
 import jax
 
 
-from workbench.layers.base import PARAMETRIZATIONS, KernelState, Layer, Shape
+from workbench.layers.base import PARAMETRIZATIONS, KernelState, Layer, Shape, maybe
 from workbench.validation import check_choice, check_positive_int, check_real
 
 
@@ -39,13 +39,20 @@ def affine_kernel(state: KernelState, linear: Callable[[jax.Array, int], jax.Arr
     """The kernel rule of an affine layer whose unscaled covariance map is ``linear`` (see module docstring)."""
     w2 = float(w_std) ** 2
     b2 = 0.0 if b_std is None else float(b_std) ** 2
-    lin_nngp = linear(state.nngp, 2)
-    nngp = w2 * lin_nngp + b2
-    if parametrization == "ntk":
-        ntk = nngp + w2 * linear(state.ntk, 2)
-    else:
-        ntk = fan_in * lin_nngp + w2 * linear(state.ntk, 2) + (0.0 if b_std is None else 1.0)
-    return KernelState(nngp, ntk, w2 * linear(state.var1, 1) + b2, w2 * linear(state.var2, 1) + b2, state.full)
+    nngp = ntk = None
+    if state.nngp is not None:
+        lin_nngp = linear(state.nngp, 2)
+        nngp = w2 * lin_nngp + b2
+        if parametrization == "ntk":
+            ntk = nngp + w2 * linear(state.ntk, 2)
+        else:
+            ntk = fan_in * lin_nngp + w2 * linear(state.ntk, 2) + (0.0 if b_std is None else 1.0)
+
+    def self_rule(var: jax.Array) -> jax.Array:
+        return w2 * linear(var, 1) + b2
+
+    return KernelState(nngp, ntk, maybe(self_rule, state.var1), maybe(self_rule, state.var2), state.full, state.tape,
+                       state.same)
 
 
 def init_affine(keys: jax.Array, w_shape: Shape, out: int, fan_in: int, w_std: float, b_std: float | None,

@@ -15,6 +15,7 @@ Same-input variances use the 1-d rule (``u = v``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import jax
@@ -28,7 +29,7 @@ from workbench.kernels.analytic import (
     gaussian_rule,
     relu_expectations,
 )
-from workbench.layers.base import KernelState, Layer, Shape
+from workbench.layers.base import KernelState, Layer, Shape, pair_broadcast, self_broadcast
 from workbench.nets import ACTIVATIONS, activation_name
 from workbench.validation import check_choice, check_positive_int
 
@@ -64,23 +65,30 @@ class _Elementwise(Layer):
         return self.phi(x)
 
     def kernel(self, state: KernelState, in_shape: Shape) -> KernelState:
-        k11, k22, _, _ = state.pair_variances()
-        nngp, dphi = self.expectations(k11, k22, state.nngp)
-        if state.full:
-            var1 = self.expectations(*_self_pair(state.var1), state.var1)[0]
-            var2 = self.expectations(*_self_pair(state.var2), state.var2)[0]
-        else:
-            var1 = self.self_expectation(state.var1)
-            var2 = self.self_expectation(state.var2)
-        return KernelState(nngp, dphi * state.ntk, var1, var2, state.full)
+        d1, d2 = state.position_variances()
+        nngp = ntk = var1 = var2 = None
+        if state.nngp is not None:
+            k11, k22 = pair_broadcast(d1, d2, state.full)
+            k12 = state.nngp
+            if state.same is not None:  # the same input at the same position: K12 = K11 exactly
+                at_p = state.same.reshape(state.same.shape + (1,) * (k12.ndim - state.same.ndim))
+                if state.full:
+                    s = (k12.ndim - 2) // 2
+                    size = math.prod(k12.shape[2:2 + s])
+                    at_p = at_p & jnp.eye(size, dtype=bool).reshape((1, 1) + k12.shape[2:])
+                k12 = jnp.where(at_p, k11, k12)
+            nngp, dphi = self.expectations(k11, k22, k12)
+            ntk = dphi * state.ntk
+        if state.var1 is not None:
+            var1 = self._self_rule(state.var1, d1, state.full)
+        if state.var2 is not None:
+            var2 = self._self_rule(state.var2, d2, state.full)
+        return KernelState(nngp, ntk, var1, var2, state.full, state.tape, state.same)
 
-
-def _self_pair(var: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(variance at p, variance at q) broadcastable against a full-layout self-covariance (n, *S, *S)."""
-    s = (var.ndim - 1) // 2
-    d = KernelState(var, var, var, var, True).position_variances()[0]
-    one = (1,) * s
-    return d.reshape(d.shape + one), d.reshape(d.shape[:1] + one + d.shape[1:])
+    def _self_rule(self, var: jax.Array, d: jax.Array, full: bool) -> jax.Array:
+        if full:
+            return self.expectations(*self_broadcast(d), var)[0]
+        return self.self_expectation(var)
 
 
 @dataclasses.dataclass(frozen=True)

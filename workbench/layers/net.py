@@ -10,15 +10,24 @@ list of layer dicts, with () for each activation) both give the same outputs for
 ``Net.kernels(x1, x2=None)``: the infinite-width NNGP and NTK of one output unit
 (:class:`workbench.kernels.analytic.Kernels`, each (n1, n2)); for a net whose output keeps its
 position axes, the kernel between equal positions, (n1, n2, *spatial). Computed in the dtype of
-the inputs (float64 if x64 is enabled and the inputs are float64), in blocks of at most
-``block_size`` inputs per side, assembled on the host (for x2=None only the upper triangle of
-blocks; the kernel is symmetric). The default block size keeps the largest per-block kernel state
-under ``memory_limit`` bytes (default 1 GiB).
+the inputs (float64 if x64 is enabled and the inputs are float64) in two passes:
+
+1. self pass, once per input: the input's covariance with itself through the layers, recording
+   on a tape only what the pair rules read (per-position variances; the attention matrices);
+2. pair pass, per pair of inputs: NNGP and NTK, reading the tapes of the two inputs.
+
+The pairs are handed to the device in blocks of ``block_size`` inputs per side (for x2=None only
+the upper triangle of blocks, and of pairs within a diagonal block; the kernel is symmetric) and
+assembled on the host; inside a block, the device holds the position-by-position kernels of only
+as many pairs (and the self-pass of as many inputs) as fit in ``memory_limit`` bytes (default
+:data:`DEFAULT_MEMORY`), looping over the rest. So the peak memory does not grow with the block
+or with N (beyond the N x N result), and no self-covariance is computed more than once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from functools import partial
 from typing import Any
@@ -28,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from workbench.kernels.analytic import Kernels
-from workbench.layers.base import KernelState, Layer, Shape, _diagonal
+from workbench.layers.base import KernelState, Layer, Shape, Tape, _diagonal
 from workbench.layers.combinators import (
     chain_apply,
     chain_init,
@@ -39,10 +48,19 @@ from workbench.layers.combinators import (
 )
 from workbench.validation import check_finite, check_params_finite, check_positive_int
 
-#: default byte budget of one block's kernel state (see the module docstring)
-DEFAULT_MEMORY = 2**30
-#: arrays of the per-pair size alive at once inside a layer rule (nngp, ntk, expectations, temporaries)
-_LIVE_ARRAYS = 10
+#: default byte budget of the kernels in flight on the device (see the module docstring): small, since
+#: the pairs are independent and a chunk of a few MB already vectorizes; raise it on accelerators
+DEFAULT_MEMORY = 2**23
+#: default number of inputs per side in one device call
+DEFAULT_BLOCK = 256
+#: arrays of the per-pair size alive at once in the pair pass (nngp, ntk, padded copies for the
+#: convolutions, the arc-cosine intermediates): 15.8 in XLA's buffer assignment for the Myrtle-5 CNN
+_LIVE_ARRAYS = 16
+#: XLA options of the two kernel programs: the CPU backend's newer fusion emitters hold about twice
+#: the compile-time memory (98 -> 41 MB for the Myrtle-5 pair program) and compile slower, for
+#: ~20% faster execution; the kernel programs are compiled once per shape, so memory wins here.
+#: Dropped automatically where the installed XLA does not know the option.
+_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 
 def _input_state(x1: jax.Array, x2: jax.Array, full: bool) -> KernelState:
@@ -131,51 +149,127 @@ class Net:
             check_finite("x2", x2)
         needs = tuple(chain_needs(self.layers, False))
         n1 = x1.shape[0]
-        n2 = n1 if x2 is None else x2.shape[0]
-        if block_size is None:
-            limit = DEFAULT_MEMORY if memory_limit is None else check_positive_int("memory_limit", memory_limit)
-            per_pair = max((math.prod(s[1:-1]) ** (2 if need else 1) for s, need in zip(shapes, needs)), default=1)
-            per_pair = max(per_pair, math.prod(shapes[-1][1:-1]))
-            block_size = max(1, int(math.sqrt(limit / (_LIVE_ARRAYS * per_pair * x1.dtype.itemsize))))
-        else:
-            block_size = check_positive_int("block_size", block_size)
-        block = partial(_kernel_block, self, tuple(shapes), needs)
-        if n1 <= block_size and n2 <= block_size:
-            nngp, ntk = block(x1, x1 if x2 is None else x2)
-            return Kernels(nngp, ntk)
-        return _blocked(block, x1, x2, block_size)
+        xs2 = x1 if x2 is None else x2
+        n2 = xs2.shape[0]
+        limit = DEFAULT_MEMORY if memory_limit is None else check_positive_int("memory_limit", memory_limit)
+        if block_size is not None:
+            check_positive_int("block_size", block_size)
+        b = DEFAULT_BLOCK if block_size is None else block_size
+        b1, b2 = min(b, n1), min(b, n2)
+        per_pair = max((math.prod(s[1:-1]) ** (2 if need else 1) for s, need in zip(shapes, needs)), default=1)
+        per_pair = max(per_pair, math.prod(shapes[-1][1:-1]))
+        chunk = max(1, limit // (_LIVE_ARRAYS * per_pair * x1.dtype.itemsize))
+        unit = tuple((1,) + tuple(s[1:]) for s in shapes)  # the batch size is not part of the compiled program
+        blocks1 = _blocks(x1, b1)
+        blocks2 = blocks1 if x2 is None else _blocks(xs2, b2)
+        self_pass, pair_pass = _programs()
+        tapes1 = [self_pass(self, unit, needs, min(chunk, b1), blk) for blk in blocks1]
+        tapes2 = tapes1 if x2 is None else [self_pass(self, unit, needs, min(chunk, b2), blk) for blk in blocks2]
+        m = b1 * b2
+        chunk = min(chunk, m)
+        pair_fn = partial(pair_pass, self, unit, needs, chunk)
+        out_nngp = out_ntk = None
+        for i, (xa, ta) in enumerate(zip(blocks1, tapes1)):
+            r1 = min(b1, n1 - i * b1)
+            for j, (xb, tb) in enumerate(zip(blocks2, tapes2)):
+                if x2 is None and j < i:
+                    continue
+                r2 = min(b2, n2 - j * b2)
+                ia, ib = np.divmod(np.arange(r1 * r2), r2)
+                if x2 is None and i == j:
+                    keep = ia <= ib
+                    ia, ib = ia[keep], ib[keep]
+                count = ia.size
+                pad = -(-m // chunk) * chunk - count
+                ia, ib = np.pad(ia, (0, pad)), np.pad(ib, (0, pad))
+                same = (ia == ib) & (x2 is None and i == j)  # pairs of one input with itself
+                nn, nt = pair_fn(xa, xb, ta, tb, jnp.asarray(ia, np.int32), jnp.asarray(ib, np.int32),
+                                 jnp.asarray(same), jnp.asarray(count, np.int32))
+                nn, nt = np.asarray(nn)[:count], np.asarray(nt)[:count]
+                if out_nngp is None:
+                    out_nngp = np.zeros((n1, n2) + nn.shape[1:], nn.dtype)
+                    out_ntk = np.zeros_like(out_nngp)
+                ia, ib = ia[:count] + i * b1, ib[:count] + j * b2
+                out_nngp[ia, ib], out_ntk[ia, ib] = nn, nt
+                if x2 is None:
+                    out_nngp[ib, ia], out_ntk[ib, ia] = nn, nt
+        return Kernels(jnp.asarray(out_nngp), jnp.asarray(out_ntk))
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2))
-def _kernel_block(net: Net, shapes: tuple, needs: tuple, x1: jax.Array, x2: jax.Array) -> tuple[jax.Array, jax.Array]:
-    state = _input_state(x1, x2, bool(needs[0]) if needs else False)
-    state = chain_kernel(net.layers, state, shapes, needs)
-    if state.full:
-        return _diagonal(state.nngp, 2), _diagonal(state.ntk, 2)
-    return state.nngp, state.ntk
+def _blocks(x: jax.Array, b: int) -> list[jax.Array]:
+    """x in blocks of b rows, the last one padded with copies of row 0 (its pairs are never computed)."""
+    out = []
+    for i in range(0, x.shape[0], b):
+        blk = x[i:i + b]
+        if blk.shape[0] < b:
+            blk = jnp.concatenate([blk, jnp.broadcast_to(x[:1], (b - blk.shape[0],) + x.shape[1:])])
+        out.append(blk)
+    return out
 
 
-def _blocked(block, x1: jax.Array, x2: jax.Array | None, b: int) -> Kernels:
-    n1 = x1.shape[0]
-    xs2 = x1 if x2 is None else x2
-    n2 = xs2.shape[0]
-    starts1, starts2 = range(0, n1, b), range(0, n2, b)
-    out_nngp = out_ntk = None
-    for i in starts1:
-        for j in starts2:
-            if x2 is None and j < i:
-                continue
-            nn, nt = block(x1[i:i + b], xs2[j:j + b])
-            nn, nt = np.asarray(nn), np.asarray(nt)
-            if out_nngp is None:
-                out_nngp = np.zeros((n1, n2) + nn.shape[2:], nn.dtype)
-                out_ntk = np.zeros_like(out_nngp)
-            out_nngp[i:i + b, j:j + b], out_ntk[i:i + b, j:j + b] = nn, nt
-            if x2 is None and j > i:
-                perm = (1, 0) + tuple(range(2, nn.ndim))
-                out_nngp[j:j + b, i:i + b] = nn.transpose(perm)
-                out_ntk[j:j + b, i:i + b] = nt.transpose(perm)
-    return Kernels(jnp.asarray(out_nngp), jnp.asarray(out_ntk))
+def _chain(net: Net, shapes: tuple, needs: tuple, state: KernelState) -> KernelState:
+    return chain_kernel(net.layers, state, shapes, needs)
+
+
+@functools.cache
+def _compiler_options() -> dict:
+    try:
+        jax.jit(lambda v: v + 1, compiler_options=_COMPILER_OPTIONS)(jnp.zeros(1)).block_until_ready()
+        return dict(_COMPILER_OPTIONS)
+    except Exception:  # noqa: BLE001 - an XLA without the option: compile with its defaults
+        return {}
+
+
+@functools.cache
+def _programs() -> tuple:
+    """The jitted self and pair passes (built on first use, with :func:`_compiler_options`)."""
+    opts = _compiler_options()
+    return (jax.jit(_self_pass, static_argnums=(0, 1, 2, 3), compiler_options=opts),
+            jax.jit(_pair_pass, static_argnums=(0, 1, 2, 3), compiler_options=opts))
+
+
+def _self_pass(net: Net, shapes: tuple, needs: tuple, chunk: int, x: jax.Array) -> tuple[jax.Array, ...]:
+    """The tape of every input of the block x (``chunk`` inputs at a time): a tuple of (b, ...) arrays."""
+    full = bool(needs[0]) if needs else False
+
+    def one(xi: jax.Array) -> tuple[jax.Array, ...]:
+        var = _input_state(xi[None], xi[None], full).var1
+        tape = Tape()
+        _chain(net, shapes, needs, KernelState(None, None, var, None, full, tape))
+        return tuple(e[0] for e in tape.entries)
+
+    return jax.lax.map(one, x, batch_size=chunk)
+
+
+def _pair_pass(net: Net, shapes: tuple, needs: tuple, chunk: int, x1: jax.Array, x2: jax.Array, tape1: tuple,
+               tape2: tuple, ia: jax.Array, ib: jax.Array, same: jax.Array,
+               count: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """NNGP and NTK of the pairs (x1[ia[k]], x2[ib[k]]), k < count, ``chunk`` pairs at a time.
+
+    ``same[k]``: the pair is one input with itself (the rules then use K12 = K11 at equal positions).
+    """
+    full = bool(needs[0]) if needs else False
+
+    def one(xa, xb, ta, tb, sm) -> tuple[jax.Array, jax.Array]:
+        nngp = _input_state(xa[None], xb[None], full).nngp
+        tape = Tape.replaying([e[None] for e in ta], [e[None] for e in tb])
+        state = KernelState(nngp, jnp.zeros_like(nngp), None, None, full, tape, sm.reshape(1, 1))
+        state = _chain(net, shapes, needs, state)
+        nn, nt = (_diagonal(state.nngp, 2), _diagonal(state.ntk, 2)) if state.full else (state.nngp, state.ntk)
+        return nn[0, 0], nt[0, 0]
+
+    out_shape = jax.eval_shape(one, x1[0], x2[0], tuple(e[0] for e in tape1), tuple(e[0] for e in tape2), same[0])
+    m = ia.shape[0]
+    outs = tuple(jnp.zeros((m,) + o.shape, o.dtype) for o in out_shape)
+
+    def body(k, outs):
+        sa = jax.lax.dynamic_slice_in_dim(ia, k * chunk, chunk)
+        sb = jax.lax.dynamic_slice_in_dim(ib, k * chunk, chunk)
+        sm = jax.lax.dynamic_slice_in_dim(same, k * chunk, chunk)
+        res = jax.vmap(one)(x1[sa], x2[sb], tuple(e[sa] for e in tape1), tuple(e[sb] for e in tape2), sm)
+        return tuple(jax.lax.dynamic_update_slice_in_dim(o, r, k * chunk, 0) for o, r in zip(outs, res))
+
+    return jax.lax.fori_loop(0, (count + chunk - 1) // chunk, body, outs)
 
 
 def serial(*layers: Layer) -> Net:

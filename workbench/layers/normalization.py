@@ -17,7 +17,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from workbench.layers.base import KernelState, Layer, Shape
+from workbench.layers.base import KernelState, Layer, Shape, _diagonal, maybe, pair_broadcast, self_broadcast
 from workbench.validation import check_real
 
 EPS = 1e-12
@@ -76,17 +76,19 @@ class LayerNorm(Layer):
 
     def kernel(self, state: KernelState, in_shape: Shape) -> KernelState:
         spatial = tuple(a for a in _norm_axes(self, in_shape) if a < len(in_shape) - 1)  # 1-based position axes
-        d1, d2 = state.position_variances()
-        if spatial:
-            d1 = jnp.broadcast_to(jnp.mean(d1, axis=spatial, keepdims=True), d1.shape)
-            d2 = jnp.broadcast_to(jnp.mean(d2, axis=spatial, keepdims=True), d2.shape)
-        s1, s2 = jnp.sqrt(d1 + self.eps), jnp.sqrt(d2 + self.eps)
-        if state.full:
-            one = (1,) * (d1.ndim - 1)
-            p1, q1 = s1.reshape(s1.shape + one), s1.reshape(s1.shape[:1] + one + s1.shape[1:])
-            p2, q2 = s2.reshape(s2.shape + one), s2.reshape(s2.shape[:1] + one + s2.shape[1:])
-            pair = p1[:, None] * q2[None, :]
-            return KernelState(state.nngp / pair, state.ntk / pair, state.var1 / (p1 * q1), state.var2 / (p2 * q2),
-                               True)
-        pair = s1[:, None] * s2[None, :]
-        return KernelState(state.nngp / pair, state.ntk / pair, state.var1 / (s1 * s1), state.var2 / (s2 * s2), False)
+        full, eps = state.full, self.eps
+
+        def scale(var: jax.Array) -> jax.Array:  # sqrt(m + eps) per position, (n, *spatial)
+            d = _diagonal(var, 1) if full else var
+            if spatial:
+                d = jnp.broadcast_to(jnp.mean(d, axis=spatial, keepdims=True), d.shape)
+            return jnp.sqrt(d + eps)
+
+        s1, s2 = state.self_stats(scale)
+        pair = jnp.multiply(*pair_broadcast(s1, s2, full))
+
+        def own(var: jax.Array, s: jax.Array) -> jax.Array:
+            return var / (jnp.multiply(*self_broadcast(s)) if full else s * s)
+
+        return KernelState(maybe(jnp.divide, state.nngp, pair), maybe(jnp.divide, state.ntk, pair),
+                           maybe(own, state.var1, s1), maybe(own, state.var2, s2), full, state.tape, state.same)

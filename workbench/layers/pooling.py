@@ -19,7 +19,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from workbench.layers.base import PADDINGS, KernelState, Layer, Shape, _diagonal, spatial_axes, window_mean
+from workbench.layers.base import PADDINGS, KernelState, Layer, Shape, _diagonal, maybe, spatial_axes, window_mean
 from workbench.layers.conv import as_tuple, check_window
 from workbench.validation import check_choice
 
@@ -119,5 +119,6 @@ class Flatten(Layer):
                 a = _diagonal(a, b)
             return jnp.mean(a, axis=tuple(range(b, a.ndim))) if a.ndim > b else a
 
-        return KernelState(mean_diag(state.nngp, 2), mean_diag(state.ntk, 2), mean_diag(state.var1, 1),
-                           mean_diag(state.var2, 1), False)
+        return KernelState(maybe(mean_diag, state.nngp, 2), maybe(mean_diag, state.ntk, 2),
+                           maybe(mean_diag, state.var1, 1), maybe(mean_diag, state.var2, 1), False, state.tape,
+                           state.same)
