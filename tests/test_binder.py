@@ -2,9 +2,9 @@
 
 repo2docker (the builder behind mybinder.org) ignores the root pyproject.toml once binder/ exists; it picks the
 Python version from binder/runtime.txt and runs ``pip install -r binder/requirements.txt`` in the repository root.
-Docker does not run on the CI machine, so these tests repeat those steps: pip resolves binder/requirements.txt
-from scratch (``--dry-run --ignore-installed``, every run), and a throwaway venv installs it and imports the
-package (slow tier: a minute or more of pip on 2 cores). A broken binder/ setup (a missing ``-e .``, a wrong
+Docker does not run on the CI machine, so these tests repeat those steps: the runtime and requirements lines are checked
+in every run; pip resolves binder/requirements.txt from scratch (``--dry-run --ignore-installed``, 20 s) and a
+throwaway venv installs it and imports the package (a minute or more), both in the slow tier. A broken binder/ setup (a missing ``-e .``, a wrong
 runtime line, a missing anywidget or Voila, an unsatisfiable pin) fails here.
 """
 
@@ -41,6 +41,7 @@ def _tracked_copy(tmp_path: Path) -> Path:
     return repo
 
 
+@pytest.mark.slow  # 20 s of pip resolution on 2 cores; test_runtime_and_requirements_files checks the files in the fast tier
 def test_binder_requirements_resolve_from_scratch(tmp_path):
     """pip resolves binder/requirements.txt as on a fresh image (nothing installed counts) and would install the
     package, JupyterLab, the widgets, Voila and anywidget."""

@@ -19,6 +19,7 @@ def test_function_draws_figure():
         function_draws(t, np.ones((3, 4)))
 
 
+@pytest.mark.slow  # 20 s on 2 cores; the NNGP variance at init is checked against closed forms in tests/test_nets.py
 def test_tour_draws_scale_is_width_independent():
     # NTK parametrization: Var f = K^{L+1}(x, x) = w_std^2 |x|^2 / d = 2/3 for critical relu (w_std^2 = 2, no bias)
     # on the unit sphere in d = 3, at every width. 400 draws: relative standard error sqrt(2/400) = 7% (the 10 points

@@ -28,6 +28,7 @@ def test_notebook_in_voila(notebook, browser, voila_server, served_root, screens
     assert result.figures >= 1 and shot.exists()
 
 
+@pytest.mark.slow  # the JupyterLab broken and silent callback checks prove the harness can fail in the fast tier
 def test_broken_callback_fails_in_voila(browser, voila_server, screenshot_dir, timings):
     shot = screenshot_dir / "voila-fixture_broken_callback.png"
     with pytest.raises(harness.NotebookCheckFailed, match=r"(?s)error shown after changing slider.*ZeroDivisionError"):
