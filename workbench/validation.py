@@ -259,11 +259,11 @@ def check_memory(name: str, num_bytes: float, available: float, what: str) -> No
                          f"{available / 2 ** 30:.3g} GiB available; ask for less")
 
 
-def available_memory() -> int:
-    """Bytes free for a new allocation: the first JAX device's limit minus its use where the backend reports
-    it (accelerators), else the host's ``MemAvailable``."""
+def available_memory(device: Any = None) -> int:
+    """Bytes free for a new allocation: ``device``'s (default: the first JAX device's) limit minus its use where
+    the backend reports it (accelerators), else the host's ``MemAvailable``."""
     try:
-        stats = jax.devices()[0].memory_stats()
+        stats = (device or jax.devices()[0]).memory_stats()
     except Exception:  # not every backend implements memory_stats
         stats = None
     if stats and "bytes_limit" in stats:

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -52,7 +51,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from workbench.nets import MLP
-from workbench.validation import check_choice, check_finite, check_positive_int, is_concrete
+from workbench.validation import available_memory, check_choice, check_finite, check_positive_int, is_concrete
 
 METHODS = ("auto", "jacobian", "ntvp", "structured")
 OUTPUTS = ("trace", "full")
@@ -229,26 +228,6 @@ def _block_fn(method: str, fn: Callable, net: MLP | None, output: str) -> Callab
 
 
 # ----------------------------------------------------------------------------- memory
-def available_memory(device: jax.Device | None = None) -> int:
-    """Bytes free for a new computation: the accelerator's limit minus its use, or the host's MemAvailable."""
-    device = device or jax.devices()[0]
-    stats = None
-    try:
-        stats = device.memory_stats()
-    except Exception:  # not every backend implements memory_stats
-        stats = None
-    if stats and "bytes_limit" in stats:
-        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
-
-
 def _param_count(params: Any) -> int:
     return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(params)))
 
