@@ -517,21 +517,29 @@ def check_voila_notebook(browser, base_url: str, notebook: str, screenshot: Path
     return _check_voila_once(browser, base_url, notebook, screenshot, code_lines, change_timeout)
 
 
+def _open_voila_and_wait(page, base_url: str, notebook: str, screenshot: Path, run_timeout: float,
+                         start: float) -> float:
+    """Open ``notebook`` as a Voila app and wait until it shows its cells; return the seconds from ``start`` to
+    the page's first bytes. Voila streams the page while the kernel runs the cells, then shows them all
+    (``#rendered_cells``); a run past ``run_timeout`` fails with the page's errors."""
+    page.goto(f"{base_url}/voila/render/{notebook}", wait_until="commit", timeout=60_000)
+    opened = time.monotonic() - start
+    try:
+        page.wait_for_function("() => { const el = document.getElementById('rendered_cells');"
+                               " return !!el && el.style.display !== 'none'; }",
+                               timeout=int(run_timeout * 1000), polling=500)
+    except Exception:  # noqa: BLE001 - reported with what the page shows
+        _fail(page, screenshot, f"the Voila app did not finish rendering within {run_timeout:.0f} s; errors: "
+                                f"{_errors(page)}")
+    return opened
+
+
 def _check_voila_once(browser, base_url: str, notebook: str, screenshot: Path,
                       code_lines: Sequence[str], change_timeout: float) -> NotebookResult:
     start = time.monotonic()
     page = _new_page(browser)
     try:
-        # Voila streams the page while the kernel runs the cells, then shows them all (``#rendered_cells``)
-        page.goto(f"{base_url}/voila/render/{notebook}", wait_until="commit", timeout=60_000)
-        phases = {"open": time.monotonic() - start}
-        try:
-            page.wait_for_function("() => { const el = document.getElementById('rendered_cells');"
-                                   " return !!el && el.style.display !== 'none'; }",
-                                   timeout=int(RUN_TIMEOUT_S * 1000), polling=500)
-        except Exception:  # noqa: BLE001 - reported with what the page shows
-            _fail(page, screenshot, f"the Voila app did not finish rendering within {RUN_TIMEOUT_S:.0f} s; errors: "
-                                    f"{_errors(page)}")
+        phases = {"open": _open_voila_and_wait(page, base_url, notebook, screenshot, RUN_TIMEOUT_S, start)}
         phases["run"] = time.monotonic() - start
         before = _wait_for_figures(page, screenshot, RUN_TIMEOUT_S)
         phases["figures"] = time.monotonic() - start
@@ -694,15 +702,7 @@ def check_static_notebook(browser, base_url: str, notebook: str, screenshot: Pat
     ok = True  # run-all-cells: True, False (a cell failed) or "timeout"
     try:
         if voila:
-            page.goto(f"{base_url}/voila/render/{notebook}", wait_until="commit", timeout=60_000)
-            phases = {"open": time.monotonic() - start}
-            try:
-                page.wait_for_function("() => { const el = document.getElementById('rendered_cells');"
-                                       " return !!el && el.style.display !== 'none'; }",
-                                       timeout=int(run_timeout * 1000), polling=500)
-            except Exception:  # noqa: BLE001 - reported with what the page shows
-                _fail(page, screenshot, f"the Voila app did not finish rendering within {run_timeout:.0f} s; "
-                                        f"errors: {_errors(page)}")
+            phases = {"open": _open_voila_and_wait(page, base_url, notebook, screenshot, run_timeout, start)}
         else:
             page.goto(f"{base_url}/lab/tree/{notebook}?reset", wait_until="domcontentloaded", timeout=60_000)
             page.wait_for_function(JS_LAB_READY, timeout=60_000, polling=200)
