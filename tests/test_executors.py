@@ -121,28 +121,58 @@ def test_sweep_on_workers_equals_in_process(client, problem, reference, tmp_path
     assert_same_sweep(again, reference)
 
 
+class HoldAllButOne:
+    """A training callback (it runs on the workers): the first task to call it takes a token file and runs free;
+    every other task waits after its first chunk until the release file exists. So exactly one point can finish
+    before the client is interrupted, whatever the compile times (a warm compilation cache made the earlier
+    timing-based version of this test finish all points before the interrupt)."""
+
+    def __init__(self, folder: str) -> None:
+        self.token, self.release = os.path.join(folder, "token"), os.path.join(folder, "release")
+        self.mine = False
+
+    def __call__(self, steps_done: int) -> None:
+        if self.mine:
+            return
+        try:
+            os.close(os.open(self.token, os.O_CREAT | os.O_EXCL))
+            self.mine = True
+            return
+        except FileExistsError:
+            pass
+        while not os.path.exists(self.release):
+            time.sleep(0.01)
+
+
 def test_interrupted_client_resumes_with_only_missing_points(client, problem, reference, tmp_path):
     loss_fn, init_fn, data = problem
     client.wait_for_workers(2)
-    kw = {**SWEEP, "num_steps": 25}  # programs the workers have not compiled yet: the sweep lasts past the interrupt
+    results, flags = tmp_path / "results", tmp_path / "flags"
+    results.mkdir()
+    flags.mkdir()
+    hold = HoldAllButOne(str(flags))
+    kw = {**SWEEP, "num_steps": 30}
 
     def interrupt_after_first_point():
-        deadline = time.monotonic() + 120
-        while not point_files(tmp_path) and time.monotonic() < deadline:
+        while not point_files(results):
             time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the client
 
-    watcher = threading.Thread(target=interrupt_after_first_point)
+    watcher = threading.Thread(target=interrupt_after_first_point, daemon=True)
     watcher.start()
-    part = sweep(loss_fn, init_fn, data, executor=client, results_dir=str(tmp_path), **kw)
+    part = sweep(loss_fn, init_fn, data, executor=client, results_dir=str(results), callback=hold, **kw)
     watcher.join()
-    finished = len(point_files(tmp_path))
-    assert 1 <= finished < POINTS and not all(r.completed for r in part.values())
+    finished = len(point_files(results))
+    assert finished == 1 and not all(r.completed for r in part.values())
+    (flags / "release").touch()  # the held tasks (no longer wanted) finish; wait until the workers are idle
+    deadline = time.monotonic() + 120
+    while any(client.processing().values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     with distributed.get_task_stream(client) as ts:
-        full = sweep(loss_fn, init_fn, data, executor=client, results_dir=str(tmp_path), **kw)
+        full = sweep(loss_fn, init_fn, data, executor=client, results_dir=str(results), callback=hold, **kw)
     assert len(task_workers(ts)) == POINTS - finished  # trained only the missing points
     assert all(r.completed and r.train_loss.shape[0] == 2 for r in full.values())
-    for opt, r in part.items():  # the points finished before the interrupt are the ones loaded now
+    for opt, r in part.items():  # the point finished before the interrupt is the one loaded now
         for k, b in enumerate(r.batch_sizes):
             np.testing.assert_array_equal(full[opt].train_loss[list(full[opt].batch_sizes).index(b)], r.train_loss[k])
 
