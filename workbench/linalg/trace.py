@@ -1,8 +1,9 @@
 """Stochastic trace estimation of a matrix-free operator, with a standard error and an optional target.
 
-Products run ``batch_size`` probes at a time through one ``vmap``-ed product (for a Hessian-vector
-product the primal forward and backward pass is shared by the whole batch, so each product works on a
-matrix of probes). Estimators:
+Products run ``batch_size`` probes at a time through one compiled program, in which a Hessian-vector
+product's primal forward and backward pass is computed once for the whole batch: on accelerators a
+``vmap``-ed product (each product works on a matrix of probes), on CPUs a loop over the probes (faster
+there: see ``operators._probe_jit``). Estimators:
 
 * Hutchinson (1989): tr(A) ~ (1/m) sum_i z_i^T A z_i, Rademacher z_i; stderr = sample std / sqrt(m).
 * Hutch++ (Meyer, Musco, Musco & Woodruff 2021): a sketch Y = A S of s Rademacher probes, Q = orth(Y),
@@ -28,7 +29,7 @@ import numpy as np
 from matfree import stochtrace
 
 from workbench import config
-from workbench.linalg.operators import _Op, _probe_jit, as_operator
+from workbench.linalg.operators import _Op, _probe_jit, as_operator, sequential_products
 from workbench.validation import check_choice, check_positive_int, check_real
 from workbench._compat import keyword_only_since
 
@@ -55,8 +56,9 @@ def _rademacher(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array
 
 
 def _products(op: _Op, vs: jax.Array) -> jax.Array:
-    """A v_i for the rows of ``vs`` in one vmapped, jitted product (compiled once per batch shape)."""
-    return _probe_jit(op.fn, op.name, vs, *op.args)
+    """A v_i for the rows of ``vs`` in one jitted program (compiled once per batch shape): vmapped, or on a CPU
+    one row after another (``operators.sequential_products``)."""
+    return _probe_jit(op.fn, op.name, sequential_products(op.args), vs, *op.args)
 
 
 def _check_finite_samples(vals: np.ndarray, method: str) -> None:
@@ -174,7 +176,7 @@ def hutchinson_trace(operator: Any, num_samples: int, *, key: jax.Array | None =
 
     ``target_stderr`` / ``target_rel_stderr``: stop as soon as the standard error is at most this
     (absolute / relative to |trace|); ``num_samples`` is then the budget, and ``converged`` says whether
-    the target was met. Probes run ``batch_size`` at a time through one vmapped product.
+    the target was met. Probes run ``batch_size`` at a time through one compiled product program.
     """
     op = as_operator(operator)
     num_samples = check_positive_int("num_samples", num_samples, minimum=2)
