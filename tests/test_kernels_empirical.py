@@ -180,3 +180,25 @@ def test_symmetric_row_blocks_match_general_path(key):
     for same in (x, jnp.array(np.asarray(x))):
         assert np.array_equal(np.asarray(empirical_ntk(net, params, x, same)), sym)
 
+
+
+def test_structured_program_is_reused_across_w_std_and_b_std(key, data):
+    """A slider on w_std or b_std must not recompile the structured kernel (issue 12: each move of the NTK panel's
+    convergence study recompiled every width); each kernel still equals the dense reference. (A new width changes
+    the parameters' shapes, so it compiles once per width.)"""
+    from workbench.kernels.empirical import _block_jit
+
+    x1, x2 = data
+    base = MLP(depth=2, width=6, activation="tanh", w_std=1.3, b_std=0.4, out_dim=2)
+    empirical_ntk(base, base.init(key, 4), x1, x2)  # compiles once
+    size = _block_jit._cache_size()
+    for w_std, b_std, width in ((0.7, 0.4, 6), (1.9, 0.05, 6), (1.3, 1.2, 6)):
+        net = MLP(depth=2, width=width, activation="tanh", w_std=w_std, b_std=b_std, out_dim=2)
+        params = net.init(key, 4)
+        got = empirical_ntk(net, params, x1, x2)
+        _close(got, jnp.trace(reference_ntk(net.apply, params, x1, x2), axis1=2, axis2=3))
+    assert _block_jit._cache_size() == size
+    for parametrization in ("standard", "mup"):  # s = c = 1 there: w_std and b_std only enter the initialization
+        net = MLP(depth=2, width=6, activation="tanh", w_std=0.8, b_std=0.3, parametrization=parametrization, out_dim=2)
+        params = net.init(key, 4)
+        _close(empirical_ntk(net, params, x1, x2), jnp.trace(reference_ntk(net.apply, params, x1, x2), axis1=2, axis2=3))

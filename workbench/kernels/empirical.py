@@ -126,25 +126,29 @@ def _ntvp_block(fn, net, output, params, x1, x2):
     return jnp.trace(full, axis1=2, axis2=3) if output == "trace" else full
 
 
-def _layer_scales(net: MLP, fan_in: int) -> tuple[float, float]:
-    """(s, c) with h = s a W + c b in ``net``'s parametrization."""
+def _layer_scales(net: MLP, fan_in: int, scales: tuple[Any, Any] | None = None) -> tuple[Any, Any]:
+    """(s, c) with h = s a W + c b in ``net``'s parametrization; ``scales`` = (w_std, b_std) overrides the net's
+    (traced values, so that one compiled kernel program serves every w_std and b_std)."""
+    w_std, b_std = (net.w_std, net.b_std or 0.0) if scales is None else scales
     if net.parametrization == "ntk":
-        return net.w_std / math.sqrt(fan_in), float(net.b_std or 0.0)
+        return w_std / math.sqrt(fan_in), b_std
     return 1.0, 1.0
 
 
-def mlp_ntk_features(net: MLP, params: Any, x: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
+def mlp_ntk_features(net: MLP, params: Any, x: jax.Array,
+                     scales: tuple[Any, Any] | None = None) -> list[tuple[jax.Array, jax.Array]]:
     """Per-layer factors of the MLP's NTK: [(s_l a^{l-1}, D_l)], D_l = d f / d h^l of shape (n, k, fan_out).
 
     Theta(x, x')_{ij} = sum_l (s_l^2 a^{l-1}(x).a^{l-1}(x') + c_l^2 [bias]) * D_l(x)_i . D_l(x')_j,
     with h^l = s_l a^{l-1} W^l + c_l b^l (s_l = w_std/sqrt(fan_in), c_l = b_std for ``"ntk"``;
-    s_l = c_l = 1 for ``"standard"`` and ``"mup"``). The readout's D is the identity (k, k).
+    s_l = c_l = 1 for ``"standard"`` and ``"mup"``). The readout's D is the identity (k, k). ``scales`` =
+    (w_std, b_std) replaces the net's own (they may be traced).
     """
     phi = net.phi
     acts, pre = [], []
     a = x
     for layer, p in enumerate(params):
-        s, c = _layer_scales(net, a.shape[-1])
+        s, c = _layer_scales(net, a.shape[-1], scales)
         acts.append(s * a)
         h = (s * a) @ p["W"]
         if net.has_bias:
@@ -156,7 +160,7 @@ def mlp_ntk_features(net: MLP, params: Any, x: jax.Array) -> list[tuple[jax.Arra
     delta = jnp.broadcast_to(jnp.eye(k, dtype=x.dtype), (n, k, k))
     out = [(acts[-1], delta)]
     for layer in range(net.depth - 1, -1, -1):
-        s_next, _ = _layer_scales(net, params[layer + 1]["W"].shape[0])
+        s_next, _ = _layer_scales(net, params[layer + 1]["W"].shape[0], scales)
         dphi = jax.jvp(phi, (pre[layer],), (jnp.ones_like(pre[layer]),))[1]
         delta = jnp.einsum("nko,io->nki", delta, s_next * params[layer + 1]["W"]) * dphi[:, None, :]
         out.append((acts[layer], delta))
@@ -184,11 +188,11 @@ def _structured_pair(net, output, f1, f2, c2):
 SYMMETRIC_MIN_ROWS = 768
 
 
-def _structured_block(fn, net, output, params, x1, x2):
-    f1 = mlp_ntk_features(net, params, x1)
-    c2 = [(_layer_scales(net, p["W"].shape[0])[1] ** 2 if net.has_bias else 0.0) for p in params]
+def _structured_block(fn, net, output, params, x1, x2, scales=None):
+    f1 = mlp_ntk_features(net, params, x1, scales)
+    c2 = [(_layer_scales(net, p["W"].shape[0], scales)[1] ** 2 if net.has_bias else 0.0) for p in params]
     if x2 is not None:
-        return _structured_pair(net, output, f1, mlp_ntk_features(net, params, x2), c2)
+        return _structured_pair(net, output, f1, mlp_ntk_features(net, params, x2, scales), c2)
     n = x1.shape[0]
     if n < SYMMETRIC_MIN_ROWS:
         return _structured_pair(net, output, f1, f1, c2)
@@ -207,21 +211,30 @@ def _structured_block(fn, net, output, params, x1, x2):
 _BLOCKS = {"jacobian": _jacobian_block, "ntvp": _ntvp_block, "structured": _structured_block}
 
 
-def _checked_block(method, fn, net, output, params, x1, x2):
+def _checked_block(method, fn, net, output, params, x1, x2, scales=None):
     """The block and one flag: are x1, x2 and every parameter finite (checked inside the same program)."""
-    out = _BLOCKS[method](fn, net, output, params, x1, x2)
+    out = (_structured_block(fn, net, output, params, x1, x2, scales) if method == "structured"
+           else _BLOCKS[method](fn, net, output, params, x1, x2))
     leaves = [x1] + ([] if x2 is None else [x2]) + jax.tree_util.tree_leaves(params)
     ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
     return out, ok
 
 
 @partial(jax.jit, static_argnames=("method", "fn", "net", "output"))
-def _block_jit(method, fn, net, output, params, x1, x2):
-    return _checked_block(method, fn, net, output, params, x1, x2)
+def _block_jit(method, fn, net, output, params, x1, x2, scales=None):
+    return _checked_block(method, fn, net, output, params, x1, x2, scales)
 
 
 def _block_fn(method: str, fn: Callable, net: MLP | None, output: str) -> Callable:
-    """The jitted block function (cached by jit on the static arguments when ``fn`` is hashable)."""
+    """The jitted block function (cached by jit on the static arguments when ``fn`` is hashable).
+
+    The structured method reads the widths from the parameters and takes w_std and b_std as traced values:
+    its compiled program is keyed only on the net's depth, activation, parametrization and whether it has
+    biases, so a slider on w_std or b_std (or the width) reuses it."""
+    if method == "structured" and net is not None:
+        scales = (float(net.w_std), float(net.b_std or 0.0))
+        shape_net = dataclasses.replace(net, width=1, w_std=1.0, b_std=None if net.b_std is None else 1.0)
+        return partial(_block_jit, method, None, shape_net, output, scales=scales)
     if _hashable(fn) and _hashable(net):
         return partial(_block_jit, method, fn, net, output)
     return jax.jit(partial(_checked_block, method, fn, net, output))
@@ -390,11 +403,7 @@ def empirical_ntk(apply_fn: Callable | MLP, params: Any, x1: jax.Array, x2: jax.
             f"empirical_ntk(method={method!r}, n1={n1}, n2={n2}, k={k}, output={output!r}, block_size={block_size}) "
             f"needs about {need / 2**30:.2f} GiB but the budget is {limit / 2**30:.2f} GiB; {hint}")
     devices = list(devices) if devices is not None else jax.devices()
-    if method == "structured":
-        # the structured block reads shapes from params: drop the width (and fn) from the jit cache key
-        block = _block_fn(method, None, dataclasses.replace(net, width=1), output)
-    else:
-        block = _block_fn(method, fn, net, output)
+    block = _block_fn(method, fn, net, output)  # structured: keyed on the net's shape-free fields only
     if executor is not None and (block_size is None or (block_size >= n1 and block_size >= n2)):
         raise ValueError("executor needs block_size smaller than the inputs (one task per block); "
                          f"got block_size={block_size} for n1={n1}, n2={n2}")
