@@ -28,6 +28,20 @@ def test_worked_values_relu():
     np.testing.assert_allclose(k.ntk, k.ntk.T, rtol=0, atol=0)
 
 
+def test_compiled_program_is_reused_across_w_std_b_std_and_width():
+    """w_std, b_std and the width are traced (issue 12: a slider on them recompiled the kernels): after a net with
+    other values has compiled the program, the worked values above come out of the same program, exactly."""
+    from workbench.kernels.analytic import _infinite_jit
+
+    infinite_kernels(MLP(depth=3, width=64, activation="relu", w_std=0.7, b_std=1.3), X)
+    size = _infinite_jit._cache_size()
+    k = infinite_kernels(MLP(depth=3, width=8, activation="relu", w_std=math.sqrt(2), b_std=math.sqrt(0.1)), X)
+    assert _infinite_jit._cache_size() == size
+    np.testing.assert_allclose(k.nngp[0, 1], 1.163813358301, rtol=RTOL)
+    np.testing.assert_allclose(k.ntk[0, 1], 2.799273956233, rtol=RTOL)
+    np.testing.assert_allclose(k.ntk[0, 0], 5.0, rtol=RTOL)
+
+
 def test_worked_values_erf_closed_form_and_quadrature():
     net = MLP(depth=3, width=8, activation="erf", w_std=math.sqrt(1.5), b_std=math.sqrt(0.05))
     k = infinite_kernels(net, X)

@@ -234,10 +234,18 @@ def _diagonal_expectations(net: MLP, k: jax.Array, order: int) -> tuple[jax.Arra
     return jnp.sum(w * net.phi(u) ** 2, axis=-1), jnp.sum(w * _derivative(net.phi)(u) ** 2, axis=-1)
 
 
+def _split(net: MLP) -> tuple[MLP, tuple[float, float, float]]:
+    """(the net with width, w_std and b_std set to placeholders, (w_std^2, b_std^2, width)): the first is the
+    static key of the compiled recursion, the second its traced values, so that a new w_std, b_std or width
+    reuses the compiled program (one per depth, activation, parametrization, bias or not and shapes)."""
+    hyper = (float(net.w_std) ** 2, float(net.b_std) ** 2 if net.b_std is not None else 0.0, float(net.width))
+    return dataclasses.replace(net, width=1, w_std=1.0, b_std=None if net.b_std is None else 1.0), hyper
+
+
 @partial(jax.jit, static_argnames=("net", "in_dim", "order", "diagonal"))
-def _recursion(net: MLP, dot11, dot22, dot12, in_dim: int, order: int, diagonal: bool) -> Kernels:
-    w2 = float(net.w_std) ** 2
-    b2 = float(net.b_std) ** 2 if net.b_std is not None else 0.0
+def _recursion(net: MLP, dot11, dot22, dot12, in_dim: int, order: int, diagonal: bool, hyper) -> Kernels:
+    """``net`` gives the structure; ``hyper`` = (w_std^2, b_std^2, width), traced (:func:`_split`)."""
+    w2, b2, width = hyper
     bias_ntk = 1.0 if net.has_bias else 0.0
     standard = net.parametrization == "standard"
     # dot11, dot22 keep their own (broadcastable) shapes, e.g. (n1, 1) and (1, n2): the diagonal
@@ -258,7 +266,7 @@ def _recursion(net: MLP, dot11, dot22, dot12, in_dim: int, order: int, diagonal:
         else:
             kin12, e_dphi = _expectations(net, k11, k22, k12, order)
         n11, n22, n12 = w2 * kin11 + b2, w2 * kin22 + b2, w2 * kin12 + b2
-        direct = net.width * kin12 + bias_ntk if standard else n12
+        direct = width * kin12 + bias_ntk if standard else n12
         return n11, n22, n12, direct + w2 * e_dphi * theta
 
     _, _, k12, theta = jax.lax.fori_loop(0, net.depth, hidden_to_next, (k11, k22, k12, theta))
@@ -334,9 +342,8 @@ def kernel_recursion(net: MLP, dot11: jax.Array, dot22: jax.Array, dot12: jax.Ar
     else:
         sq = np.concatenate([np.ravel(np.asarray(dot11)), np.ravel(np.asarray(dot22))])
         order = _choose_order(net, sq, in_dim)
-    if net.parametrization != "standard":  # the width only enters the standard NTK: keep it out of the jit key
-        net = dataclasses.replace(net, width=1)
-    return _recursion(net, dot11, dot22, dot12, in_dim, order, bool(diagonal))
+    shape_net, hyper = _split(net)
+    return _recursion(shape_net, dot11, dot22, dot12, in_dim, order, bool(diagonal), hyper)
 
 
 #: what :func:`infinite_kernels` may return
@@ -394,9 +401,8 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
     else:
         sq = [jnp.sum(x * x, axis=1) for x in (x1, x2) if x is not None]
         order = _choose_order(net, np.concatenate([np.asarray(v) for v in sq]), d)
-    if net.parametrization != "standard":  # keep the width out of the jit cache key where it does not matter
-        net = dataclasses.replace(net, width=1)
-    out = _infinite_jit(net, x1, x2, order, get, block_rows)
+    shape_net, hyper = _split(net)  # width, w_std and b_std traced: a slider on them does not recompile
+    out = _infinite_jit(shape_net, x1, x2, order, get, block_rows, hyper)
     if is_concrete(x1) and not all(bool(jnp.all(jnp.isfinite(k))) for k in out if k is not None):
         # finite inputs whose kernel overflows (huge norms, e.g. 1e200) would otherwise be a silent inf/NaN
         scale = float(jnp.max(jnp.abs(x1))) if x2 is None else float(max(jnp.max(jnp.abs(x1)), jnp.max(jnp.abs(x2))))
@@ -406,21 +412,22 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
 
 
 @partial(jax.jit, static_argnames=("net", "order", "get", "block"))
-def _infinite_jit(net: MLP, x1: jax.Array, x2: jax.Array | None, order: int, get: str, block: int) -> Kernels:
+def _infinite_jit(net: MLP, x1: jax.Array, x2: jax.Array | None, order: int, get: str, block: int,
+                  hyper) -> Kernels:
     """Row blocks of the cross recursion written in place into the outputs; for x2=None the exact diagonal."""
     n1, d = x1.shape
     xr = x1 if x2 is None else x2
     n2 = xr.shape[0]
     sq1 = jnp.sum(x1 * x1, axis=1)
     sq2 = sq1 if x2 is None else jnp.sum(xr * xr, axis=1)
-    diag = _recursion(net, sq1, sq1, sq1, d, order, True) if x2 is None else None
+    diag = _recursion(net, sq1, sq1, sq1, d, order, True, hyper) if x2 is None else None
     wanted = ("nngp", "ntk") if get == "both" else (get,)
     cols = jnp.arange(n2)
 
     def rows(start, size):
         xb = jax.lax.dynamic_slice_in_dim(x1, start, size)
         sqb = jax.lax.dynamic_slice_in_dim(sq1, start, size)
-        k = _recursion(net, sqb[:, None], sq2[None, :], xb @ xr.T, d, order, False)
+        k = _recursion(net, sqb[:, None], sq2[None, :], xb @ xr.T, d, order, False, hyper)
         out = [getattr(k, name) for name in wanted]
         if diag is not None:
             idx = start + jnp.arange(size)
