@@ -101,7 +101,10 @@ def _move(page, index: int, kind: str, label: str, limit: float) -> dict:
         page.wait_for_timeout(50)
     end = done if done is not None else time.monotonic() - t0
     marks = [0.0, *changes, end]
-    return {"ack": ack, "done": done, "experiment": experiment,
+    # an unfinished move keeps the panel's status text (an error shows there) for the row
+    status_end = None if done is not None else " | ".join(
+        line.strip() for line in page.evaluate(harness.JS_STATUS).splitlines() if line.strip())[:400]
+    return {"ack": ack, "done": done, "experiment": experiment, "status_at_timeout": status_end,
             "gap": max(b - a for a, b in zip(marks, marks[1:])) if experiment else None}
 
 
@@ -166,11 +169,13 @@ def measure_notebook(browser, base_url: str, notebook: str, moves: int = 3, time
                  "ack_s": _median([r["ack"] for r in results]), "done_s": _median([r["done"] for r in results]),
                  "max_ack_s": max((r["ack"] for r in results if r["ack"] is not None), default=None),
                  "max_gap_s": max((r["gap"] for r in results if r["gap"] is not None), default=None),
-                 "unfinished": sum(r["done"] is None for r in results)}
+                 "unfinished": sum(r["done"] is None for r in results),
+                 "status_at_timeout": next((r["status_at_timeout"] for r in results if r["status_at_timeout"]), None)}
             row["controls"].append(c)
             emit(f"  {notebook} {c['control']} [{c['class']}]: ack {_fmt(c['ack_s'])} s (max {_fmt(c['max_ack_s'])}),"
                  f" done {_fmt(c['done_s'])} s, longest gap between partial results {_fmt(c['max_gap_s'])} s,"
-                 f" {c['moves']} moves" + (f", {c['unfinished']} unfinished" if c["unfinished"] else ""))
+                 f" {c['moves']} moves" + (f", {c['unfinished']} unfinished (status then: "
+                                            f"{c['status_at_timeout']!r})" if c["unfinished"] else ""))
         if "timed_out" in row:
             emit(f"  {notebook}: TIMED OUT after {timeout:.0f} s ({row['timed_out']}); next notebook")
         return row
