@@ -315,3 +315,38 @@ def test_model_panel_recomputes_your_own_model_on_every_run(monkeypatch):
     panel.refresh()
     panel.refresh()
     assert keys[2] != keys[3] and keys[2][1][0] == panel.factory.value
+
+
+def test_a_move_during_a_stale_chunk_says_queued_not_computing():
+    """While the previous experiment finishes its current chunk, the status says the new request waits ("experiment
+    queued"), not the instant part's bare "computing..." (which stayed up to a minute in notebook 02: issue 12)."""
+    gate = threading.Event()
+
+    class Gated(Slow):
+        def update(self) -> None:
+            v = self.n.value
+            self.theory.append(v)
+
+            def chunks():
+                self.started.append(v)
+                if v == 1:
+                    gate.wait(60)  # the old experiment's chunk: held until the test has looked at the status
+                yield np.full(1, float(v)), 1.0, "chunk 1"
+                self.finished.append(v)
+
+            self.experiment(v, f"value {v}", chunks, lambda ys, done: None)
+
+    panel = Gated(threaded=True, chunks=1, chunk_s=0.0)
+    panel.refresh()
+    for _ in range(500):
+        if panel.started:
+            break
+        threading.Event().wait(0.01)
+    assert panel.started == [1]
+    panel.n.value = 5  # synchronous instant part (no event loop here); the experiment of 1 is inside its chunk
+    try:
+        assert "experiment queued" in panel.status.value, panel.status.value
+    finally:
+        gate.set()
+    assert panel.wait(timeout=60)
+    assert panel.finished == [5] and "value 5 done in" in panel.status.value

@@ -98,6 +98,10 @@ def _in_voila() -> bool:
     return os.environ.get("SERVER_SOFTWARE", "").startswith("voila")
 
 
+#: the status while the instant part of an update runs
+_INSTANT_COMPUTING = "<small>computing...</small>"
+
+
 class Panel:
     """Subclass and implement :meth:`update` (recompute and redraw from the current widget values)."""
 
@@ -208,7 +212,7 @@ class Panel:
         self._pending = None
         start = time.perf_counter()
         self._busy = True
-        self.status.value = "<small>computing...</small>"
+        self.status.value = _INSTANT_COMPUTING
         error: Exception | None = None
         try:
             fn()
@@ -227,7 +231,9 @@ class Panel:
         elapsed = time.perf_counter() - start
         if self.runner.busy:  # the experiment part goes on in the background and reports its own progress
             self._instant_note = f"updated in {elapsed:.2f} s"
-            if "computing" not in self.status.value:
+            # the runner's own "computing <what>: ..." stays; the instant part's "computing..." (set above, while a
+            # stale experiment may still finish its chunk) says the request waits
+            if self.status.value == _INSTANT_COMPUTING or "computing" not in self.status.value:
                 self.status.value = f"<small>{self._instant_note} &middot; experiment queued...</small>"
             return
         self._instant_note = ""
