@@ -37,7 +37,7 @@ import numpy as np
 
 from workbench import config
 from workbench.linalg.lanczos import _breakdown_tol, _orth_step
-from workbench.linalg.operators import _Op, as_operator, check_symmetric, matmat
+from workbench.linalg.operators import _Op, apply, as_operator, check_symmetric, matmat, sequential_products
 from workbench.validation import check_positive_int, check_real
 from workbench._compat import keyword_only_since
 
@@ -87,13 +87,17 @@ def _batch_basis(v0, num_steps):
     return jnp.zeros((b, num_steps + 1, dim), v0.dtype).at[:, 0].set(v0)
 
 
-def _batch_chunk(fn, name, q, alpha, beta, start, stop, *args):
-    """Steps start..stop-1 of b independent recurrences: one vmapped product per step (XLA hoists its primal part
-    out of the loop), then a vmapped Gram-Schmidt step. start and stop are arguments: one program per shape."""
+def _batch_chunk(fn, name, sequential, q, alpha, beta, start, stop, *args):
+    """Steps start..stop-1 of b independent recurrences: the b products of a step (vmapped, or with ``sequential``
+    one after another: faster on CPUs, see ``operators._probe_jit``; XLA hoists the product's primal part out of
+    the loop either way), then a vmapped Gram-Schmidt step. start and stop are arguments: one program per shape."""
 
     def body(i, state):
         q, alpha, beta = state
-        w = matmat(fn, q[:, i], args, name)
+        if sequential:
+            w = jax.lax.map(lambda v: apply(fn, v, args, name), q[:, i])
+        else:
+            w = matmat(fn, q[:, i], args, name)
         return jax.vmap(_orth_step, in_axes=(0, 0, 0, None, 0))(q, alpha, beta, i, w)
 
     return jax.lax.fori_loop(start, stop, body, (q, alpha, beta))
@@ -101,7 +105,7 @@ def _batch_chunk(fn, name, q, alpha, beta, start, stop, *args):
 
 _unit_probes_jit = jax.jit(_unit_probes, static_argnums=(1, 2, 3))
 _batch_basis_jit = jax.jit(_batch_basis, static_argnums=(1,))
-_batch_chunk_jit = jax.jit(_batch_chunk, static_argnums=(0, 1), donate_argnums=(2, 3, 4))
+_batch_chunk_jit = jax.jit(_batch_chunk, static_argnums=(0, 1, 2), donate_argnums=(3, 4, 5))
 
 
 def gaussian_broadening(grid: np.ndarray, nodes: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
@@ -160,7 +164,8 @@ def _run_batch(op: _Op, v0: jax.Array, num_steps: int, rtol: float | None, check
     target = num_steps if rtol is None else min(num_steps, max(2 * check_every, 3))
     change = None
     while True:
-        q, alpha, beta = _batch_chunk_jit(op.fn, op.name, q, alpha, beta, m, target, *op.args)
+        q, alpha, beta = _batch_chunk_jit(op.fn, op.name, sequential_products(op.args), q, alpha, beta, m, target,
+                                          *op.args)
         m = target
         a_np, b_np = np.asarray(alpha)[:, :m], np.asarray(beta)[:, :m]
         bad = ~(np.isfinite(a_np).all(axis=1) & np.isfinite(b_np).all(axis=1))
