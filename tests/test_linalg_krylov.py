@@ -326,3 +326,20 @@ def test_slq_adaptive_depth_stops_early_where_the_spectrum_allows(key):
     # claiming convergence (same shapes as above: the compiled programs are reused)
     short = K.slq_density(dense_op(jnp.diag(jnp.asarray(spread))), max_steps, 6, key=key, sigma=0.005, rtol=rtol)
     assert not short.converged and short.depth_change > rtol and short.depths.max() == max_steps
+
+
+def test_batched_products_sequential_and_vmapped_agree_with_the_dense_hessian(mlp_hessian, key):
+    """Trace probes and SLQ run the products of a batch one after another on CPUs and vmapped elsewhere: both paths
+    must give the rows Z A of the dense Hessian (CI has no GPU, so the vmapped path is checked here explicitly).
+    float32 products of ~2,000-term sums: 1e-5 of the largest entry."""
+    from workbench.linalg.operators import _probe_jit, as_operator, sequential_products
+
+    op, dense, _ = mlp_hessian
+    o = as_operator(op)
+    z = jax.random.normal(key, (5, o.dim), o.dtype)
+    want = np.asarray(z, np.float64) @ dense
+    scale = float(np.max(np.abs(want)))
+    assert sequential_products(o.args)  # CPU operands here
+    for sequential in (True, False):
+        got = np.asarray(_probe_jit(o.fn, o.name, sequential, z, *o.args), np.float64)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale)

@@ -552,10 +552,21 @@ def _check_voila_once(browser, base_url: str, notebook: str, screenshot: Path,
         _screenshot(page, screenshot)
         return NotebookResult(notebook, len(before), what, time.monotonic() - start, screenshot, phases)
     finally:
+        close_page(page, True)
+
+
+def close_page(page, voila: bool, base_url: str | None = None) -> None:
+    """Close a notebook's page and end its kernel: a Voila app through its own shutdown call and beforeunload
+    handler (which carries its XSRF token); a JupyterLab page by shutting the server's kernels down."""
+    if voila:
         with contextlib.suppress(Exception):
             page.evaluate(JS_VOILA_SHUTDOWN)
-        # Voila's own beforeunload handler shuts the kernel down (with its XSRF token)
         page.close(run_before_unload=True)
+        return
+    page.close()
+    if base_url is not None:
+        with contextlib.suppress(Exception):
+            shutdown_lab_kernels(base_url)
 
 
 def check_html_file(browser, path: Path, screenshot: Path, *, min_figures: int = 1) -> int:
@@ -665,14 +676,7 @@ def check_zoom_survives_update(browser, base_url: str, notebook: str, screenshot
             _fail(page, screenshot, f"the zoom was kept, but not the expected way: {how} (expected kernel, browser)")
         return " then ".join(how)
     finally:
-        if voila:
-            with contextlib.suppress(Exception):
-                page.evaluate(JS_VOILA_SHUTDOWN)
-            page.close(run_before_unload=True)
-        else:
-            page.close()
-            with contextlib.suppress(Exception):
-                shutdown_lab_kernels(base_url)
+        close_page(page, voila, base_url)
 
 
 # ------------------------------------------------------------------------------------------ notebooks without widgets
@@ -741,11 +745,4 @@ def check_static_notebook(browser, base_url: str, notebook: str, screenshot: Pat
         what = f"no widgets: {len(figs)} figures, {sum(f['points'] for f in figs)} points"
         return NotebookResult(notebook, len(figs), what, time.monotonic() - start, screenshot, phases)
     finally:
-        if voila:
-            with contextlib.suppress(Exception):
-                page.evaluate(JS_VOILA_SHUTDOWN)
-            page.close(run_before_unload=True)
-        else:
-            page.close()
-            with contextlib.suppress(Exception):
-                shutdown_lab_kernels(base_url)
+        close_page(page, voila, base_url)
