@@ -13,6 +13,8 @@ Rows (issue 19), both sides timed to the same accuracy:
   (Hutch++ chosen when the spectrum decays, probes batched through vmap) vs PyHessian's Hutchinson with
   the probe count that reaches the same standard error (from a pilot; its time scaled linearly from
   ``--trace-probes-run`` probes when that is smaller);
+* the exact trace: workbench ``exact_trace`` (the MLP's Hessian diagonal by second-order backpropagation,
+  :mod:`workbench.hessian_diagonal`; standard error 0), its time against PyHessian's time to 1%;
 * with ``--density``: the SLQ density's first two moments to 1% (80 Lanczos steps per probe).
 Compile time of the JAX functions is reported separately (it is paid once per model and batch shape).
 The two frameworks run alternately (the order flips every rep), ``--reps`` times, in one script; the
@@ -193,6 +195,9 @@ def reference(problem: dict, trace: bool = True) -> dict:
         if trace:
             tr = K.hutchinson_trace(op, 300, key=jax.random.PRNGKey(98), method="hutchinson")
             out.update(trace=tr.trace, trace_se=tr.stderr, trace_var=tr.stderr ** 2 * 300)
+            from workbench.hessian_diagonal import exact_trace
+
+            out.update(trace_exact=exact_trace(lf, params, batch).trace)
     return out
 
 
@@ -204,7 +209,7 @@ def jax_run(problem: dict, compile_too: bool, max_probes: int, density: bool, tr
 
     H, lf, params, batch = jax_setup(problem, "float32")
     op = H.hessian_operator(lf, params, batch)
-    res = {}
+    res: dict = {}
     v = jax.random.normal(jax.random.PRNGKey(0), (op.dim,), "float32")
     if compile_too:
         _, res["compile_hvp_s"] = timed(lambda: block(op.matvec(v)))
@@ -247,6 +252,16 @@ def jax_run(problem: dict, compile_too: bool, max_probes: int, density: bool, tr
     est, dt = timed(tr)
     res["trace"] = {"time_s": dt, "mean": est.trace, "stderr": est.stderr, "matvecs": est.num_matvecs,
                     "method": est.method, "tail_fraction": est.tail_fraction, "converged": est.converged}
+
+    from workbench.hessian_diagonal import exact_trace
+
+    def exact():
+        return exact_trace(lf, params, batch)
+
+    if compile_too:
+        timed(exact)
+    ex, dt = timed(exact)
+    res["trace_exact"] = {"time_s": dt, "mean": ex.trace}
     if density:
         def dens():
             return K.slq_density(op, DENSITY_STEPS, 4, key=jax.random.PRNGKey(3), grid=64)
@@ -358,6 +373,13 @@ def report(ref, jr, pr, density) -> None:
                      f"se {q['stderr'] / abs(q['mean']):.2%}",
                      f"{q['probes']} HVPs" + (f" (time x{q['probes'] / q['probes_run']:.1f} from {q['probes_run']})"
                                               if q['probes_run'] < q['probes'] else ""), tj / tp))
+    ex = j0.get("trace_exact")
+    if ex:
+        te = _med(jr, "trace_exact", "time_s")
+        rows.append(("trace (exact)", "workbench exact_trace (MLP Hessian diagonal, second-order backprop)", te,
+                     f"{ex['mean']:.4f}", f"se 0 (float64 reference {ref['trace_exact']:.4f})"
+                     if "trace_exact" in ref else "se 0", "0 HVPs",
+                     te / _med(ok, "trace", "time_s") if (r and p0) else None))
     if density:
         rows.append(("SLQ 4 probes x 80 steps", "workbench", _med(jr, "density_s"), f"m1 {j0['density_m1']:.3g}", "",
                      "", None))
