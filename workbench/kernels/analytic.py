@@ -348,8 +348,9 @@ def kernel_recursion(net: MLP, dot11: jax.Array, dot22: jax.Array, dot12: jax.Ar
 
 #: what :func:`infinite_kernels` may return
 GETS = ("both", "nngp", "ntk")
-#: target size (elements) of one row block of the cross kernel: b rows x n2 columns
-BLOCK_ELEMENTS = 2 ** 18
+#: target size (elements) of one row block of the cross kernel: b rows x n2 columns. 2^16 (256 KB in float32):
+#: at n = 4096 the steady peak is the output plus ~3 MB (2^18: ~7 MB), at the same speed (benchmarks/ntk.py)
+BLOCK_ELEMENTS = 2 ** 16
 
 
 def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
@@ -363,7 +364,7 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
     ``get="ntk"`` (or ``"nngp"``) returns only that kernel (the other field is None): half the memory.
     Raises ``ValueError`` for a muP ``net`` (no fixed infinite-width NTK; see the module docstring).
 
-    Memory: the recursion runs over blocks of ``block_rows`` rows (default: about 2^18 entries per block)
+    Memory: the recursion runs over blocks of ``block_rows`` rows (default: about 2^16 entries per block)
     inside one compiled loop that writes each block into the output in place, so the peak is the
     output plus a few block-sized temporaries (not the ~6 n1 x n2 temporaries of the whole-matrix
     recursion); the values are those of the whole-matrix recursion (same formulas, entry by entry).
@@ -402,8 +403,8 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
         sq = [jnp.sum(x * x, axis=1) for x in (x1, x2) if x is not None]
         order = _choose_order(net, np.concatenate([np.asarray(v) for v in sq]), d)
     shape_net, hyper = _split(net)  # width, w_std and b_std traced: a slider on them does not recompile
-    out = _infinite_jit(shape_net, x1, x2, order, get, block_rows, hyper)
-    if is_concrete(x1) and not all(bool(jnp.all(jnp.isfinite(k))) for k in out if k is not None):
+    out, finite = _infinite_jit(shape_net, x1, x2, order, get, block_rows, hyper)
+    if is_concrete(finite) and not bool(finite):
         # finite inputs whose kernel overflows (huge norms, e.g. 1e200) would otherwise be a silent inf/NaN
         scale = float(jnp.max(jnp.abs(x1))) if x2 is None else float(max(jnp.max(jnp.abs(x1)), jnp.max(jnp.abs(x2))))
         raise ValueError(f"infinite_kernels: the kernel of inputs with entries up to {scale:.3g} overflows "
@@ -413,8 +414,10 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
 
 @partial(jax.jit, static_argnames=("net", "order", "get", "block"))
 def _infinite_jit(net: MLP, x1: jax.Array, x2: jax.Array | None, order: int, get: str, block: int,
-                  hyper) -> Kernels:
-    """Row blocks of the cross recursion written in place into the outputs; for x2=None the exact diagonal."""
+                  hyper) -> tuple[Kernels, jax.Array]:
+    """Row blocks of the cross recursion written in place into the outputs; for x2=None the exact diagonal.
+    Also whether every entry is finite, tested block by block inside the program (a test of the whole output
+    makes an n1 x n2 boolean temporary: 16 MB at n = 4096, a quarter of a float32 kernel)."""
     n1, d = x1.shape
     xr = x1 if x2 is None else x2
     n2 = xr.shape[0]
@@ -436,20 +439,24 @@ def _infinite_jit(net: MLP, x1: jax.Array, x2: jax.Array | None, order: int, get
                    for name, o in zip(wanted, out)]
         return out
 
-    def body(i, bufs):
-        start = i * block
-        return tuple(jax.lax.dynamic_update_slice_in_dim(buf, o, start, axis=0)
-                     for buf, o in zip(bufs, rows(start, block)))
+    def put(bufs, finite, start, blocks):
+        # finiteness is tested on each block as it is written: a test of the whole output afterwards made XLA
+        # materialize an n1 x n2 temporary in some runs (16 MB at n = 4096)
+        finite = finite & jnp.all(jnp.asarray([jnp.all(jnp.isfinite(o)) for o in blocks]))
+        return tuple(jax.lax.dynamic_update_slice_in_dim(buf, o, start, axis=0) for buf, o in zip(bufs, blocks)), finite
 
-    bufs = tuple(jnp.zeros((n1, n2), x1.dtype) for _ in wanted)
+    def body(i, state):
+        return put(*state, i * block, rows(i * block, block))
+
+    state = (tuple(jnp.zeros((n1, n2), x1.dtype) for _ in wanted), jnp.asarray(True))
     full = n1 // block
-    bufs = jax.lax.fori_loop(0, full, body, bufs)
+    state = jax.lax.fori_loop(0, full, body, state)
     if full * block < n1:  # the last, shorter block (static shape)
         start = full * block
-        bufs = tuple(jax.lax.dynamic_update_slice_in_dim(buf, o, start, axis=0)
-                     for buf, o in zip(bufs, rows(start, n1 - start)))
+        state = put(*state, start, rows(start, n1 - start))
+    bufs, finite = state
     got = dict(zip(wanted, bufs))
-    return Kernels(got.get("nngp"), got.get("ntk"))
+    return Kernels(got.get("nngp"), got.get("ntk")), finite
 
 
 def dot_product_kernel(net: MLP, t: jax.Array, dim: int, *, which: str = "ntk",
