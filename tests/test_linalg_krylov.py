@@ -343,3 +343,20 @@ def test_batched_products_sequential_and_vmapped_agree_with_the_dense_hessian(ml
     for sequential in (True, False):
         got = np.asarray(_probe_jit(o.fn, o.name, sequential, z, *o.args), np.float64)
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale)
+
+
+def test_operators_symmetric_by_construction_skip_the_probes_and_keep_the_run(mlp_hessian, key):
+    """The Hessian operator (forward-over-reverse products of a scalar loss) is not probed by default: the same
+    Lanczos run (same start vector, same Ritz value) with the 2 probe products fewer; an explicit True probes."""
+    op = mlp_hessian[0]
+    assert op.symmetric_by_construction
+    auto = K.top_eigenvalues(op, key=key)
+    probed = K.top_eigenvalues(op, key=key, check_symmetry=True)
+    assert auto.num_matvecs == probed.num_matvecs - 2
+    np.testing.assert_allclose(auto.eigenvalues, probed.eigenvalues, rtol=1e-10)
+    # a plain (matvec, dim) pair is never trusted: a non-symmetric one is still refused by default
+    a = jnp.triu(jnp.ones((12, 12)))
+    with pytest.raises(ValueError, match="not symmetric"):
+        K.top_eigenvalues((lambda v: a @ v, 12), key=key)
+    with pytest.raises(TypeError, match="check_symmetry"):
+        K.top_eigenvalues(op, key=key, check_symmetry="yes")

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -268,6 +268,9 @@ class CurvatureOperator:
     batch: Batch
     kind: str
     dim: int
+    #: forward-over-reverse products of a scalar loss (or J^T H_f J with H_f from autodiff) are symmetric up to
+    #: rounding whatever the loss: Lanczos skips its symmetry probes for them (``check_symmetry=None``)
+    symmetric_by_construction: ClassVar[bool] = True
 
     @property
     def operands(self) -> tuple[Any, Batch]:

@@ -180,8 +180,13 @@ def _probe_basis(key, cap, num, dim, dtype):
     return z, jnp.zeros((cap + 1, dim), dtype).at[:num].set(z)
 
 
-def _start_basis(key, cap, dim, dtype):
-    z = jax.random.rademacher(key, (dim,), dtype=jnp.int8).astype(dtype)
+def _start_basis(key, cap, dim, dtype, probe=False):
+    """A basis buffer (cap + 1, dim) with a unit Rademacher start vector in row 0; with ``probe``, the first
+    symmetry probe (the start vector of a run that checks symmetry, so skipping the check keeps the run)."""
+    if probe:
+        z = symmetry_probes(key, 3, dim, dtype)[0]
+    else:
+        z = jax.random.rademacher(key, (dim,), dtype=jnp.int8).astype(dtype)
     return jnp.zeros((cap + 1, dim), dtype).at[0].set(z / jnp.linalg.norm(z))
 
 
@@ -200,7 +205,7 @@ _chunk_jit = jax.jit(_chunk, static_argnums=(0, 1), donate_argnums=(2, 3, 4, 5))
 _NO_CHECK = (1, 1.0, -1.0, 1, 1)  # k, sign, rtol, first, every of a call without the device's stopping test
 _step_jit = jax.jit(_step, donate_argnums=(0, 1, 2))
 _probe_basis_jit = jax.jit(_probe_basis, static_argnums=(1, 2, 3, 4))
-_start_basis_jit = jax.jit(_start_basis, static_argnums=(1, 2, 3))
+_start_basis_jit = jax.jit(_start_basis, static_argnums=(1, 2, 3, 4))
 _grow_jit = jax.jit(_grow, static_argnums=(3,))
 _combine_jit = jax.jit(_combine)
 
@@ -337,9 +342,22 @@ def _unit_start(key, dim, dtype):
 _unit_start_jit = jax.jit(_unit_start, static_argnums=(1, 2))
 
 
+def resolve_check_symmetry(operator: Any, check_symmetry: bool | None) -> tuple[bool, bool]:
+    """(check, trusted): ``check_symmetry=None`` probes symmetry unless ``operator`` says it is symmetric by
+    construction (attribute ``symmetric_by_construction``, e.g. :class:`workbench.hessian.CurvatureOperator`:
+    forward-over-reverse products of a scalar loss, or J^T H J); True / False force the probes on / off."""
+    trusted = bool(getattr(operator, "symmetric_by_construction", False))
+    if check_symmetry is None:
+        return not trusted, trusted
+    if not isinstance(check_symmetry, bool):
+        raise TypeError(f"check_symmetry must be True, False or None (automatic), got {check_symmetry!r}")
+    return check_symmetry, trusted
+
+
 def _extremal(operator: Any, k: int, key: jax.Array | None, num_iters: int | None, tol: float | None,
               rtol: float | None, method: str, which: str, check_every: int, max_iters: int | None,
-              check_symmetry: bool) -> Eigenpairs:
+              check_symmetry: bool | None) -> Eigenpairs:
+    check_symmetry, trusted = resolve_check_symmetry(operator, check_symmetry)
     op = as_operator(operator)
     k = check_positive_int("k", k)
     what = f"{which}_eigenvalues"
@@ -386,7 +404,8 @@ def _extremal(operator: Any, k: int, key: jax.Array | None, num_iters: int | Non
             q, alpha, beta, _ = _step_jit(jnp.zeros_like(q), alpha, beta, 0, q0, w0)  # step 0 from A q0
             m, extra = 1, 2
         else:
-            q, raw, m, extra = _start_basis_jit(key, cap, op.dim, dtype), jnp.zeros((1, op.dim), dtype), 0, 0
+            # a trusted operator starts from the vector a checked run starts from: the same Lanczos run, 2 products fewer
+            q, raw, m, extra = _start_basis_jit(key, cap, op.dim, dtype, trusted), jnp.zeros((1, op.dim), dtype), 0, 0
         q, ritz, used, converged = _lanczos(op, k, which, q, alpha, beta, raw, m, steps, rtol, check_every, fixed,
                                             what)
         if ritz.theta.shape[0] < k:
@@ -399,7 +418,7 @@ def _extremal(operator: Any, k: int, key: jax.Array | None, num_iters: int | Non
 
 def top_eigenvalues(operator: Any, k: int = 1, *, key: jax.Array | None = None, num_iters: int | None = None,
                     tol: float | None = None, method: str = "lanczos", rtol: float | None = None,
-                    check_every: int = 1, max_iters: int | None = None, check_symmetry: bool = True) -> Eigenpairs:
+                    check_every: int = 1, max_iters: int | None = None, check_symmetry: bool | None = None) -> Eigenpairs:
     """The ``k`` largest (algebraic) eigenvalues, descending, with Ritz vectors, residuals and error bounds.
 
     Lanczos with full reorthogonalization from a Rademacher start (``key``), stopping as soon as every
@@ -408,8 +427,11 @@ def top_eigenvalues(operator: Any, k: int = 1, *, key: jax.Array | None = None, 
     checks, checked on the device every ``check_every`` steps (a check costs an eigendecomposition of the
     small tridiagonal, far less than a product), at most ``max_iters`` steps (default: dim, where the answer is exact). With
     ``num_iters``: exactly that many steps. Before the first step, symmetry is checked on random probe
-    pairs (2 extra products, counted in ``num_matvecs``; ``check_symmetry=False`` skips it): a
-    non-symmetric operator raises a ValueError, as does a matvec that returns the wrong shape.
+    pairs (2 extra products, counted in ``num_matvecs``): a non-symmetric operator raises a ValueError, as
+    does a matvec that returns the wrong shape. ``check_symmetry=None`` (default) skips the probes for an
+    operator symmetric by construction (``symmetric_by_construction``: the Hessian and GGN operators of
+    :func:`workbench.hessian.hessian_operator`), which then starts from the same vector; True / False force
+    the check on / off.
     ``method="power"``: power iteration stopped when the Rayleigh quotient changes by < rtol
     (PyHessian's rule; slow, and stops early when top eigenvalues cluster; k = 1 only).
 
@@ -422,7 +444,7 @@ def top_eigenvalues(operator: Any, k: int = 1, *, key: jax.Array | None = None, 
 
 def bottom_eigenvalues(operator: Any, k: int = 1, *, key: jax.Array | None = None, num_iters: int | None = None,
                        tol: float | None = None, rtol: float | None = None, check_every: int = 1,
-                       max_iters: int | None = None, check_symmetry: bool = True) -> Eigenpairs:
+                       max_iters: int | None = None, check_symmetry: bool | None = None) -> Eigenpairs:
     """The ``k`` smallest (algebraic) eigenvalues, ascending; as :func:`top_eigenvalues` (early stopping included)."""
     return _extremal(operator, k, key, num_iters, tol, rtol, "lanczos", "bottom", check_every, max_iters,
                      check_symmetry)

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from workbench import config
-from workbench.linalg.lanczos import _breakdown_tol, _orth_step
+from workbench.linalg.lanczos import _breakdown_tol, _orth_step, resolve_check_symmetry
 from workbench.linalg.operators import _Op, apply, as_operator, check_symmetric, matmat, sequential_products
 from workbench.validation import check_positive_int, check_real
 from workbench._compat import keyword_only_since
@@ -184,7 +184,7 @@ def _run_batch(op: _Op, v0: jax.Array, num_steps: int, rtol: float | None, check
 
 @keyword_only_since("key", "grid")
 def slq_density(operator: Any, num_steps: int, num_probes: int, *, key: jax.Array | None = None,
-                grid: Any = 512, sigma: float | None = None, batch_size: int = 4, check_symmetry: bool = True,
+                grid: Any = 512, sigma: float | None = None, batch_size: int = 4, check_symmetry: bool | None = None,
                 rtol: float | None = None, check_every: int = 4) -> SpectralDensity:
     """Stochastic Lanczos quadrature density of a symmetric operator on ``grid`` (module docstring).
 
@@ -193,13 +193,15 @@ def slq_density(operator: Any, num_steps: int, num_probes: int, *, key: jax.Arra
     sum_j w_j f(theta_j) ~ z^T f(A) z / |z|^2. The density is the probe average of these rules
     broadened by N(0, sigma^2); ``sigma`` defaults to 1% of the node range. ``grid`` is an array of
     points or a number of points spanning the node range +- 5 sigma. The operator's symmetry is checked
-    first on random probe pairs (2 extra products; ``check_symmetry=False`` skips it).
+    first on random probe pairs (2 extra products; as in :func:`workbench.linalg.top_eigenvalues`,
+    ``check_symmetry=None`` skips it for an operator symmetric by construction, False always).
 
     ``rtol``: adaptive depth. ``num_steps`` becomes the largest depth; every ``check_every`` steps each
     batch of ``batch_size`` probes compares its broadened density at depths m and m - ``check_every``
     and stops when their total-variation distance is <= ``rtol`` (e.g. 1e-3: the shown density moves
     by at most 0.1% of its mass). ``depths``, ``converged`` and ``depth_change`` report what happened.
     """
+    check_symmetry, _ = resolve_check_symmetry(operator, check_symmetry)
     op = as_operator(operator)
     num_steps = check_positive_int("num_steps", num_steps, minimum=2)
     num_probes = check_positive_int("num_probes", num_probes, minimum=2)
