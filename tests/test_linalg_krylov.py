@@ -360,3 +360,20 @@ def test_operators_symmetric_by_construction_skip_the_probes_and_keep_the_run(ml
         K.top_eigenvalues((lambda v: a @ v, 12), key=key)
     with pytest.raises(TypeError, match="check_symmetry"):
         K.top_eigenvalues(op, key=key, check_symmetry="yes")
+
+
+@pytest.mark.parametrize("i", [0, 7, 8, 12])
+def test_gram_schmidt_over_used_rows_equals_the_full_pass(i):
+    """The Lanczos loop's Gram-Schmidt reads only the blocks of rows built so far (13 rows: the last block of 8
+    overlaps the one before and is masked); it must give the full pass's numbers (rows past i are zero)."""
+    from workbench.linalg.lanczos import _orth, _orth_used
+
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(i)
+        q = np.linalg.qr(rng.normal(size=(50, 13)))[0].T  # 13 orthonormal rows
+        q[i + 1:] = 0.0
+        w = rng.normal(size=50)
+        full = _orth(jnp.asarray(q), i, jnp.asarray(w))
+        used = jax.jit(_orth_used)(jnp.asarray(q), i, jnp.asarray(w))
+        for a, b in zip(full, used):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-12, atol=1e-12)
