@@ -128,13 +128,32 @@ def _read_cache(name: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def _digits_file() -> Path | None:
+    """scikit-learn's copy of the digits (``sklearn/datasets/data/digits.csv.gz``: 64 pixels and the label per row),
+    found without importing scikit-learn (its import takes ~4 s, longer than everything else a panel does)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    for root in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(root) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            return path
+    return None
+
+
 @functools.lru_cache(maxsize=1)
 def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
+    path = _digits_file()
+    if path is not None:  # the data load_digits reads, read directly
+        raw = np.loadtxt(path, delimiter=",", dtype=np.float64)
+        images, target = raw[:, :-1].reshape(-1, 8, 8), raw[:, -1]
+    else:
+        from sklearn.datasets import load_digits
 
-    raw = load_digits()
-    x = raw.images.astype(np.uint8)[..., None]  # (1797, 8, 8, 1), pixels 0..16
-    y = raw.target.astype(np.uint8)
+        bunch = load_digits()
+        images, target = bunch.images, bunch.target
+    x = images.astype(np.uint8)[..., None]  # (1797, 8, 8, 1), pixels 0..16
+    y = target.astype(np.uint8)
     perm = np.random.default_rng(0).permutation(len(x))
     tr, te = perm[:SPECS["digits"].num_train], perm[SPECS["digits"].num_train:]
     return x[tr], y[tr], x[te], y[te]
