@@ -226,6 +226,9 @@ def test_model_studies_run_end_to_end():
     y = jax.random.randint(jax.random.PRNGKey(5), (N,), 0, K)
     nt = S.ntk_study(model, (x[:16], y[:16]), (x[16:], y[16:]), num_steps=20, record_every=5, num_drift=2)
     assert nt.eigenvalues.shape == (16,) and np.all(np.diff(nt.eigenvalues) <= 0)
+    # the panel's first chunk: the same spectrum without the training
+    np.testing.assert_allclose(S.ntk_spectrum_at_init(model, (x[:16], y[:16])).eigenvalues, nt.eigenvalues,
+                               rtol=1e-12, atol=1e-12 * nt.eigenvalues[0])
     # at lr = lr_max / 2 the net stays close to its linearization over 20 steps (small model, but short run)
     assert nt.diverged_step == -1 and nt.rel_error[0] < 1e-12 and np.all(nt.rel_error < 0.5)
     np.testing.assert_allclose(nt.measured_train_loss[0], nt.predicted_train_loss[0], rtol=1e-10)

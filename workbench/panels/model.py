@@ -87,7 +87,8 @@ class ModelPanel(Panel):
 
     # ------------------------------------------------------------------ recomputation
     def update(self) -> None:
-        """Run the four studies in the background, one chunk each; each figure is drawn as its study finishes.
+        """Run the four studies in the background, one chunk each (the NTK spectrum at initialization first, in a
+        chunk of its own); each figure is drawn as its study finishes.
 
         Model and data are built here (synchronously, so a bad module:factory or sample size is reported at
         once). Runs of the built-in models are cached by (model, data set, sample size, loss); a module:factory
@@ -106,6 +107,9 @@ class ModelPanel(Panel):
 
         def chunks():
             done: dict[str, Any] = {}
+            # first the NTK spectrum at initialization (one kernel, about a second): a figure while the rest runs
+            done["ntk_init"] = S.ntk_spectrum_at_init(model, (x, y))
+            yield dict(done), 0.05, "NTK spectrum at initialization"
             done["ntk"] = S.ntk_study(model, (x, y), test, num_steps=steps, record_every=max(1, steps // 10),
                                       num_drift=2, progress=False)
             yield dict(done), 0.25, "NTK study"
@@ -147,6 +151,9 @@ class ModelPanel(Panel):
         if "ntk" in r:
             self.figures["ntk"].update({"linearized vs real": linearized_vs_real, "spectrum": ntk_spectrum,
                                         "drift": kernel_drift}[self.ntk_view.value](r["ntk"]))
+        elif "ntk_init" in r:  # the study's first part, whatever the view: training and drift follow
+            self.figures["ntk"].update(ntk_spectrum(r["ntk_init"], title="Empirical NTK spectrum at initialization "
+                                                                         "(training running...)"))
         if "hessian" in r:
             self.figures["hessian"].update({"top eigenvalue": top_eigenvalue_figure, "lr max": lr_max_figure,
                                             "densities": density_figure}[self.hessian_view.value](r["hessian"]))

@@ -138,6 +138,26 @@ def _full_kernel(apply_fn: Callable, params: Any, x1: jax.Array, x2: jax.Array |
     return t.transpose(0, 2, 1, 3).reshape(n1 * k, n2 * k)
 
 
+class NTKSpectrum(NamedTuple):
+    """Eigenvalues (descending) of the empirical NTK at initialization, traced over the outputs, and a line
+    saying what produced them: the first, cheap part of :func:`ntk_study` (no training)."""
+
+    eigenvalues: np.ndarray
+    info: str
+
+
+def ntk_spectrum_at_init(model: Model, train: Any) -> NTKSpectrum:
+    """The spectrum that :func:`ntk_study` reports, alone: the empirical NTK Theta_0 on ``train``'s inputs (trace
+    over outputs), one kernel and one eigendecomposition (a panel draws it while the training runs)."""
+    x, _, k = _data(model, train, "mse")
+    n = int(x.shape[0])
+    with config.matmul_precision("highest"):
+        k_train = _full_kernel(model.apply_fn, model.params, x)
+    theta0 = np.trace(k_train.reshape(n, k, n, k), axis1=1, axis2=3)
+    return NTKSpectrum(eigvalsh(theta0), f"{model.describe}; n={n}, k={k}; at initialization; "
+                                        f"{config.device_report()}")
+
+
 def ntk_study(model: Model, train: Any, test: Any, *, num_steps: int = 100, lr: float | None = None,
               lr_fraction: float = 0.5, record_every: int = 5, num_drift: int = 4,
               progress: bool = False) -> NTKStudy:
@@ -356,6 +376,6 @@ def lr_batch_study(model: Model, data: Any, *, loss: str = "cross_entropy", batc
     return LrBatchModelStudy(sweeps, max_stable, optimal, fits, target, steps, gd_limit, info)
 
 
-__all__ = ["ConstantInit", "FlatInputNet", "LrBatchModelStudy", "NTKStudy", "NoiseStudy", "exact_noise_scale",
-           "hessian_study",
-           "lr_batch_study", "noise_study", "ntk_study", "top_eigenvalues"]
+__all__ = ["ConstantInit", "FlatInputNet", "LrBatchModelStudy", "NTKSpectrum", "NTKStudy", "NoiseStudy",
+           "exact_noise_scale", "hessian_study", "lr_batch_study", "noise_study", "ntk_spectrum_at_init", "ntk_study",
+           "top_eigenvalues"]
