@@ -8,6 +8,7 @@ activation phi(x) (parsed safely, never evaluated) and checks Price's identity f
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import ipywidgets as W
 import sympy as sp
@@ -86,7 +87,7 @@ class SymbolicPanel(Panel):
         self.method.observe(lambda _c: None if self._syncing else self.schedule(self.update), names="value")
         self.output.observe(lambda _c: None if self._syncing else self._redraw(), names="value")
         self.refresh()
-        self._run(self.update_price)
+        self._initial_price()
 
     def _sync_choices(self) -> None:
         """Method and output choices of the selected derivation (without triggering recomputations)."""
@@ -169,10 +170,29 @@ class SymbolicPanel(Panel):
         return self._table
 
     def update_price(self) -> None:
+        """Price's identity for the text box's activation, at once (the button; user text is parsed under a time
+        limit, which needs the main thread)."""
         try:
             res = price_check(self.activation.value, num=config.pick(7, 13))
         except ExpressionError as exc:
-            self.price_message.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+            self._show_price(exc)
+            return
+        self._show_price(res)
+
+    def _initial_price(self) -> None:
+        """The default activation's check in the background, queued after the derivation's numerical check, so the
+        panel appears (and its first figure is drawn) without waiting for it (~1-2 s with compilation)."""
+        text = self.activation.value
+
+        def chunks():
+            yield price_check(text, num=config.pick(7, 13)), 1.0, f"Price's identity for {text}"
+
+        self.experiment(("price", text), "Price's identity", chunks, lambda res, _done: self._show_price(res),
+                        kind="price")
+
+    def _show_price(self, res: Any) -> None:
+        if isinstance(res, ExpressionError):
+            self.price_message.value = f"<span style='color:#b00'>{html.escape(str(res))}</span>"
             return
         self.price_message.value = html.escape(res.message())
         new = price_figure(res.k12, res.lhs, res.rhs, res.tolerance, activation=str(res.phi))
