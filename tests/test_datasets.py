@@ -136,3 +136,6 @@ def test_digits_read_without_sklearn_equal_load_digits():
     order = np.random.default_rng(0).permutation(len(raw.images))  # the module's split
     np.testing.assert_array_equal(x, raw.images[order])
     np.testing.assert_array_equal(y, raw.target[order])
+    data, target = D.digits_raw()  # what workbench.data.digits reads
+    np.testing.assert_array_equal(data, raw.data)
+    np.testing.assert_array_equal(target, raw.target)

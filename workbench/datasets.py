@@ -142,17 +142,31 @@ def _digits_file() -> Path | None:
 
 
 @functools.lru_cache(maxsize=1)
-def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
     path = _digits_file()
     if path is not None:  # the data load_digits reads, read directly
         raw = np.loadtxt(path, delimiter=",", dtype=np.float64)
-        images, target = raw[:, :-1].reshape(-1, 8, 8), raw[:, -1]
+        data, target = raw[:, :-1], raw[:, -1].astype(np.int64)
     else:
         from sklearn.datasets import load_digits
 
         bunch = load_digits()
-        images, target = bunch.images, bunch.target
-    x = images.astype(np.uint8)[..., None]  # (1797, 8, 8, 1), pixels 0..16
+        data, target = np.asarray(bunch.data, np.float64), np.asarray(bunch.target, np.int64)
+    data.setflags(write=False)
+    target.setflags(write=False)
+    return data, target
+
+
+def digits_raw() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits as ``load_digits()`` gives them: ``data`` (1797, 64) float64 pixels 0..16 and
+    ``target`` (1797,) labels, read from its data file without importing scikit-learn (read-only arrays)."""
+    return _digits_raw()
+
+
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    data, target = digits_raw()
+    x = data.reshape(-1, 8, 8).astype(np.uint8)[..., None]  # (1797, 8, 8, 1), pixels 0..16
     y = target.astype(np.uint8)
     perm = np.random.default_rng(0).permutation(len(x))
     tr, te = perm[:SPECS["digits"].num_train], perm[SPECS["digits"].num_train:]
@@ -256,5 +270,5 @@ def load(name: str, split: str = "train", n: int | None = None, normalize: bool 
     return LabeledData(jnp.asarray(xf, dt), jnp.asarray(y.astype(np.int32)), spec.num_classes, name, split, desc)
 
 
-__all__ = ["NAMES", "SPECS", "SPLITS", "DatasetUnavailableError", "LabeledData", "cache_dir", "cache_path", "load",
+__all__ = ["NAMES", "SPECS", "SPLITS", "DatasetUnavailableError", "LabeledData", "cache_dir", "cache_path", "digits_raw", "load",
            "raw_split", "save_cache"]
