@@ -201,7 +201,11 @@ def main() -> None:
         sys.exit("no Chromium found (apt-get install chromium, or set WORKBENCH_CHROMIUM)")
     names = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb")
                    if not args.prefixes or any(p.name.startswith(x) for x in args.prefixes))
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".cache" / "jax"))
+    # what `./run lab` uses (use_compilation_cache interactive): its own cache, every program stored
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".cache" / "jax-interactive"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", "2000000000")
     from playwright.sync_api import sync_playwright
 
     load0 = os.getloadavg()
