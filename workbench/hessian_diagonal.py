@@ -22,7 +22,8 @@ O(n width^2 out_dim) per layer), the second (the "residual" part, absent from th
 the top hidden layer and as a full (width, width) matrix per example below it: O(n width^3) per layer for
 depth >= 3, computed in chunks of examples so memory stays bounded.
 
-Convention: the Hessian of exactly the loss of :func:`workbench.hessian.mlp_loss` (a mean over the batch),
+Convention (``docs/theory.md`` section 14): the Hessian of exactly the loss of :func:`workbench.hessian.mlp_loss`
+(a mean over the batch),
 the same operator as :func:`workbench.hessian.hessian_operator`; the diagonal comes in the parameters'
 pytree structure, and its flat form (:func:`workbench.hessian.flatten_params`) is diag(H) of that operator.
 """
