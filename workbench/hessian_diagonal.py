@@ -23,9 +23,9 @@ the top hidden layer and as a full (width, width) matrix per example below it: O
 depth >= 3, computed in chunks of examples so memory stays bounded.
 
 Convention (``docs/theory.md`` section 14): the Hessian of exactly the loss of :func:`workbench.hessian.mlp_loss`
-(a mean over the batch),
-the same operator as :func:`workbench.hessian.hessian_operator`; the diagonal comes in the parameters'
-pytree structure, and its flat form (:func:`workbench.hessian.flatten_params`) is diag(H) of that operator.
+(a mean over the batch), the same operator as :func:`workbench.hessian.hessian_operator`; the diagonal comes in
+the parameters' pytree structure, and its flat form (:func:`workbench.hessian.flatten_params`) is diag(H) of that
+operator.
 """
 
 from __future__ import annotations
