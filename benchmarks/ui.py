@@ -205,7 +205,7 @@ def main() -> None:
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".cache" / "jax-interactive"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
-    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", "2000000000")
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", "-1")
     from playwright.sync_api import sync_playwright
 
     load0 = os.getloadavg()
