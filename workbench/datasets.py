@@ -270,5 +270,5 @@ def load(name: str, split: str = "train", n: int | None = None, normalize: bool 
     return LabeledData(jnp.asarray(xf, dt), jnp.asarray(y.astype(np.int32)), spec.num_classes, name, split, desc)
 
 
-__all__ = ["NAMES", "SPECS", "SPLITS", "DatasetUnavailableError", "LabeledData", "cache_dir", "cache_path", "digits_raw", "load",
-           "raw_split", "save_cache"]
+__all__ = ["NAMES", "SPECS", "SPLITS", "DatasetUnavailableError", "LabeledData", "cache_dir", "cache_path",
+           "digits_raw", "load", "raw_split", "save_cache"]

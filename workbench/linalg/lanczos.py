@@ -439,7 +439,7 @@ def _extremal(operator: Any, k: int, key: jax.Array | None, num_iters: int | Non
             q, alpha, beta, _ = _step_jit(jnp.zeros_like(q), alpha, beta, 0, q0, w0)  # step 0 from A q0
             m, extra = 1, 2
         else:
-            # a trusted operator starts from the vector a checked run starts from: the same Lanczos run, 2 products fewer
+            # a trusted operator starts where a checked run starts: the same Lanczos run, 2 products fewer
             q, raw, m, extra = _start_basis_jit(key, cap, op.dim, dtype, trusted), jnp.zeros((1, op.dim), dtype), 0, 0
         q, ritz, used, converged = _lanczos(op, k, which, q, alpha, beta, raw, m, steps, rtol, check_every, fixed,
                                             what)
@@ -453,7 +453,8 @@ def _extremal(operator: Any, k: int, key: jax.Array | None, num_iters: int | Non
 
 def top_eigenvalues(operator: Any, k: int = 1, *, key: jax.Array | None = None, num_iters: int | None = None,
                     tol: float | None = None, method: str = "lanczos", rtol: float | None = None,
-                    check_every: int = 1, max_iters: int | None = None, check_symmetry: bool | None = None) -> Eigenpairs:
+                    check_every: int = 1, max_iters: int | None = None,
+                    check_symmetry: bool | None = None) -> Eigenpairs:
     """The ``k`` largest (algebraic) eigenvalues, descending, with Ritz vectors, residuals and error bounds.
 
     Lanczos with full reorthogonalization from a Rademacher start (``key``), stopping as soon as every
