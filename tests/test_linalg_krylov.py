@@ -377,3 +377,21 @@ def test_gram_schmidt_over_used_rows_equals_the_full_pass(i):
         used = jax.jit(_orth_used)(jnp.asarray(q), i, jnp.asarray(w))
         for a, b in zip(full, used):
             np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.slow  # 7 s of compilation; the host's float64 test guards every result in the fast tier anyway
+def test_device_stopping_test_on_the_smallest_block_equals_the_whole_one():
+    """The loop's stopping test diagonalizes the smallest of 16, 32, ... that holds the m steps; it must decide as the
+    test on the whole padded (cap, cap) matrix does, at every m (the padding sits below the spectrum)."""
+    from workbench.linalg.lanczos import _device_done, _device_done_sized
+
+    rng = np.random.default_rng(5)
+    cap = 80
+    alpha = jnp.asarray(np.sort(rng.uniform(0.0, 1.0, cap))[::-1].copy())
+    for beta_scale in (1.0, 1e-1, 1e-3):  # far from, near and past convergence (both answers occur)
+        beta = jnp.asarray(beta_scale * rng.uniform(0.5, 1.0, cap))
+        for m in (1, 5, 16, 17, 31, 32, 33, 64, 65, 80):
+            for k, sign in ((1, 1.0), (3, -1.0)):
+                tiered = bool(jax.jit(_device_done, static_argnums=3)(alpha, beta, m, k, sign, 1e-4, 2.2e-16))
+                whole = bool(_device_done_sized(alpha, beta, m, k, sign, 1e-4, 2.2e-16))
+                assert tiered == whole, (beta_scale, m, k, sign)
