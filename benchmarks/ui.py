@@ -36,6 +36,11 @@ sys.path.insert(0, str(REPO))
 from tests.browser import harness  # noqa: E402
 
 #: status text of a panel whose background experiment is still running
+#: the panels' status lines (class wb-status): what the runner says it is doing, not the panel's description
+JS_PANEL_STATUS = r"""
+() => Array.from(document.querySelectorAll('.wb-status')).map((e) => e.innerText).join('\n')
+"""
+
 JS_COMPUTING = r"""
 () => Array.from(document.querySelectorAll('.widget-html')).some((e) => /computing|queued/.test(e.innerText))
 """
@@ -103,7 +108,7 @@ def _move(page, index: int, kind: str, label: str, limit: float) -> dict:
     marks = [0.0, *changes, end]
     # an unfinished move keeps the panel's status text (an error shows there) for the row
     status_end = None if done is not None else " | ".join(
-        line.strip() for line in page.evaluate(harness.JS_STATUS).splitlines() if line.strip())[:400]
+        line.strip() for line in page.evaluate(JS_PANEL_STATUS).splitlines() if line.strip())[:400]
     return {"ack": ack, "done": done, "experiment": experiment, "status_at_timeout": status_end,
             "gap": max(b - a for a, b in zip(marks, marks[1:])) if experiment else None}
 

@@ -112,6 +112,7 @@ class Panel:
         #: the panel's figures by name; each is shown and redrawn through its LiveFigure
         self.figures: dict[str, LiveFigure] = {}
         self.status = W.HTML()
+        self.status.add_class("wb-status")  # benchmarks/ui.py reads the status line by this class
         self.export_dir = W.Text(value="exports", description="export to", layout=W.Layout(width="260px"))
         self.export_format = W.Dropdown(options=_EXPORT_CHOICES, value=("html",), description="as",
                                         layout=W.Layout(width="220px"))
