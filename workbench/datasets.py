@@ -142,7 +142,9 @@ def _digits_file() -> Path | None:
 
 
 @functools.lru_cache(maxsize=1)
-def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
+def digits_raw() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits as ``load_digits()`` gives them: ``data`` (1797, 64) float64 pixels 0..16 and
+    ``target`` (1797,) labels, read from its data file without importing scikit-learn (read-only arrays)."""
     path = _digits_file()
     if path is not None:  # the data load_digits reads, read directly
         raw = np.loadtxt(path, delimiter=",", dtype=np.float64)
@@ -155,12 +157,6 @@ def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
     data.setflags(write=False)
     target.setflags(write=False)
     return data, target
-
-
-def digits_raw() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 8x8 digits as ``load_digits()`` gives them: ``data`` (1797, 64) float64 pixels 0..16 and
-    ``target`` (1797,) labels, read from its data file without importing scikit-learn (read-only arrays)."""
-    return _digits_raw()
 
 
 @functools.lru_cache(maxsize=1)

@@ -85,15 +85,9 @@ def _chunk_diagonal(net: MLP, output_loss: Any, kind: str, n_total: jax.Array, p
     """Sum over the (masked) examples of one chunk of the diagonal contributions, per layer."""
     depth = net.depth
     phi = net.phi
-    # forward pass: the inputs a_{l-1} and pre-activations h_l of every layer
-    inputs, hs = [], []
-    a = x
-    for layer, p in enumerate(params):
-        inputs.append(a)
-        h = net._layer(p, a)
-        hs.append(h)
-        if layer < depth:
-            a = phi(h)
+    # forward pass: the pre-activations h_l of every layer and each layer's input a_{l-1}
+    hs = net.preactivations(params, x)
+    inputs = [x, *(phi(h) for h in hs[:-1])]
     f = hs[-1]
 
     # the output loss per example: total loss = (1/N) sum_n output_loss(f_n[None], y_n[None])
@@ -125,29 +119,25 @@ def _chunk_diagonal(net: MLP, output_loss: Any, kind: str, n_total: jax.Array, p
             own = d2 * g_a                                                    # diag(phi'' dloss/da_l)
             need_full = layer >= 1     # the layer below needs the whole matrix of this one
             scale = (c_next ** 2) * d1                                        # c^2 phi'_j (phi'_k applied below)
+            # W R W^T of the layer above's residual R: the whole matrix when the layer below needs it, else its diagonal
+            new_full = None
             if resid is None:
-                new_full = None
                 new_diag = own
+            elif need_full:
+                new_full = (jnp.einsum("jk,bk,lk->bjl", w_next, resid[1], w_next, precision=_HIGHEST)
+                            if resid[0] == "diag" else
+                            jnp.einsum("jk,bkm,lm->bjl", w_next, resid[1], w_next, precision=_HIGHEST))
             elif resid[0] == "diag":
-                r = resid[1]
-                new_diag = (c_next ** 2) * d1 ** 2 * jnp.einsum("jk,bk->bj", w_next ** 2, r, precision=_HIGHEST) + own
-                new_full = (jnp.einsum("jk,bk,lk->bjl", w_next, r, w_next, precision=_HIGHEST)
-                            if need_full else None)
+                new_diag = scale * d1 * jnp.einsum("jk,bk->bj", w_next ** 2, resid[1], precision=_HIGHEST) + own
             else:
                 wr = jnp.einsum("jk,bkm->bjm", w_next, resid[1], precision=_HIGHEST)
-                if need_full:
-                    new_full = jnp.einsum("bjm,lm->bjl", wr, w_next, precision=_HIGHEST)
-                    new_diag = None
-                else:
-                    new_full = None
-                    new_diag = (c_next ** 2) * d1 ** 2 * jnp.einsum("bjm,jm->bj", wr, w_next, precision=_HIGHEST) + own
+                new_diag = scale * d1 * jnp.einsum("bjm,jm->bj", wr, w_next, precision=_HIGHEST) + own
             if new_full is not None:
-                full = scale[:, :, None] * new_full * d1[:, None, :]
-                full = full + jax.vmap(jnp.diag)(own)
+                full = scale[:, :, None] * new_full * d1[:, None, :] + jax.vmap(jnp.diag)(own)
                 resid = ("full", full)
                 diag = diag + jnp.diagonal(full, axis1=1, axis2=2)
             else:
-                resid = ("diag", new_diag) if resid is None else ("diag", new_diag)
+                resid = ("diag", new_diag)
                 diag = diag + new_diag
             g_h = d1 * g_a
         diags[layer] = diag
