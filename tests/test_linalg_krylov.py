@@ -228,6 +228,45 @@ def test_error_bound_holds_across_random_spectra(key):
                 assert np.all(res.error_bounds <= np.maximum(rtol * np.abs(res.eigenvalues), 1e-12))
 
 
+def test_start_direction_saves_steps_near_the_top_and_costs_nothing_away_from_it(key):
+    """``start`` mixes a direction into the random start. Near the top eigenvector it saves steps; exactly along
+    the second eigenvector (orthogonal to the top one) the random half still finds the top eigenvalue, to the
+    same bound; an operator without ``start_direction`` runs the plain random start under ``"auto"``."""
+    lam = np.concatenate([np.linspace(0.0, 1.0, N_SPEC - 2), [1.99, 2.0]])
+    a = _spectrum_matrix(lam, 5)
+    q, _ = np.linalg.qr(np.random.default_rng(5).normal(size=(N_SPEC, N_SPEC)))  # the eigenvectors (columns)
+    op = dense_op(a)
+    plain = K.top_eigenvalues(op, key=key, rtol=1e-8, start=None)
+    noise = 0.1 * np.random.default_rng(0).normal(size=N_SPEC) / math.sqrt(N_SPEC)
+    near = K.top_eigenvalues(op, key=key, rtol=1e-8, start=jnp.asarray(q[:, -1] + noise))
+    away = K.top_eigenvalues(op, key=key, rtol=1e-8, start=jnp.asarray(q[:, -2]))
+    for res in (plain, near, away):
+        # rtol 1e-8 of 2, plus the rounding of the QR-built matrix (~1e-14)
+        assert res.converged and abs(res.eigenvalues[0] - 2.0) <= max(res.error_bounds[0], 1e-13), res
+    assert near.num_matvecs < plain.num_matvecs
+    assert away.num_matvecs <= plain.num_matvecs + 2
+    auto = K.top_eigenvalues(op, key=key, rtol=1e-8)  # no start_direction: the random start alone
+    assert auto.num_matvecs == plain.num_matvecs and auto.eigenvalues[0] == plain.eigenvalues[0]
+    bottom = K.bottom_eigenvalues(op, key=key, rtol=1e-8, start=jnp.asarray(q[:, 0] + noise))
+    assert abs(bottom.eigenvalues[0]) <= max(bottom.error_bounds[0], 1e-13)
+    for bad, err, match in ((jnp.ones(3), ValueError, "shape"), (jnp.full(N_SPEC, jnp.nan), ValueError, "finite"),
+                            (jnp.zeros(N_SPEC), ValueError, "nonzero"), (jnp.ones(N_SPEC, int), TypeError, "float"),
+                            ("gradient", ValueError, "start")):
+        with pytest.raises(err, match=match):
+            K.top_eigenvalues(op, key=key, start=bad)
+
+
+def test_hessian_start_direction_is_the_loss_gradient(mlp_hessian, key):
+    """The Hessian operator offers its loss gradient as the start direction; the top eigenvalue from it agrees with
+    the random start's and with the dense spectrum (float64, rtol 1e-8 asked; 1e-6 checked as above)."""
+    op, _, evals = mlp_hessian
+    np.testing.assert_array_equal(np.asarray(op.start_direction()),
+                                  np.asarray(H.loss_and_grad(op.loss_fn, op.params, op.batch)[1]))
+    auto = K.top_eigenvalues(op, key=key)
+    plain = K.top_eigenvalues(op, key=key, start=None)
+    np.testing.assert_allclose([auto.eigenvalues[0], plain.eigenvalues[0]], [evals[-1]] * 2, rtol=1e-6)
+
+
 def test_well_separated_top_stops_early(key):
     # lambda_1 = 3 over a bulk in [0, 1]: the Ritz value converges geometrically (ratio ~ 1/(1 + 2 sqrt(g)))
     # and the quadratic bound r^2/gap reaches 1e-8 long before the residual would; far below dim (120).
@@ -347,13 +386,15 @@ def test_batched_products_sequential_and_vmapped_agree_with_the_dense_hessian(ml
 
 def test_operators_symmetric_by_construction_skip_the_probes_and_keep_the_run(mlp_hessian, key):
     """The Hessian operator (forward-over-reverse products of a scalar loss) is not probed by default: the same
-    Lanczos run (same start vector, same Ritz value) with the 2 probe products fewer; an explicit True probes."""
+    Lanczos run (same start vector, same Ritz value) with the 2 probe products fewer (3 when the start mixes in the
+    gradient); an explicit True probes."""
     op = mlp_hessian[0]
     assert op.symmetric_by_construction
-    auto = K.top_eigenvalues(op, key=key)
-    probed = K.top_eigenvalues(op, key=key, check_symmetry=True)
-    assert auto.num_matvecs == probed.num_matvecs - 2
-    np.testing.assert_allclose(auto.eigenvalues, probed.eigenvalues, rtol=1e-10)
+    for start, probes in ((None, 2), ("auto", 3)):  # with the gradient mixed in, no probe doubles as step 0
+        auto = K.top_eigenvalues(op, key=key, start=start)
+        probed = K.top_eigenvalues(op, key=key, check_symmetry=True, start=start)
+        assert auto.num_matvecs == probed.num_matvecs - probes
+        np.testing.assert_allclose(auto.eigenvalues, probed.eigenvalues, rtol=1e-10)
     # a plain (matvec, dim) pair is never trusted: a non-symmetric one is still refused by default
     a = jnp.triu(jnp.ones((12, 12)))
     with pytest.raises(ValueError, match="not symmetric"):

@@ -284,6 +284,12 @@ class CurvatureOperator:
     def dtype(self) -> jnp.dtype:
         return flatten_params(self.params).dtype
 
+    def start_direction(self) -> jax.Array:
+        """The flat loss gradient at ``params`` and ``batch``: the direction Lanczos mixes into its random start
+        for the top eigenvalues (:func:`workbench.linalg.lanczos.resolve_start`). Gradients lie mostly in the span
+        of the top Hessian eigenvectors (Gur-Ari, Roberts & Dyer 2018, arXiv:1812.04754)."""
+        return loss_and_grad(self.loss_fn, self.params, self.batch)[1]
+
     def _check_vector(self, v: Any, *, matrix: bool) -> jax.Array:
         v = jnp.asarray(v)
         want = "(m, dim)" if matrix else "(dim,)"

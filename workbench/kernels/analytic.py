@@ -348,9 +348,12 @@ def kernel_recursion(net: MLP, dot11: jax.Array, dot22: jax.Array, dot12: jax.Ar
 
 #: what :func:`infinite_kernels` may return
 GETS = ("both", "nngp", "ntk")
-#: target size (elements) of one row block of the cross kernel: b rows x n2 columns. 2^16 (256 KB in float32):
-#: at n = 4096 the steady peak is the output plus ~3 MB (2^18: ~7 MB), at the same speed (benchmarks/ntk.py)
-BLOCK_ELEMENTS = 2 ** 16
+#: target size (elements) of one row block of the cross kernel: b rows x n2 columns, at least MIN_BLOCK_ROWS rows.
+#: At n = 4096 (NTK only, float32) XLA's temporaries are 0.45 MiB with 4-row blocks (2^14 entries), 1.6 MiB with
+#: 16 (2^16) and 6.1 MiB with 64 (``memory_analysis`` of the compiled program), at the same speed within noise
+#: (0.26-0.33 s; 2-row blocks are slower, 0.42 s)
+BLOCK_ELEMENTS = 2 ** 14
+MIN_BLOCK_ROWS = 4
 
 
 def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
@@ -364,7 +367,7 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
     ``get="ntk"`` (or ``"nngp"``) returns only that kernel (the other field is None): half the memory.
     Raises ``ValueError`` for a muP ``net`` (no fixed infinite-width NTK; see the module docstring).
 
-    Memory: the recursion runs over blocks of ``block_rows`` rows (default: about 2^16 entries per block)
+    Memory: the recursion runs over blocks of ``block_rows`` rows (default: about 2^14 entries per block)
     inside one compiled loop that writes each block into the output in place, so the peak is the
     output plus a few block-sized temporaries (not the ~6 n1 x n2 temporaries of the whole-matrix
     recursion); the values are those of the whole-matrix recursion (same formulas, entry by entry).
@@ -393,7 +396,7 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
         x2 = jnp.asarray(x2, dtype=x1.dtype)
     n2 = x1.shape[0] if x2 is None else x2.shape[0]
     if block_rows is None:
-        block_rows = max(8, BLOCK_ELEMENTS // max(n2, 1))
+        block_rows = max(MIN_BLOCK_ROWS, BLOCK_ELEMENTS // max(n2, 1))
     block_rows = min(check_positive_int("block_rows", block_rows), x1.shape[0])
     if has_closed_form(net):
         order = 0
