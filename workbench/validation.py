@@ -187,9 +187,11 @@ def reject_text(name: str, value: Any) -> None:
 
 
 def check_number_array(name: str, x: Any, *, ndim: int | Sequence[int] | None = None, allow_empty: bool = False,
-                       finite: bool = True) -> np.ndarray:
+                       finite: bool = True, as_float64: bool = True) -> np.ndarray:
     """``x`` as a float64 NumPy array: text, booleans and objects are a ``TypeError``; the number of
-    dimensions, emptiness and (with ``finite``) NaN/inf a ``ValueError``; each message names ``name``."""
+    dimensions, emptiness and (with ``finite``) NaN/inf a ``ValueError``; each message names ``name``.
+    ``as_float64=False`` checks the same without the float64 copy and returns ``np.asarray(x)`` (its own dtype):
+    for callers that keep their input's dtype and only want it checked (a copy of a large input costs memory)."""
     reject_text(name, x)
     if not is_concrete(x):  # under jit: only what the abstract value knows (dtype, shape)
         if not jax.numpy.issubdtype(x.dtype, jax.numpy.number) or jax.numpy.iscomplexobj(x):
@@ -204,7 +206,7 @@ def check_number_array(name: str, x: Any, *, ndim: int | Sequence[int] | None = 
     if raw.dtype.kind not in "iufc" or raw.dtype.kind == "c":
         what = "booleans" if raw.dtype.kind == "b" else f"dtype {raw.dtype}"
         raise TypeError(f"{name} must hold real numbers, got {what}")
-    arr = raw.astype(float)
+    arr = raw.astype(float) if as_float64 else raw
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if arr.ndim not in allowed:
