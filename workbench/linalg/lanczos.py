@@ -19,7 +19,11 @@ for a while when the start vector is nearly orthogonal to the top eigenvector: o
 ``benchmarks/hessian.py`` (top pair 1.0461, 1.0366) the top Ritz value settles on the *second* eigenvalue at
 step 18 with a bound of 8.7e-5 relative, and the top one enters the Krylov space at step 19, when the bound
 jumps to 2.2e-3. Asking for two consecutive passes guards against such a transient (at the price of one
-check interval); no Krylov method can rule out an eigenvalue the start vector barely sees.
+check interval); no Krylov method can rule out an eigenvalue the start vector barely sees. A start vector that
+sees the top eigenvectors better shortens the run: for a Hessian or GGN, :func:`top_eigenvalues` adds the loss
+gradient to the random start (``start="auto"``, :func:`resolve_start`); on the same Hessian that is 25 products
+to a certified 1e-4 (from 30), with the same transient at step 15 (bound 7.1e-5 against a true error of 9.3e-5,
+caught by the second check).
 
 Because the loop does not return to the host between steps, the product's vector-independent primal work
 (the forward and backward pass of a Hessian-vector product) is hoisted out of it once per call: on the
