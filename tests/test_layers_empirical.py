@@ -1,5 +1,6 @@
 """The empirical NTK (kernels.empirical.empirical_ntk, general methods) of workbench.layers nets
-equals a dense jax.jacobian reference J J^T to 1e-10 in float64, for every architecture."""
+equals a dense jax.jacobian reference J J^T to 1e-10 in float64, for every architecture (on a CPU; for the
+convolutional nets on a GPU see :data:`GPU_CONV_RTOL`)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,16 @@ ARCHS = {
 }
 
 
+#: float64 convolutions on a GPU run through cuDNN algorithms that XLA's autotuner picks by speed (its correctness
+#: check admits far more than float64 rounding), so the two sides of this identity, which convolve in different
+#: orders (forward and transposed), are not both exact there. Measured on an H200 (jax 0.11.2, 2026-11-26): the
+#: dense Jacobian of the conv nets differed from the CPU's by up to 3.6e-8 relative and the NTK by up to 4.8e-8,
+#: while the MLP and attention nets (no convolution) and the unpadded strided conv net stayed at 1e-16. The
+#: conv nets on a GPU are held to 2e-7 (4x the measured deviation); the CPU run (CI) keeps 1e-10.
+GPU_CONV_RTOL = 2e-7
+CONV_NETS = {"cnn_gap", "cnn_flatten", "residual_cnn"}
+
+
 @pytest.mark.parametrize("name", list(ARCHS))
 def test_empirical_ntk_equals_dense_jacobian(name):
     shape, net = ARCHS[name]
@@ -44,7 +55,7 @@ def test_empirical_ntk_equals_dense_jacobian(name):
     jac = jax.jit(jax.jacobian(lambda p: net.apply(p, x)))(params)  # leaves (n, k, *param shape); jit: one program
     j = jnp.concatenate([leaf.reshape(shape[0], 2, -1) for leaf in jax.tree_util.tree_leaves(jac)], axis=-1)
     ref = np.asarray(jnp.einsum("aip,bip->ab", j, j, precision="highest"))
+    rtol = GPU_CONV_RTOL if name in CONV_NETS and jax.default_backend() != "cpu" else TOL["float64"]
     for method in ("jacobian", "ntvp"):
         got = np.asarray(empirical_ntk(net.apply, params, x, method=method))
-        np.testing.assert_allclose(got, ref, rtol=TOL["float64"], atol=TOL["float64"] * np.abs(ref).max(),
-                                   err_msg=method)
+        np.testing.assert_allclose(got, ref, rtol=rtol, atol=rtol * np.abs(ref).max(), err_msg=method)
