@@ -349,18 +349,28 @@ def _wait_for_figures(page, screenshot: Path, timeout: float) -> list[str]:
     raise AssertionError("unreachable")
 
 
+def _float_or_none(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
 def _change_control(page, index: int, kind: str, label: str) -> str:
     """Change the control tagged ``data-wb-control=index``: a slider one step, a dropdown to its next option."""
     el = page.locator(f'[data-wb-control="{index}"]')
     el.scroll_into_view_if_needed(timeout=10_000)
     if kind == "slider":
         before = el.get_attribute("aria-valuenow")
+        # at its maximum: one step down. Decided from the handle's own attributes before the key press, never by
+        # waiting to see whether the value moved: on a busy machine the handle's aria-valuenow can lag the key
+        # press by more than any fixed wait, and a second press then undid the move (measured: a w_std step
+        # 1.4 -> 1.45 followed by 1.45 -> 1.4 a few hundred ms later, two recomputations, the figure unchanged)
+        at_max = _float_or_none(before) is not None and _float_or_none(before) >= (
+            _float_or_none(el.get_attribute("aria-valuemax")) or float("inf"))
         el.focus()
-        el.press("ArrowRight")
-        page.wait_for_timeout(100)
-        if el.get_attribute("aria-valuenow") == before:  # at its maximum: go the other way
-            el.press("ArrowLeft")
-        return f"slider {label!r} ({before} -> {el.get_attribute('aria-valuenow')})"
+        el.press("ArrowLeft" if at_max else "ArrowRight")
+        return f"slider {label!r} ({before} -> {'one step down' if at_max else 'one step up'})"
     options = el.locator("option").all_text_contents()
     current = el.evaluate("s => s.selectedIndex")
     target = (current + 1) % len(options)

@@ -85,7 +85,9 @@ class NTKPanel(Panel):
         self.parametrization = W.Dropdown(options=("ntk", "standard", "mup"), value="ntk",
                                           description="parametrization", style=style)
         self.dataset = W.Dropdown(options=DATASETS, value="sphere", description="data set", style=style)
-        self.n = W.IntSlider(value=config.pick(24, 100), min=8, max=config.pick(64, 400), step=8,
+        # every default on its slider's grid (min + k step): the browser's slider snaps an off-grid value on the
+        # first touch and sends it back, a second, unasked recomputation (100 became 104 with step 8)
+        self.n = W.IntSlider(value=config.pick(24, 100), min=8, max=config.pick(64, 400), step=4,
                              description="sample size", style=style)
         self.architecture = W.Dropdown(options=ARCHITECTURE_CHOICES, value="mlp", description="architecture",
                                        style=style)
