@@ -379,3 +379,30 @@ def test_every_slider_default_sits_on_its_step_grid(monkeypatch, fast):
                 if abs(k - round(k)) > 1e-9 or not w.min <= w.value <= w.max:
                     off_grid.append(f"{type(panel).__name__}.{attr}: {w.value} on min {w.min}, step {w.step}")
     assert checked >= 10 and not off_grid, off_grid
+
+
+def test_callbacks_from_two_threads_run_one_at_a_time():
+    """JupyterLab may deliver widget messages on a kernel subshell (a second thread): two control changes of one
+    panel then call back at once. Their instant parts must not interleave (each sees a consistent panel and
+    leaves a consistent status line): the second waits for the first."""
+    import time
+
+    spans: list[tuple[float, float]] = []
+
+    class Slow(Demo):
+        def update(self) -> None:
+            start = time.perf_counter()
+            time.sleep(0.2)
+            super().update()
+            spans.append((start, time.perf_counter()))
+
+    panel = Slow()
+    spans.clear()
+    threads = [threading.Thread(target=lambda v=v: setattr(panel.n, "value", v)) for v in (3, 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (a0, a1), (b0, b1) = sorted(spans)
+    assert b0 >= a1, f"instant parts overlapped: {spans}"
+    assert "updated in" in panel.status.value and panel.calls[-1] == panel.n.value

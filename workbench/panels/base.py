@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import threading
 import time
 import traceback
 import os
@@ -128,6 +129,9 @@ class Panel:
                                             layout=W.Layout(width="260px", visibility="hidden"))
         self.progress_bar.add_class("wb-progress")
         self._pending: asyncio.TimerHandle | None = None
+        #: one instant part at a time: JupyterLab may hand widget messages to a kernel subshell (ipykernel 7), a
+        #: thread beside the main one, so two callbacks of one panel can otherwise run at once
+        self._run_lock = threading.RLock()
         self._busy = False
         self._instant_note = ""
         self._displayed = False
@@ -210,6 +214,10 @@ class Panel:
         self._run(self.update)
 
     def _run(self, fn: Callable[[], None]) -> None:
+        with self._run_lock:
+            self._run_locked(fn)
+
+    def _run_locked(self, fn: Callable[[], None]) -> None:
         self._pending = None
         start = time.perf_counter()
         self._busy = True
