@@ -103,3 +103,61 @@ def test_hessian_panel_two_quick_moves_during_a_long_experiment_end_in_the_last_
     # the figures show the last value's study
     (measured,) = [t for t in panel.figures["top"].figure.data if t.name == "measured lambda_max(H_B)"]
     np.testing.assert_allclose(np.asarray(measured.y, float), panel.study.batch_top[:, :, 0].mean(axis=1), rtol=1e-12)
+
+
+def test_a_checkpoint_inside_a_long_chunk_stops_a_stale_experiment_there():
+    """An experiment whose one chunk is long work (a training run) calls ``checkpoint`` as it goes: a newer
+    request stops it at the next checkpoint (not at the end of the chunk), nothing of it is cached or drawn, and
+    the newer one runs to its end; the checkpoint's note reaches the status line."""
+    import time
+
+    from workbench.panels.background import Experiment, Runner, checkpoint
+
+    statuses, drawn, steps_done = [], [], []
+    started = threading.Event()
+    runner = Runner(lambda text, frac, state: statuses.append((text, state)), threaded=True, debounce_s=0.0)
+
+    def long_chunk(name):
+        def chunks():
+            for step in range(200):  # 200 x 20 ms: 4 s if never stopped
+                started.set()
+                checkpoint(f"step {step}", step / 200)
+                steps_done.append((name, step))
+                time.sleep(0.02)
+            yield name, 1.0, "done"
+        return chunks
+
+    def exp(name):
+        return Experiment(key=name, label=name, chunks=long_chunk(name), draw=lambda r, done: drawn.append((r, done)))
+
+    runner.submit(exp("old"))
+    assert started.wait(10)
+    time.sleep(0.1)
+    runner.submit(exp("new"))
+    assert runner.wait(30)
+    old_steps = [s for n, s in steps_done if n == "old"]
+    assert 0 < len(old_steps) < 100, len(old_steps)  # stopped within a checkpoint or two, far from its end
+    assert ("experiment", "old", "superseded") in runner.history and ("experiment", "new", "done") in runner.history
+    assert {r for r, _ in drawn} == {"new"} and drawn[-1] == ("new", True)  # nothing of the stale one drawn
+    assert ("experiment", "old") not in runner.cache
+    assert any("computing old: step 1 (" in text for text, state in statuses if state == "running")
+    checkpoint("outside any experiment")  # a no-op there
+
+
+def test_kernel_vs_training_reports_training_progress_and_stops_on_a_raising_callback():
+    from workbench.studies.dynamics import kernel_vs_training
+
+    kw = dict(widths=(16, 32), num_steps=20, record_every=5, n_train=4, n_test=4, num_seeds=1, progress=False)
+    calls = []
+    kernel_vs_training(**kw, callback=lambda width, done: calls.append((width, done)))
+    assert calls and calls[-1] == (32, 20) and [w for w, _ in calls] == sorted(w for w, _ in calls)
+    assert all(b > a for (wa, a), (wb, b) in zip(calls, calls[1:]) if wa == wb)
+
+    class Stop(Exception):
+        pass
+
+    def stop(width, done):
+        raise Stop(width)
+
+    with pytest.raises(Stop):
+        kernel_vs_training(**kw, callback=stop)

@@ -8,7 +8,8 @@ so that the kernel keeps handling widget messages while it computes. After every
 * draws the partial result (``experiment.draw(partial, done)``), so figures fill in as chunks finish;
 * reports progress (``on_status``): what is computed, how far along, how long it has run;
 * checks whether a newer request arrived: if so the stale generator is closed between chunks (no queue of
-  obsolete work; the last request wins) and the newest request starts.
+  obsolete work; the last request wins) and the newest request starts. Long work inside a chunk (a training
+  run) calls :func:`checkpoint` as it goes, which stops a stale experiment there and shows its progress.
 
 A finished result is cached under ``experiment.key``; asking again for a key already computed draws the cached
 result at once, without the worker. Widget updates from the worker go through explicit trait assignments
@@ -30,6 +31,34 @@ from typing import Any
 
 #: progress of one chunk: (partial result, fraction done in [0, 1], a short note such as "width 256")
 Chunk = tuple[Any, float, str]
+
+
+class Superseded(Exception):
+    """Raised by :func:`checkpoint` inside a running experiment once a newer request of its kind has made it
+    stale; the runner ends the experiment there (nothing cached, nothing drawn)."""
+
+
+#: the experiment this thread is running: (runner, experiment, start time), set by :meth:`Runner._run_one`
+_current = threading.local()
+
+
+def checkpoint(note: str | None = None, fraction: float | None = None) -> None:
+    """A point inside one chunk of a running experiment where it may stop: raises :class:`Superseded` when a
+    newer request has arrived, and with ``note`` shows it (and ``fraction`` of the whole, in [0, 1]) in the
+    panel's status line. Pass it as the progress callback of long work inside a chunk, e.g. a training loop
+    (``train(..., callback=...)``), so that a stale experiment stops within one training chunk rather than at
+    the end of its chunk. Outside a running experiment it does nothing.
+    """
+    current = getattr(_current, "value", None)
+    if current is None:
+        return
+    runner, exp, start = current
+    if runner.stale(exp):
+        raise Superseded(f"{exp.label}: a newer request arrived")
+    if note is not None:
+        frac = 0.0 if fraction is None else max(0.0, min(1.0, float(fraction)))
+        runner.on_status(f"computing {exp.label}: {note} ({100 * frac:.0f}%, {time.perf_counter() - start:.1f} s)",
+                         frac, "running")
 
 
 @dataclass
@@ -182,6 +211,7 @@ class Runner:
         start = time.perf_counter()
         partial: Any = _MISSING
         self.on_status(f"computing {exp.label}...", 0.0, "running")
+        _current.value = (self, exp, start)
         gen = exp.chunks()
         try:
             for partial, fraction, note in gen:
@@ -190,6 +220,9 @@ class Runner:
                     return
                 self.on_status(f"computing {exp.label}: {note} ({100 * fraction:.0f}%, "
                                f"{time.perf_counter() - start:.1f} s)", fraction, "running")
+        except Superseded:  # a checkpoint inside a chunk saw a newer request
+            self.history.append((exp.kind, exp.key, "superseded"))
+            return
         except Exception as exc:  # shown in the panel's status and output area, not swallowed
             self.error = exc
             self.history.append((exp.kind, exp.key, "error"))
@@ -197,6 +230,7 @@ class Runner:
                 self.on_status(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", 0.0, "error")
             return
         finally:
+            _current.value = None
             gen.close()
         if partial is _MISSING:
             return

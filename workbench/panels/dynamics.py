@@ -14,6 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from workbench import config
+from workbench.panels.background import checkpoint
 from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure
 from workbench.plots import dynamics as P
@@ -90,8 +91,14 @@ class KernelDynamicsPanel(Panel):
 
         def chunks():  # width by width (narrow first): the figures gain a width per chunk
             merged = None
+            n = len(kw["widths"])
             for i, width in enumerate(kw["widths"]):
-                part = kernel_vs_training(**{**kw, "widths": (width,)})
+                def progress(_w: int, done: int, i: int = i, width: int = width) -> None:
+                    # a wide net trains for tens of seconds: say how far, and stop there once superseded
+                    checkpoint(f"width {width} ({i + 1}/{n}), GD step {done}/{kw['num_steps']}",
+                               (i + done / kw["num_steps"]) / n)
+
+                part = kernel_vs_training(**{**kw, "widths": (width,)}, callback=progress)
                 merged = part if merged is None else _merge_widths(merged, part)
                 yield merged, (i + 1) / len(kw["widths"]), f"width {width} ({i + 1}/{len(kw['widths'])})"
 

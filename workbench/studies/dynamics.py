@@ -15,7 +15,7 @@ Advani & Saxe curves beside their simulation, and spectral learning curves besid
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -119,12 +119,16 @@ def kernel_vs_training(*, widths: Sequence[int] = (64, 256, 1024), depth: int = 
                        w_std: float = 2 ** 0.5, b_std: float | None = None, lr: float | None = None,
                        lr_fraction: float = 0.5, num_steps: int = 200, record_every: int = 5, n_train: int = 12,
                        n_test: int = 64, num_seeds: int = 3, noise_std: float = 0.0, data_seed: int = 0,
-                       progress: bool = True) -> KernelDynamicsResult:
+                       progress: bool = True,
+                       callback: Callable[[int, int], None] | None = None) -> KernelDynamicsResult:
     """Train NTK-parametrized MLPs of each width by full-batch GD and compare with the closed-form NTK dynamics.
 
     The learning rate is ``lr`` if given, else ``lr_fraction`` times the stability limit 2 / lambda_max of the
     infinite-width NTK (loss "sum"). Above the limit the closed form is still evaluated (its growth is the
     prediction) and the trained runs are flagged diverged.
+    ``callback(width, steps_done)``: called during each width's training after every chunk of steps (progress;
+    an exception it raises stops the study and propagates, except ``KeyboardInterrupt``, which ends that
+    training early as in :func:`workbench.training.train`).
     """
     widths = tuple(check_positive_int("width", w) for w in widths)
     if not widths:
@@ -153,7 +157,8 @@ def kernel_vs_training(*, widths: Sequence[int] = (64, 256, 1024), depth: int = 
     for width in widths:
         net = MLP(depth=depth, width=width, activation=activation, w_std=w_std, b_std=b_std)
         res = train_mlp(net, (data.x_train, data.y_train), lrs=lr, seeds=tuple(range(num_seeds)),
-                        num_steps=num_steps, record_every=record_every, x_eval=x_all, progress=progress)
+                        num_steps=num_steps, record_every=record_every, x_eval=x_all, progress=progress,
+                        callback=None if callback is None else (lambda done, w=width: callback(w, done)))
         steps = res.steps
         out = np.asarray(res.evals[0])[..., 0]  # (S, R, n + m)
         f_tr, f_te = out[:, :, :n], out[:, :, n:]
