@@ -406,3 +406,46 @@ def test_callbacks_from_two_threads_run_one_at_a_time():
     (a0, a1), (b0, b1) = sorted(spans)
     assert b0 >= a1, f"instant parts overlapped: {spans}"
     assert "updated in" in panel.status.value and panel.calls[-1] == panel.n.value
+
+
+def test_a_background_draw_that_moves_a_watched_control_does_not_deadlock_a_newer_request():
+    """A background draw that sets a watched control (notebook 02's draw moves its time slider) calls back into
+    the panel from the worker thread while holding the draw lock; a newer request on the main thread meanwhile
+    holds the panel's instant-part lock and waits for the draw lock. Both must finish."""
+    import time
+
+    class Drawing(Panel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.runner.threaded = True
+            self.runner.debounce_s = 0.0
+            self.a = W.IntSlider(value=0, min=0, max=10)
+            self.b = W.IntSlider(value=0, min=0, max=100)
+            self.redraws = 0
+            self.layout([self.a, self.b], [])
+            self.watch([self.a])
+            self.watch([self.b], self.redraw)
+
+        def redraw(self) -> None:
+            self.redraws += 1
+
+        def update(self) -> None:
+            a = self.a.value
+
+            def chunks():
+                yield a, 1.0, "done"
+
+            def draw(_result, _done: bool) -> None:
+                time.sleep(0.3)  # the main thread's newer request arrives while this draw holds the draw lock
+                self.b.value += 1
+
+            self.experiment(a, "drawing", chunks, draw)
+
+    panel = Drawing()
+    panel.a.value = 1
+    time.sleep(0.1)  # the worker is inside the draw now
+    mover = threading.Thread(target=lambda: setattr(panel.a, "value", 2), daemon=True)
+    mover.start()
+    mover.join(10)
+    assert not mover.is_alive(), "the newer request deadlocked against the background draw"
+    assert panel.wait(10) and panel.redraws >= 1

@@ -214,6 +214,12 @@ class Panel:
         self._run(self.update)
 
     def _run(self, fn: Callable[[], None]) -> None:
+        if threading.get_ident() == self.runner._computing_thread:
+            # a callback set off by a background draw (e.g. a draw that moves a time slider): it is part of that
+            # draw, which the runner's draw lock already serializes. Taking the panel lock here could deadlock: a
+            # newer request on the main thread holds it while it waits for the draw lock this draw holds.
+            self._run_locked(fn)
+            return
         with self._run_lock:
             self._run_locked(fn)
 
