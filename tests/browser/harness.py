@@ -366,8 +366,8 @@ def _change_control(page, index: int, kind: str, label: str) -> str:
         # waiting to see whether the value moved: on a busy machine the handle's aria-valuenow can lag the key
         # press by more than any fixed wait, and a second press then undid the move (measured: a w_std step
         # 1.4 -> 1.45 followed by 1.45 -> 1.4 a few hundred ms later, two recomputations, the figure unchanged)
-        at_max = _float_or_none(before) is not None and _float_or_none(before) >= (
-            _float_or_none(el.get_attribute("aria-valuemax")) or float("inf"))
+        now, top = _float_or_none(before), _float_or_none(el.get_attribute("aria-valuemax"))
+        at_max = now is not None and top is not None and now >= top
         el.focus()
         el.press("ArrowLeft" if at_max else "ArrowRight")
         return f"slider {label!r} ({before} -> {'one step down' if at_max else 'one step up'})"

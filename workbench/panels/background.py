@@ -56,9 +56,7 @@ def checkpoint(note: str | None = None, fraction: float | None = None) -> None:
     if runner.stale(exp):
         raise Superseded(f"{exp.label}: a newer request arrived")
     if note is not None:
-        frac = 0.0 if fraction is None else max(0.0, min(1.0, float(fraction)))
-        runner.on_status(f"computing {exp.label}: {note} ({100 * frac:.0f}%, {time.perf_counter() - start:.1f} s)",
-                         frac, "running")
+        runner._report(exp, note, 0.0 if fraction is None else max(0.0, min(1.0, float(fraction))), start)
 
 
 @dataclass
@@ -207,6 +205,11 @@ class Runner:
             exp.draw(partial, done)
             return True
 
+    def _report(self, exp: Experiment, note: str, fraction: float, start: float) -> None:
+        """Progress of the running ``exp``: its note, the fraction done and the time since ``start``."""
+        self.on_status(f"computing {exp.label}: {note} ({100 * fraction:.0f}%, {time.perf_counter() - start:.1f} s)",
+                       fraction, "running")
+
     def _run_one(self, exp: Experiment) -> None:
         start = time.perf_counter()
         partial: Any = _MISSING
@@ -218,8 +221,7 @@ class Runner:
                 if not self._draw_if_current(exp, partial, False):
                     self.history.append((exp.kind, exp.key, "superseded"))
                     return
-                self.on_status(f"computing {exp.label}: {note} ({100 * fraction:.0f}%, "
-                               f"{time.perf_counter() - start:.1f} s)", fraction, "running")
+                self._report(exp, note, fraction, start)
         except Superseded:  # a checkpoint inside a chunk saw a newer request
             self.history.append((exp.kind, exp.key, "superseded"))
             return
