@@ -44,14 +44,53 @@ def test_kernel_vs_training_consistency(kd):
     assert ratio[0] < ratio[-1]
 
 
+def test_theory_only_study_and_its_expected_losses_against_monte_carlo(kd):
+    """``widths=()`` gives the closed-form part of the study alone, equal to a trained study's; its expected losses
+    over the infinite ensemble agree with a Monte Carlo of f_0 ~ GP(0, NNGP) pushed through the GD recursion
+    f_{t+1}(X) = f_t(X) - lr Theta (f_t(X) - y), f_{t+1}(x*) = f_t(x*) - lr Theta(x*, X) (f_t(X) - y) step by step
+    (independent of the spectral closed form)."""
+    from workbench.kernels.analytic import infinite_kernels
+    from workbench.nets import MLP
+
+    th = kernel_vs_training(widths=(), num_steps=40, record_every=10, n_train=8, n_test=24, num_seeds=2,
+                            progress=False)
+    assert th.widths == () and th.measured_test == {} and th.finished_widths == ()
+    for f in ("steps", "eigenvalues", "ensemble_mean", "ensemble_std", "ensemble_train_loss", "ensemble_test_mse"):
+        np.testing.assert_array_equal(getattr(th, f), getattr(kd, f))
+    assert th.lr == kd.lr
+    for fig in (P.function_snapshot(th, 10), P.loss_curves(th)):  # theory alone draws
+        assert len(fig.data) >= 2
+    d = th.data
+    x = np.concatenate([d.x_train, d.x_test])
+    k = infinite_kernels(MLP(depth=1, width=1, activation="relu", w_std=2 ** 0.5), x)
+    nngp, ntk = np.asarray(k.nngp), np.asarray(k.ntk)
+    n, draws = 8, 20000
+    rng = np.random.default_rng(0)
+    f = np.linalg.cholesky(nngp + 1e-10 * np.eye(len(x))) @ rng.standard_normal((len(x), draws))  # (n + m, draws)
+    y, ys = d.y_train[:, :1], d.y_test[:, :1]
+    train_loss, test_mse = [], []
+    for step in range(41):
+        if step % 10 == 0:
+            train_loss.append(0.5 * np.sum((f[:n] - y) ** 2, axis=0))
+            test_mse.append(np.mean((f[n:] - ys) ** 2, axis=0))
+        f = f - th.lr * ntk[:, :n] @ (f[:n] - y)
+    for mc, theory in ((np.array(train_loss), th.ensemble_train_loss), (np.array(test_mse), th.ensemble_test_mse)):
+        se = mc.std(axis=1) / np.sqrt(draws)
+        # Monte Carlo: within 5 standard errors (a false alarm has probability ~6e-7 per point)
+        assert np.all(np.abs(mc.mean(axis=1) - theory) < 5 * se + 1e-12), (mc.mean(axis=1), theory, se)
+    assert th.ensemble_train_loss[-1] < 0.2 * th.ensemble_train_loss[0]  # it learns
+
+
 def test_circle_data_and_bad_input():
     d = circle_data(5, 7, seed=1)
     assert d.x_train.shape == (5, 2) and d.y_test.shape == (7, 1)
     np.testing.assert_allclose(np.linalg.norm(d.x_test, axis=1), 1.0)
     with pytest.raises(ValueError, match="n_train must be an integer >= 1"):
         circle_data(0)
-    with pytest.raises(ValueError, match="widths must not be empty"):
-        kernel_vs_training(widths=())
+    with pytest.raises(ValueError, match="widths must be distinct"):
+        kernel_vs_training(widths=(8, 8))
+    with pytest.raises(ValueError, match="width must be"):
+        kernel_vs_training(widths=(0,))
 
 
 def test_advani_saxe_study_peak_and_early_stopping():
@@ -123,3 +162,31 @@ def test_advani_saxe_time_is_theory_plus_simulation():
     np.testing.assert_array_equal(r.E_g, e_g)  # the study passes the theory through unchanged
     np.testing.assert_array_equal(r.E_t, e_t)
     assert r.sim.E_g.shape == (1, 1) and np.isfinite(r.sim.E_g).all()
+
+
+def test_kernel_dynamics_panel_draws_a_width_while_it_trains(monkeypatch):
+    """The panel draws the curves of the width in training as they grow (partials drawn within the width's
+    training, here after every training chunk), and ends with the finished study drawn."""
+    monkeypatch.setenv("WORKBENCH_FAST", "1")
+    from workbench.panels.dynamics import KernelDynamicsPanel
+    from workbench.panels.figure import LiveFigure
+
+    names = []
+    update = LiveFigure.update
+
+    def record(self, fig):
+        if fig.layout.title.text and fig.layout.title.text.startswith("Train loss"):
+            names.append(tuple(t.name for t in fig.data))
+        return update(self, fig)
+
+    monkeypatch.setattr(LiveFigure, "update", record)
+    monkeypatch.setattr(KernelDynamicsPanel, "PARTIAL_EVERY_S", 0.0)
+    panel = KernelDynamicsPanel()
+    result = panel.result
+    assert "error" not in panel.status.value and result.finished_widths == result.widths == (32, 512)
+    in_training = [n for n in names if any("trained to step" in x for x in n)]
+    # both widths were drawn while training (the second beside the finished first), then the final figure
+    assert any("width 32 (measured, trained to step" in " ".join(n) for n in in_training)
+    assert any("width 512 (measured, trained to step" in " ".join(n) and "train loss, width 32 (measured)" in n
+               for n in in_training)
+    assert not any("trained to step" in x for x in names[-1])

@@ -173,6 +173,24 @@ def test_keyboard_interrupt_returns_the_finished_chunks(linear_data):
     assert full.completed and full.num_steps_done == 50
 
 
+def test_partial_callback_streams_prefixes_of_the_final_result(linear_data):
+    """After every chunk but the last, ``partial_callback`` gets the result so far: its recorded steps are a prefix
+    of the final ones, its records equal the final records there, and it says it is in progress."""
+    x, y = linear_data
+    parts = []
+    res = train(quad_loss, quad_init, (x, y), lrs=[0.05, 0.2], num_steps=50, record_every=5, num_chunks=5,
+                partial_callback=parts.append, progress=False)
+    assert [p.num_steps_done for p in parts] == [10, 20, 30, 40]  # 5 chunks of 2 records; none after the last
+    for p in parts:
+        k = p.steps.size
+        assert not p.completed and "in progress" in p.info
+        np.testing.assert_array_equal(p.steps, res.steps[:k])
+        np.testing.assert_array_equal(p.train_loss, res.train_loss[:, :, :k])
+    assert res.completed and "in progress" not in res.info
+    with pytest.raises(TypeError, match="partial_callback must be callable"):
+        train(quad_loss, quad_init, (x, y), lrs=0.1, num_steps=5, partial_callback=3, progress=False)
+
+
 def test_train_mlp_losses_outputs_ntk_and_mup_multipliers(key):
     kx, ky = jax.random.split(key)
     x = jax.random.normal(kx, (6, 3))

@@ -38,22 +38,28 @@ class Superseded(Exception):
     stale; the runner ends the experiment there (nothing cached, nothing drawn)."""
 
 
+_MISSING = object()
+
 #: the experiment this thread is running: (runner, experiment, start time), set by :meth:`Runner._run_one`
 _current = threading.local()
 
 
-def checkpoint(note: str | None = None, fraction: float | None = None) -> None:
+def checkpoint(note: str | None = None, fraction: float | None = None, partial: Any = _MISSING) -> None:
     """A point inside one chunk of a running experiment where it may stop: raises :class:`Superseded` when a
     newer request has arrived, and with ``note`` shows it (and ``fraction`` of the whole, in [0, 1]) in the
     panel's status line. Pass it as the progress callback of long work inside a chunk, e.g. a training loop
     (``train(..., callback=...)``), so that a stale experiment stops within one training chunk rather than at
-    the end of its chunk. Outside a running experiment it does nothing.
+    the end of its chunk. ``partial``: a partial result to draw now (``experiment.draw(partial, False)``), as a
+    yielded chunk would be: a long chunk streams its progress into the figures (e.g. a training's curves so far,
+    from ``train(..., partial_callback=...)``). Outside a running experiment it does nothing.
     """
     current = getattr(_current, "value", None)
     if current is None:
         return
     runner, exp, start = current
     if runner.stale(exp):
+        raise Superseded(f"{exp.label}: a newer request arrived")
+    if partial is not _MISSING and not runner._draw_if_current(exp, partial, False):
         raise Superseded(f"{exp.label}: a newer request arrived")
     if note is not None:
         runner._report(exp, note, 0.0 if fraction is None else max(0.0, min(1.0, float(fraction))), start)
@@ -233,7 +239,9 @@ class Runner:
             return
         finally:
             _current.value = None
-            gen.close()
+            close = getattr(gen, "close", None)  # a generator is closed (its finally blocks run); any iterator works
+            if close is not None:
+                close()
         if partial is _MISSING:
             return
         with self._cond:
@@ -246,5 +254,3 @@ class Runner:
         self.history.append((exp.kind, exp.key, "done"))
         self.on_status(f"{exp.label} done in {time.perf_counter() - start:.1f} s", 1.0, "done")
 
-
-_MISSING = object()

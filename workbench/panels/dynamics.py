@@ -9,6 +9,8 @@ wait for the running experiment.
 
 from __future__ import annotations
 
+import time
+
 import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
@@ -35,6 +37,9 @@ class KernelDynamicsPanel(Panel):
     """NTK closed form vs trained nets: widths, depth, activation, learning rate (as a fraction of 2/lambda_max),
     sample size, and a time slider that redraws from stored results."""
 
+    #: while a width trains, its curves so far are drawn at most this often (each draw rebuilds four figures)
+    PARTIAL_EVERY_S = 2.0
+
     def __init__(self) -> None:
         super().__init__()
         widths = config.pick((32, 512), (64, 256, 1024, 4096))
@@ -50,9 +55,9 @@ class KernelDynamicsPanel(Panel):
         self.activation = W.Dropdown(options=("relu", "erf", "tanh"), value="relu", description="activation")
         self.step = W.IntSlider(value=0, min=0, max=1, description="GD step", continuous_update=True)
         self._result = None
-        self.figures = {name: LiveFigure(_waiting(title)) for name, title in (
-            ("functions", "Functions: NTK closed form vs trained nets"), ("losses", "Training and test loss"),
-            ("modes", "Residuals along NTK eigenvectors"), ("width_errors", "Distance to the NTK prediction"))}
+        self._titles = {"functions": "Functions: NTK closed form vs trained nets", "losses": "Training and test loss",
+                        "modes": "Residuals along NTK eigenvectors", "width_errors": "Distance to the NTK prediction"}
+        self.figures = {name: LiveFigure(_waiting(title)) for name, title in self._titles.items()}
         controls = W.HBox([W.VBox([self.widths]), W.VBox([self.depth, self.activation]),
                            W.VBox([self.lr_fraction, self.n_train, self.step])])
         self.layout([controls], list(self.figures.values()))
@@ -89,21 +94,41 @@ class KernelDynamicsPanel(Panel):
         self.figures["losses"].update(P.loss_curves(self._result, step=self.step.value))
 
     def update(self) -> None:
+        """Instant: the closed form of the new setting (infinite-ensemble mean and band, expected losses);
+        background: the nets, width by width, drawn as they train."""
         if not self.widths.value:
             raise ValueError("select at least one width")
         kw = self.settings()
+        self._result = kernel_vs_training(**{**kw, "widths": ()})
+        self._set_step_range()
+        self.redraw_time()
+        for name in ("modes", "width_errors"):  # nothing of the old setting stays on screen
+            self.figures[name].update(_waiting(self._titles[name]))
 
-        def chunks():  # width by width (narrow first): the figures gain a width per chunk
+        def chunks():  # width by width (narrow first): the figures gain a width per chunk, and a wide width's
+            # curves grow while it trains (a partial result at most every PARTIAL_EVERY_S)
             merged = None
             n = len(kw["widths"])
+            last_draw = [time.perf_counter()]
             for i, width in enumerate(kw["widths"]):
-                def progress(_w: int, done: int, i: int = i, width: int = width) -> None:
-                    # a wide net trains for tens of seconds: say how far, and stop there once superseded
-                    checkpoint(f"width {width} ({i + 1}/{n}), GD step {done}/{kw['num_steps']}",
-                               (i + done / kw["num_steps"]) / n)
+                def note(done: int, i: int = i, width: int = width) -> tuple[str, float]:
+                    return (f"width {width} ({i + 1}/{n}), GD step {done}/{kw['num_steps']}",
+                            (i + done / kw["num_steps"]) / n)
 
-                part = kernel_vs_training(**{**kw, "widths": (width,)}, callback=progress)
+                def progress(_w: int, done: int) -> None:
+                    # a wide net trains for tens of seconds: say how far, and stop there once superseded
+                    checkpoint(*note(done))
+
+                def partial(part, width: int = width) -> None:
+                    if time.perf_counter() - last_draw[0] < self.PARTIAL_EVERY_S:
+                        return
+                    checkpoint(*note(part.steps_done[width]),
+                               partial=part if merged is None else _merge_widths(merged, part))
+                    last_draw[0] = time.perf_counter()
+
+                part = kernel_vs_training(**{**kw, "widths": (width,)}, callback=progress, partial_callback=partial)
                 merged = part if merged is None else _merge_widths(merged, part)
+                last_draw[0] = time.perf_counter()
                 yield merged, (i + 1) / len(kw["widths"]), f"width {width} ({i + 1}/{len(kw['widths'])})"
 
         def draw(result, _done: bool) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -9,6 +11,20 @@ from workbench.plots import MEASURED_COLOR, THEORY_COLOR, base_figure
 
 #: colours for several widths / modes (measured side), theory stays THEORY_COLOR or dashed
 PALETTE = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+
+
+def _seed_mean(a: np.ndarray) -> np.ndarray:
+    """Mean over seeds (axis 0) ignoring NaN; NaN (no warning) where no seed has a value: a diverged run, or the
+    steps a partial result has not trained yet."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(a, axis=0)
+
+
+def _in_training(result, width: int) -> str:
+    """" (trained to step k)" for a width still in training in a partial result, else ""."""
+    done = getattr(result, "steps_done", {}).get(width)
+    return "" if done is None or done >= result.steps[-1] else f", trained to step {done}"
 
 
 def _index_of(steps: np.ndarray, step: int) -> int:
@@ -36,7 +52,7 @@ def function_snapshot(result, step: int, *, seed: int = 0) -> go.Figure:
                              name="target"))
     for c, w in zip(PALETTE, result.widths):
         fig.add_trace(go.Scatter(x=ang, y=result.measured_test[w][seed, i], mode="lines", line=dict(color=c, width=2),
-                                 name=f"net width {w} (seed {seed})"))
+                                 name=f"net width {w} (seed {seed}{_in_training(result, w)})"))
         fig.add_trace(go.Scatter(x=ang, y=result.predicted_test[w][seed, i], mode="lines",
                                  line=dict(color=c, width=1, dash="dash"), name=f"closed form from its f_0 (width {w})"))
     fig.add_trace(go.Scatter(x=d.angles_train, y=d.y_train[:, 0], mode="markers",
@@ -45,18 +61,22 @@ def function_snapshot(result, step: int, *, seed: int = 0) -> go.Figure:
 
 
 def loss_curves(result, *, step: int | None = None) -> go.Figure:
-    """Train loss (1/2 sum (f - y)^2) and test MSE against GD steps: measured (mean over seeds) and closed form."""
+    """Train loss (1/2 sum (f - y)^2) and test MSE against GD steps: measured (mean over seeds), each width's
+    closed form from its own f_0, and the expectation over the infinite ensemble (theory alone, no net needed)."""
     fig = base_figure("Train loss and test error over training", "GD step", "loss", log_y=True)
     s = np.asarray(result.steps)
     for c, w in zip(PALETTE, result.widths):
         for key, meas, pred, dash in (("train loss", result.measured_train_loss, result.predicted_train_loss, None),
                                       ("test MSE", result.measured_test_mse, result.predicted_test_mse, "dot")):
-            fig.add_trace(go.Scatter(x=s, y=np.nanmean(meas[w], axis=0), mode="markers+lines",
+            fig.add_trace(go.Scatter(x=s, y=_seed_mean(meas[w]), mode="markers+lines",
                                      marker=dict(color=c, size=5), line=dict(color=c, width=1, dash=dash),
-                                     name=f"{key}, width {w} (measured)"))
-            fig.add_trace(go.Scatter(x=s, y=np.nanmean(pred[w], axis=0), mode="lines",
+                                     name=f"{key}, width {w} (measured{_in_training(result, w)})"))
+            fig.add_trace(go.Scatter(x=s, y=_seed_mean(pred[w]), mode="lines",
                                      line=dict(color=THEORY_COLOR, width=1, dash=dash),
                                      name=f"{key}, width {w} (closed form)", showlegend=w == result.widths[0]))
+    for key, y, dash in (("train loss", result.ensemble_train_loss, None), ("test MSE", result.ensemble_test_mse, "dot")):
+        fig.add_trace(go.Scatter(x=s, y=y, mode="lines", line=dict(color="black", width=2, dash=dash),
+                                 name=f"{key}, infinite-ensemble mean (NTK theory)"))
     if step is not None:
         fig.add_vline(x=float(step), line=dict(color="grey", dash="dash"))
     return fig
@@ -67,7 +87,8 @@ def mode_residuals(result, *, width: int | None = None, num_modes: int = 4, seed
     width = result.widths[-1] if width is None else width
     if width not in result.measured_modes:
         raise ValueError(f"width must be one of {result.widths}, got {width}")
-    fig = base_figure(f"Residual along NTK eigenvectors (width {width}, seed {seed}): top modes converge first",
+    fig = base_figure(f"Residual along NTK eigenvectors (width {width}{_in_training(result, width)}, seed {seed}): "
+                      "top modes converge first",
                       "GD step", "|v_k . (f_t(X) - y)|", log_y=True)
     s = np.asarray(result.steps)
     for k in range(min(num_modes, result.eigenvalues.size)):
@@ -81,15 +102,21 @@ def mode_residuals(result, *, width: int | None = None, num_modes: int = 4, seed
 
 
 def width_errors(result) -> go.Figure:
-    """Largest relative error of the test predictions over the run against width, with a width^-1/2 guide."""
-    w = np.asarray(result.widths, dtype=float)
-    err = np.array([result.rel_error[x] for x in result.widths])  # (W, S)
+    """Largest relative error of the test predictions over the run against width, with a width^-1/2 guide.
+    Only widths whose training has finished are shown (a partial run's error so far would understate it)."""
+    widths = getattr(result, "finished_widths", result.widths)
     fig = base_figure("Finite-width error of the closed-form prediction", "width", "max_t |f_net - f_NTK| / |f_NTK|",
                       log_x=True, log_y=True)
+    if not widths:
+        fig.add_annotation(text="the first width is training...", showarrow=False, x=0.5, y=0.5, xref="paper",
+                           yref="paper")
+        return fig
+    w = np.asarray(widths, dtype=float)
+    err = np.array([result.rel_error[x] for x in widths])  # (W, S)
     for j in range(err.shape[1]):
         fig.add_trace(go.Scatter(x=w, y=err[:, j], mode="markers", marker=dict(color=MEASURED_COLOR, size=6, opacity=0.5),
                                  name="seeds", showlegend=j == 0))
-    mean = np.nanmean(err, axis=1)
+    mean = _seed_mean(err.T)
     fig.add_trace(go.Scatter(x=w, y=mean, mode="lines+markers", line=dict(color=MEASURED_COLOR), name="mean over seeds"))
     if np.isfinite(mean[0]) and mean[0] > 0:
         fig.add_trace(go.Scatter(x=w, y=mean[0] * np.sqrt(w[0] / w), mode="lines",

@@ -82,6 +82,8 @@ class KernelDynamicsResult(NamedTuple):
       lr, lr_max: learning rate and the GD stability limit 2 / lambda_max(Theta) (loss "sum").
       eigenvalues: (n,) of the infinite-width NTK on the training inputs (descending).
       ensemble_mean, ensemble_std: (R, m) infinite-ensemble mean and standard deviation on the test grid.
+      ensemble_train_loss, ensemble_test_mse: (R,) their expectations over the infinite ensemble,
+        1/2 |mu_t(X) - y|^2 + 1/2 tr Sigma_t(X, X) and mean over x* of (mu_t(x*) - y*)^2 + Sigma_t(x*, x*).
       measured_test: dict width -> (S, R, m) network outputs on the test grid.
       predicted_test: dict width -> (S, R, m) closed form started from each net's own f_0.
       measured_train_loss, predicted_train_loss: dict width -> (S, R), 1/2 sum (f(X) - y)^2.
@@ -91,6 +93,9 @@ class KernelDynamicsResult(NamedTuple):
       rel_error: dict width -> (S,), max over the run of |f_net - f_pred| / |f_pred| on the test grid.
       diverged: dict width -> (S,) bool (from training).
       info: settings and device report.
+      steps_done: dict width -> the last GD step trained (``steps[-1]`` once finished). A partial result (from
+        ``partial_callback``) has one width in training: its measured arrays are NaN after that step, its
+        closed-form ones complete.
     """
 
     data: CircleData
@@ -102,6 +107,8 @@ class KernelDynamicsResult(NamedTuple):
     eigenvalues: np.ndarray
     ensemble_mean: np.ndarray
     ensemble_std: np.ndarray
+    ensemble_train_loss: np.ndarray
+    ensemble_test_mse: np.ndarray
     measured_test: dict
     predicted_test: dict
     measured_train_loss: dict
@@ -113,6 +120,12 @@ class KernelDynamicsResult(NamedTuple):
     rel_error: dict
     diverged: dict
     info: str
+    steps_done: dict
+
+    @property
+    def finished_widths(self) -> tuple[int, ...]:
+        """The widths whose training has reached the last step."""
+        return tuple(w for w in self.widths if self.steps_done[w] >= self.steps[-1])
 
 
 def kernel_vs_training(*, widths: Sequence[int] = (64, 256, 1024), depth: int = 1, activation: str = "relu",
@@ -120,7 +133,9 @@ def kernel_vs_training(*, widths: Sequence[int] = (64, 256, 1024), depth: int = 
                        lr_fraction: float = 0.5, num_steps: int = 200, record_every: int = 5, n_train: int = 12,
                        n_test: int = 64, num_seeds: int = 3, noise_std: float = 0.0, data_seed: int = 0,
                        progress: bool = True,
-                       callback: Callable[[int, int], None] | None = None) -> KernelDynamicsResult:
+                       callback: Callable[[int, int], None] | None = None,
+                       partial_callback: Callable[[KernelDynamicsResult], None] | None = None
+                       ) -> KernelDynamicsResult:
     """Train NTK-parametrized MLPs of each width by full-batch GD and compare with the closed-form NTK dynamics.
 
     The learning rate is ``lr`` if given, else ``lr_fraction`` times the stability limit 2 / lambda_max of the
@@ -129,12 +144,16 @@ def kernel_vs_training(*, widths: Sequence[int] = (64, 256, 1024), depth: int = 
     ``callback(width, steps_done)``: called during each width's training after every chunk of steps (progress;
     an exception it raises stops the study and propagates, except ``KeyboardInterrupt``, which ends that
     training early as in :func:`workbench.training.train`).
+    ``partial_callback(result)``: called after every chunk of steps with the result so far: the widths finished,
+    and the width in training up to its step (``result.steps_done``), on the full step grid.
+    ``widths=()`` trains nothing: the closed-form part alone (data, eigenvalues, the infinite ensemble), at once.
     """
     widths = tuple(check_positive_int("width", w) for w in widths)
-    if not widths:
-        raise ValueError("widths must not be empty")
+    if len(set(widths)) != len(widths):
+        raise ValueError(f"widths must be distinct, got {widths}")
     num_steps = check_positive_int("num_steps", num_steps)
     num_seeds = check_positive_int("num_seeds", num_seeds)
+    record_every = check_positive_int("record_every", record_every)
     data = circle_data(n_train, n_test, noise_std=noise_std, seed=data_seed)
     proto = MLP(depth=depth, width=1, activation=activation, w_std=w_std, b_std=b_std)
     x_all = np.concatenate([data.x_train, data.x_test])
@@ -150,17 +169,29 @@ def kernel_vs_training(*, widths: Sequence[int] = (64, 256, 1024), depth: int = 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnstableLearningRateWarning)
         gd = gradient_descent(k_tr, data.y_train, lr=lr, ntk_test_train=k_te_tr)
-    measured_test, predicted_test = {}, {}
-    mtl, ptl, mte, pte, mmodes, pmodes, rel, div = {}, {}, {}, {}, {}, {}, {}, {}
-    steps = None
-    v = gd.eigenvectors
-    for width in widths:
-        net = MLP(depth=depth, width=width, activation=activation, w_std=w_std, b_std=b_std)
-        res = train_mlp(net, (data.x_train, data.y_train), lrs=lr, seeds=tuple(range(num_seeds)),
-                        num_steps=num_steps, record_every=record_every, x_eval=x_all, progress=progress,
-                        callback=None if callback is None else (lambda done, w=width: callback(w, done)))
-        steps = res.steps
-        out = np.asarray(res.evals[0])[..., 0]  # (S, R, n + m)
+    # the recorded GD steps, as train() records them: 0, every record_every, and the last step
+    steps = np.unique(np.append(np.arange(0, num_steps + 1, record_every), num_steps))
+    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", UnstableLearningRateWarning)
+        ens = gd.ensemble(steps, nngp[:n, :n], nngp_test_train=nngp[n:, :n], nngp_test_test=nngp[n:, n:])
+    var_test = np.clip(np.diagonal(ens.cov_test, axis1=1, axis2=2), 0, None)
+    std = np.sqrt(var_test)
+    with np.errstate(over="ignore", invalid="ignore"):  # above the stability limit the expectations grow to inf
+        ens_train_loss = 0.5 * np.sum((ens.mean_train[..., 0] - data.y_train[None, :, 0]) ** 2, axis=1) \
+            + 0.5 * np.trace(ens.cov_train, axis1=1, axis2=2)
+        ens_test_mse = np.mean((ens.mean_test[..., 0] - data.y_test[None, :, 0]) ** 2 + var_test, axis=1)
+    fields = ("measured_test", "predicted_test", "measured_train_loss", "predicted_train_loss", "measured_test_mse",
+              "predicted_test_mse", "measured_modes", "predicted_modes", "rel_error", "diverged", "steps_done")
+    done: dict[str, dict] = {f: {} for f in fields}
+
+    def width_arrays(res) -> dict:
+        """The per-width entries of one training result (partial ones padded with NaN to the full step grid)."""
+        out = np.asarray(res.evals[0])[..., 0]  # (S, R', n + m)
+        loss = np.asarray(res.train_loss[0])  # (S, R')
+        if out.shape[1] < steps.size:
+            pad = steps.size - out.shape[1]
+            out = np.concatenate([out, np.full((out.shape[0], pad, out.shape[2]), np.nan)], axis=1)
+            loss = np.concatenate([loss, np.full((loss.shape[0], pad), np.nan)], axis=1)
         f_tr, f_te = out[:, :, :n], out[:, :, n:]
         pred_te, pred_tr_loss, pred_modes = [], [], []
         for s in range(num_seeds):
@@ -171,25 +202,43 @@ def kernel_vs_training(*, widths: Sequence[int] = (64, 256, 1024), depth: int = 
                 pred_tr_loss.append(gd.train_loss(steps, f0_train=f0[:n, None]))
                 pred_modes.append(gd.mode_residuals(steps, f0_train=f0[:n, None])[..., 0])
         pred_te = np.array(pred_te)
-        measured_test[width], predicted_test[width] = f_te, pred_te
-        mtl[width] = np.asarray(res.train_loss[0])
-        ptl[width] = np.array(pred_tr_loss)
-        mte[width] = np.mean((f_te - data.y_test[None, None, :, 0]) ** 2, axis=-1)
-        pte[width] = np.mean((pred_te - data.y_test[None, None, :, 0]) ** 2, axis=-1)
-        mmodes[width] = np.einsum("ij,srj->sri", v.T, f_tr - data.y_train[None, None, :, 0])
-        pmodes[width] = np.array(pred_modes)
-        with np.errstate(over="ignore", invalid="ignore"):
-            rel[width] = np.nanmax(np.linalg.norm(f_te - pred_te, axis=-1) / np.linalg.norm(pred_te, axis=-1), axis=1)
-        div[width] = np.asarray(res.diverged[0])
-    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore", UnstableLearningRateWarning)
-        ens = gd.ensemble(steps, nngp[:n, :n], nngp_test_train=nngp[n:, :n], nngp_test_test=nngp[n:, n:])
-    std = np.sqrt(np.clip(np.diagonal(ens.cov_test, axis1=1, axis2=2), 0, None))
-    info = (f"{proto.describe().replace('width=1', 'width=' + '/'.join(map(str, widths)))}; full-batch GD, lr={lr:.4g} "
-            f"(stability limit {lr_max:.4g}), {num_steps} steps, {num_seeds} seeds, n_train={n_train}; "
-            f"{config.device_report()}")
-    return KernelDynamicsResult(data, steps, lr * steps, widths, lr, lr_max, gd.eigenvalues, ens.mean_test[..., 0],
-                                std, measured_test, predicted_test, mtl, ptl, mte, pte, mmodes, pmodes, rel, div, info)
+        with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: a diverged run
+            rel = np.nanmax(np.linalg.norm(f_te - pred_te, axis=-1) / np.linalg.norm(pred_te, axis=-1), axis=1)
+            return dict(
+                measured_test=f_te, predicted_test=pred_te, measured_train_loss=loss,
+                predicted_train_loss=np.array(pred_tr_loss),
+                measured_test_mse=np.mean((f_te - data.y_test[None, None, :, 0]) ** 2, axis=-1),
+                predicted_test_mse=np.mean((pred_te - data.y_test[None, None, :, 0]) ** 2, axis=-1),
+                measured_modes=np.einsum("ij,srj->sri", gd.eigenvectors.T, f_tr - data.y_train[None, None, :, 0]),
+                predicted_modes=np.array(pred_modes), rel_error=rel, diverged=np.asarray(res.diverged[0]),
+                steps_done=int(res.num_steps_done))
+
+    def result(current: dict | None = None, width: int | None = None) -> KernelDynamicsResult:
+        per = {f: dict(done[f]) for f in fields}
+        if current is not None:
+            for f in fields:
+                per[f][width] = current[f]
+        ws = tuple(w for w in widths if w in per["steps_done"])
+        info = (f"{proto.describe().replace('width=1', 'width=' + '/'.join(map(str, ws)))}; full-batch GD, "
+                f"lr={lr:.4g} (stability limit {lr_max:.4g}), {num_steps} steps, {num_seeds} seeds, n_train={n_train}; "
+                f"{config.device_report()}")
+        return KernelDynamicsResult(data, steps, lr * steps, ws, lr, lr_max, gd.eigenvalues, ens.mean_test[..., 0],
+                                    std, ens_train_loss, ens_test_mse, info=info, **per)
+
+    for width in widths:
+        net = MLP(depth=depth, width=width, activation=activation, w_std=w_std, b_std=b_std)
+        partial = None if partial_callback is None else (
+            lambda r, w=width: partial_callback(result(width_arrays(r), w)))
+        res = train_mlp(net, (data.x_train, data.y_train), lrs=lr, seeds=tuple(range(num_seeds)),
+                        num_steps=num_steps, record_every=record_every, x_eval=x_all, progress=progress,
+                        callback=None if callback is None else (lambda d, w=width: callback(w, d)),
+                        partial_callback=partial)
+        if not np.array_equal(res.steps, steps[: res.steps.size]):
+            raise AssertionError(f"recorded steps {res.steps} differ from the study's grid {steps}")
+        for f, v in width_arrays(res).items():
+            done[f][width] = v
+    return result()
 
 
 # =========================================================================== Advani & Saxe

@@ -298,7 +298,8 @@ def train(loss_fn: Callable[[Params, Batch], jax.Array], init_fn: Callable[[jax.
           eval_fn: Callable[[Params], Any] | None = None, lr_multipliers: Params | None = None,
           divergence_threshold: float | None = 1e4, snapshot_steps: Sequence[int] = (),
           num_chunks: int = 20, progress: bool = True,
-          callback: Callable[[int], None] | None = None, eval_data: Any = None) -> TrainResult:
+          callback: Callable[[int], None] | None = None, eval_data: Any = None,
+          partial_callback: Callable[[TrainResult], None] | None = None) -> TrainResult:
     """Train ``len(lrs) * len(seeds)`` runs of a model at once; see the module docstring for conventions.
 
     The jitted program depends on ``loss_fn``, ``init_fn``, ``eval_fn`` (by identity), the optimizer,
@@ -330,6 +331,9 @@ def train(loss_fn: Callable[[Params, Batch], jax.Array], init_fn: Callable[[jax.
       num_chunks: the run is split into about this many jitted chunks (progress bar / interrupt granularity).
       progress: show a ``tqdm.auto`` progress bar.
       callback: called as ``callback(steps_done)`` after every chunk.
+      partial_callback: called as ``partial_callback(result)`` after every chunk with the result so far (a
+        :class:`TrainResult` of the steps done, ``completed=False``), e.g. to draw a curve while it trains; each
+        call concatenates the records so far. Called after ``callback``.
 
     Returns:
       A :class:`TrainResult`.
@@ -350,6 +354,8 @@ def train(loss_fn: Callable[[Params, Batch], jax.Array], init_fn: Callable[[jax.
         raise TypeError(f"eval_fn must be callable eval_fn(params) or None, got {eval_fn!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable callback(steps_done) or None, got {callback!r}")
+    if partial_callback is not None and not callable(partial_callback):
+        raise TypeError(f"partial_callback must be callable partial_callback(result) or None, got {partial_callback!r}")
     x, y = check_data_pair("train_data", train_data)
     if test_data is not None:
         test_data = check_data_pair("test_data", test_data)
@@ -429,6 +435,30 @@ def train(loss_fn: Callable[[Params, Batch], jax.Array], init_fn: Callable[[jax.
         snaps0 = jax.tree_util.tree_map(lambda p: jnp.broadcast_to(p, (len(snapshot_steps),) + p.shape), params0)
     state = _State(jnp.asarray(0, jnp.int32), params0, opt0, jnp.full((num_lrs, num_seeds), -1, jnp.int32), snaps0)
 
+    def _result(records: list, state: _State, done_records: int, completed: bool,
+                note: str = " (interrupted)") -> TrainResult:
+        """The result of the records so far (the end of the run, or a partial one for partial_callback)."""
+        rec = jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=2), *records)
+        steps = rec_steps[: done_records + 1]
+        steps_done = int(steps[-1])
+        div_step = np.asarray(state.div_step).astype(np.int64)
+        diverged = div_step >= 0
+        snapshots: dict[int, Params] = {}
+        if snapshot_steps:
+            for i, s in enumerate(snapshot_steps):
+                if s <= steps_done:
+                    snapshots[s] = jax.tree_util.tree_map(lambda buf, i=i: buf[i], state.snaps)
+        n_div = int(diverged.sum())
+        info = (f"{opt_name} (batch {'full' if batch_size is None else f'{batch_size}, {sampling}'}), "
+                f"{num_lrs} lr x {num_seeds} seeds, {steps_done}/{num_steps} steps"
+                f"{'' if completed else note}; diverged {n_div}/{num_lrs * num_seeds} "
+                f"(bound {divergence_threshold} x initial loss, or NaN/inf); {config.device_report()}")
+        return TrainResult(
+            steps=steps, train_loss=rec["train"], test_loss=rec.get("test"), evals=rec.get("eval"),
+            diverged=diverged, diverged_step=div_step, params=state.params, lrs=lrs_np,
+            seeds=seeds_np, optimizer=opt_name, batch_size=batch_size, num_steps=num_steps,
+            num_steps_done=steps_done, completed=completed, snapshots=snapshots, ntk=None, ntk_steps=(), info=info)
+
     records = [jax.tree_util.tree_map(lambda a: np.asarray(a)[:, :, None],
                                       _initial_record(st, dyn, params0, state.div_step))]
     done_records = 0
@@ -450,29 +480,12 @@ def train(loss_fn: Callable[[Params, Batch], jax.Array], init_fn: Callable[[jax.
                 bar.update(int(rec_steps[done_records]) - bar.n)
             if callback is not None:
                 callback(int(rec_steps[done_records]))
+            if partial_callback is not None and done_records < n_after:
+                partial_callback(_result(records, state, done_records, False, " (in progress)"))
     except KeyboardInterrupt:
         completed = False
     finally:
         if bar is not None:
             bar.close()
+    return _result(records, state, done_records, completed)
 
-    rec = jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=2), *records)
-    steps = rec_steps[: done_records + 1]
-    steps_done = int(steps[-1])
-    div_step = np.asarray(state.div_step).astype(np.int64)
-    diverged = div_step >= 0
-    snapshots: dict[int, Params] = {}
-    if snapshot_steps:
-        for i, s in enumerate(snapshot_steps):
-            if s <= steps_done:
-                snapshots[s] = jax.tree_util.tree_map(lambda buf, i=i: buf[i], state.snaps)
-    n_div = int(diverged.sum())
-    info = (f"{opt_name} (batch {'full' if batch_size is None else f'{batch_size}, {sampling}'}), "
-            f"{num_lrs} lr x {num_seeds} seeds, {steps_done}/{num_steps} steps"
-            f"{'' if completed else ' (interrupted)'}; diverged {n_div}/{num_lrs * num_seeds} "
-            f"(bound {divergence_threshold} x initial loss, or NaN/inf); {config.device_report()}")
-    return TrainResult(
-        steps=steps, train_loss=rec["train"], test_loss=rec.get("test"), evals=rec.get("eval"),
-        diverged=diverged, diverged_step=div_step, params=state.params, lrs=lrs_np,
-        seeds=seeds_np, optimizer=opt_name, batch_size=batch_size, num_steps=num_steps,
-        num_steps_done=steps_done, completed=completed, snapshots=snapshots, ntk=None, ntk_steps=(), info=info)
