@@ -49,6 +49,13 @@ def test_advani_saxe_against_direct_quadrature_and_closed_forms():
     e_g, _ = advani_saxe_errors(np.array([0.3, 2.5]), np.inf, teacher_var=1.0, init_var=0.3, noise_var=noise)
     np.testing.assert_allclose(e_g, [s * 0.7 + noise * (1 + 0.3 / 0.7), noise * (1 + 1 / 1.5)], rtol=1e-9)
     assert np.isinf(advani_saxe_errors(1.0, np.inf, noise_var=0.1)[0])  # the peak at alpha = 1
+    # the t = inf closed form (int rho / l) against scipy.quad of the MP density over l, near the peak too (1e-8)
+    for alpha in (0.3, 0.9, 0.98, 1.02, 1.1, 2.5):
+        lo, hi, rho = marchenko_pastur_xtx(alpha)
+        inv_mean = quad(lambda l: rho(l) / l, lo, hi, epsabs=1e-13, epsrel=1e-12, limit=400)[0]
+        e_g, e_t = advani_saxe_errors(alpha, np.inf, teacher_var=1.0, init_var=0.3, noise_var=noise)
+        assert e_g == pytest.approx(noise * inv_mean + s * max(1 - alpha, 0) + noise, rel=1e-8), alpha
+        assert e_t == pytest.approx(noise * max(1 - 1 / alpha, 0), abs=1e-15)
 
 
 def test_advani_saxe_broadcasting_and_early_stopping():
