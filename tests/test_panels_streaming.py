@@ -230,3 +230,32 @@ def test_kernel_vs_training_reports_training_progress_and_stops_on_a_raising_cal
 
     with pytest.raises(Stop):
         kernel_vs_training(**kw, callback=stop)
+
+
+def test_the_worker_starts_once_the_panel_is_shown_or_after_its_timeout():
+    """A runner given a ``shown`` event starts its first experiment only once it is set (the panel's view was sent),
+    or after ``shown_timeout_s`` for a panel never displayed."""
+    import time
+
+    from workbench.panels.background import Experiment, Runner
+
+    started = []
+
+    def exp(name):
+        def chunks():
+            started.append((name, time.monotonic()))
+            yield name, 1.0, ""
+        return Experiment(key=name, label=name, chunks=chunks, draw=lambda r, done: None)
+
+    shown = threading.Event()
+    runner = Runner(lambda *a: None, threaded=True, debounce_s=0.0, shown=shown, shown_timeout_s=30.0)
+    runner.submit(exp("a"))
+    time.sleep(0.5)
+    assert started == []  # not shown yet: waiting
+    t_set = time.monotonic()
+    shown.set()
+    assert runner.wait(10) and started[0][0] == "a" and started[0][1] >= t_set
+    never = Runner(lambda *a: None, threaded=True, debounce_s=0.0, shown=threading.Event(), shown_timeout_s=0.2)
+    t0 = time.monotonic()
+    never.submit(exp("b"))
+    assert never.wait(10) and started[-1][0] == "b" and started[-1][1] - t0 >= 0.2

@@ -91,13 +91,19 @@ class Runner:
     ``threaded``: None picks a worker thread in a running kernel and synchronous runs elsewhere.
     ``debounce_s``: how long the worker waits for a newer request before starting one (a burst of slider moves
     starts one computation).
+    ``shown``: an event the worker waits for (at most ``shown_timeout_s``) before its first experiment: a panel
+    sets it once its view is on its way to the browser, so that the first paint (the instant theory) does not
+    compete with the compilation of the experiment for the kernel's two cores.
     """
 
     def __init__(self, on_status: Callable[[str, float, str], None], *, threaded: bool | None = None,
-                 debounce_s: float = 0.15, max_cache: int = 64) -> None:
+                 debounce_s: float = 0.15, max_cache: int = 64, shown: threading.Event | None = None,
+                 shown_timeout_s: float = 2.0) -> None:
         self.on_status = on_status
         self.threaded = threaded
         self.debounce_s = debounce_s
+        self.shown = shown
+        self.shown_timeout_s = shown_timeout_s
         self.max_cache = max_cache
         self.cache: dict[tuple[str, Hashable], Any] = {}
         #: every request started and how it ended, e.g. [("experiment", key, "superseded"), ...] (for tests)
@@ -186,6 +192,8 @@ class Runner:
             return exp
 
     def _work(self) -> None:
+        if self.shown is not None:
+            self.shown.wait(self.shown_timeout_s)
         while True:
             with self._cond:
                 while not self._pending:

@@ -135,8 +135,9 @@ class Panel:
         self._busy = False
         self._instant_note = ""
         self._displayed = False
+        self._shown = threading.Event()  # set once displayed: the worker starts after the first paint is sent
         #: runs the experiment part (see :mod:`workbench.panels.background`)
-        self.runner = Runner(self._on_experiment_status, threaded=None)
+        self.runner = Runner(self._on_experiment_status, threaded=None, shown=self._shown)
         self.runner.is_threaded = self._threaded  # type: ignore[method-assign]
 
     # ---------------------------------------------------------------- layout
@@ -154,6 +155,7 @@ class Panel:
         if config.static_figures() is not None:
             bundle["text/html"] = self.static_html()
         display(bundle, raw=True)
+        self._shown.set()
 
     def static_html(self) -> str:
         """The panel as static HTML: every figure as an image (static figures on) and the status line.
