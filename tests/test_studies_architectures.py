@@ -70,3 +70,25 @@ def test_build_options_mlp_equals_nets_mlp_and_image_inputs():
         build("cnn_gap", depth=0)
     with pytest.raises(ValueError, match="parametrization must be one of"):
         build("resnet", parametrization="mup")
+
+
+def test_channel_convergence_every_seed_streams_the_same_numbers():
+    """``every_seed=True`` adds a partial after each seed of a count (NaN for the seeds not done, the fit over the
+    finished counts only); its per-count results are exactly those of the per-count stream, and the figure draws
+    a partial (mean over the seeds done)."""
+    from workbench.studies.architectures import iter_channel_convergence
+
+    x = digit_images(3)[:, 2:6, 2:6]
+    per_count = list(iter_channel_convergence("cnn_gap", x, [4, 8], seeds=2))
+    every = list(iter_channel_convergence("cnn_gap", x, [4, 8], seeds=2, every_seed=True))
+    assert len(per_count) == 2 and len(every) == 4
+    first, second = every[0], every[2]
+    assert np.isnan(first.distance[0, 1]) and np.isfinite(first.distance[0, 0]) and np.isnan(first.slope)
+    np.testing.assert_array_equal(first.distance[0, 0], per_count[0].distance[0, 0])
+    assert np.isnan(second.distance[1, 1]) and np.isnan(second.slope)  # one finished count: no fit yet
+    np.testing.assert_array_equal(second.distance[0], per_count[0].distance[0])
+    for a, b in ((every[1], per_count[0]), (every[3], per_count[1])):
+        np.testing.assert_array_equal(a.distance, b.distance)
+        assert a.slope == b.slope or (np.isnan(a.slope) and np.isnan(b.slope))
+    mean = convergence_figure(second).data[0].y
+    assert np.isfinite(mean).all() and mean[1] == pytest.approx(second.distance[1, 0])

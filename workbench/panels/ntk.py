@@ -355,8 +355,8 @@ class NTKPanel(Panel):
     def _arch_convergence(self, p: Params) -> Iterator[tuple[Any, int]]:
         key = ("arch_convergence", p.architecture, *p.net_key(), p.parametrization, p.dataset, p.n, self.channel_sweep)
         yield from self._steps("arch_convergence", key, lambda: arch.iter_channel_convergence(
-            p.architecture, self.images(p), self.channel_sweep, seeds=self.seeds, **p.options()),
-            len(self.channel_sweep))
+            p.architecture, self.images(p), self.channel_sweep, seeds=self.seeds, every_seed=True, **p.options()),
+            len(self.channel_sweep) * self.seeds)  # a wide count's seeds drawn one by one
 
     def _locality(self, p: Params) -> Iterator[tuple[Any, int]]:
         """The NTK spectra of :attr:`locality_names` (the same for every architecture choice: computed once)."""

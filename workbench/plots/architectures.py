@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -29,7 +31,9 @@ def convergence_figure(results: list[ChannelConvergence] | ChannelConvergence) -
     fig = base_figure("Empirical NTK -> infinite-width NTK", "channels", "||Theta_emp - Theta||_F / ||Theta||_F",
                       log_x=True, log_y=True)
     for r in results:
-        mean = r.distance.mean(axis=1)
+        with warnings.catch_warnings():  # a partial result: seeds not done yet are NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(r.distance, axis=1)
         fig.add_trace(go.Scatter(x=r.channels, y=mean, mode="lines+markers",
                                  name=f"{LABELS[r.name]} (slope {r.slope:.2f})"))
         xs = np.repeat(r.channels, r.distance.shape[1])
@@ -37,7 +41,7 @@ def convergence_figure(results: list[ChannelConvergence] | ChannelConvergence) -
                                  showlegend=False))
     if results:
         r = results[0]
-        ref = r.distance.mean(axis=1)[0] * (r.channels / r.channels[0]) ** -0.5
+        ref = np.nanmean(r.distance[0]) * (r.channels / r.channels[0]) ** -0.5
         fig.add_trace(go.Scatter(x=r.channels, y=ref, mode="lines", line=dict(dash="dash", color=THEORY_COLOR),
                                  name="channels^-1/2"))
     return fig

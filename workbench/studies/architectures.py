@@ -249,9 +249,12 @@ def channel_convergence(name: str, x: jax.Array, channels: Sequence[int], *, see
 
 
 def iter_channel_convergence(name: str, x: jax.Array, channels: Sequence[int], *, seeds: Sequence[int] | int = 3,
-                             progress: bool = False, **options: Any) -> Iterator[ChannelConvergence]:
+                             progress: bool = False, every_seed: bool = False,
+                             **options: Any) -> Iterator[ChannelConvergence]:
     """:func:`channel_convergence` one channel count at a time: after each, the result over the counts done so
-    far (slope and intercept NaN until two are done); the last one is :func:`channel_convergence`'s."""
+    far (slope and intercept NaN until two are done); the last one is :func:`channel_convergence`'s.
+    ``every_seed``: also after each seed of a count (its row NaN for the seeds not done yet; the fit over the
+    finished counts only), so that a wide count's seeds appear one by one."""
     check_choice("name", name, ARCHITECTURES)
     check_finite("x", x)
     channels = np.asarray([check_positive_int("channels", int(c)) for c in channels])
@@ -263,6 +266,7 @@ def iter_channel_convergence(name: str, x: jax.Array, channels: Sequence[int], *
     dist = np.zeros((len(channels), len(seeds)))
     info = f"{LABELS[name]}, n={x.shape[0]}, {len(seeds)} seeds, {x.dtype}; {config.device_report()}"
     bar = tqdm(total=dist.size, desc=f"{name} channel convergence", disable=not progress)
+    slope = intercept = float("nan")
     try:
         for i, c in enumerate(channels):
             net = build(name, int(c), **options)
@@ -273,12 +277,14 @@ def iter_channel_convergence(name: str, x: jax.Array, channels: Sequence[int], *
                 emp = np.asarray(empirical_ntk(net.apply, params, x, method="jacobian"), dtype=float)
                 dist[i, j] = np.linalg.norm(emp - k_inf) / norm
                 bar.update()
+                if every_seed and j < len(seeds) - 1:
+                    part = dist[: i + 1].copy()
+                    part[i, j + 1:] = np.nan
+                    yield ChannelConvergence(name, channels[: i + 1].copy(), part, slope, intercept, info)
             done = slice(0, i + 1)
             if i >= 1:
                 fit = fit_loglog(channels[done], dist[done].mean(axis=1))
                 slope, intercept = fit.exponent, math.log(fit.prefactor)
-            else:
-                slope = intercept = float("nan")
             yield ChannelConvergence(name, channels[done].copy(), dist[done].copy(), slope, intercept, info)
     finally:
         bar.close()
