@@ -184,35 +184,6 @@ def test_a_checkpoint_with_a_partial_draws_it_and_a_stale_one_is_not_drawn():
     assert ("experiment", "b", "superseded") in runner.history
 
 
-def test_kernel_vs_training_streams_a_width_while_it_trains():
-    """``partial_callback`` gets the study so far on the full step grid: the width in training measured up to its
-    step (NaN after), its closed form complete; the last partial's finished entries equal the final study's."""
-    from workbench.plots import dynamics as P
-    from workbench.studies.dynamics import kernel_vs_training
-
-    kw = dict(widths=(16, 32), num_steps=20, record_every=2, n_train=4, n_test=4, num_seeds=2, progress=False)
-    parts = []
-    final = kernel_vs_training(**kw, partial_callback=parts.append)
-    assert final.finished_widths == (16, 32) and final.steps_done == {16: 20, 32: 20}
-    assert [p.widths for p in parts][0] == (16,) and parts[-1].widths == (16, 32)
-    for p in parts:
-        w = p.widths[-1]
-        k = p.steps_done[w]
-        assert 0 < k < 20 and p.finished_widths == p.widths[:-1]
-        assert p.steps.tolist() == final.steps.tolist()
-        i = int(np.searchsorted(p.steps, k))  # the last step trained
-        assert np.isnan(p.measured_test[w][:, i + 1:]).all() and np.isfinite(p.measured_test[w][:, : i + 1]).all()
-        np.testing.assert_array_equal(p.measured_test[w][:, : i + 1], final.measured_test[w][:, : i + 1])
-        np.testing.assert_array_equal(p.predicted_test[w], final.predicted_test[w])  # from f_0: complete at once
-        # the plot builders take a partial (no warning about the untrained steps' empty means)
-        for fig in (P.function_snapshot(p, 20), P.loss_curves(p), P.mode_residuals(p), P.width_errors(p)):
-            assert len(fig.data) > 0 or fig.layout.annotations
-        assert any("trained to step" in (t.name or "") for t in P.loss_curves(p).data)
-        errors = P.width_errors(p)  # only finished widths: an error so far would understate the width's error
-        assert ([float(x) for x in errors.data[0].x] == [float(x) for x in p.finished_widths] if p.finished_widths
-                else not errors.data and "training" in errors.layout.annotations[0].text)
-
-
 def test_kernel_vs_training_reports_training_progress_and_stops_on_a_raising_callback():
     from workbench.studies.dynamics import kernel_vs_training
 

@@ -165,28 +165,54 @@ def test_advani_saxe_time_is_theory_plus_simulation():
 
 
 def test_kernel_dynamics_panel_draws_a_width_while_it_trains(monkeypatch):
-    """The panel draws the curves of the width in training as they grow (partials drawn within the width's
-    training, here after every training chunk), and ends with the finished study drawn."""
+    """The panel draws the curves of the width in training as they grow (partials of
+    ``kernel_vs_training(partial_callback=)``, drawn here after every training chunk), and ends with the finished
+    study. Each partial is on the full step grid: the width in training measured up to its step (NaN after, equal
+    to the final result there), its closed form complete."""
     monkeypatch.setenv("WORKBENCH_FAST", "1")
-    from workbench.panels.dynamics import KernelDynamicsPanel
+    import workbench.panels.dynamics as D
     from workbench.panels.figure import LiveFigure
 
-    names = []
+    names, error_notes, parts = [], [], []
     update = LiveFigure.update
 
     def record(self, fig):
-        if fig.layout.title.text and fig.layout.title.text.startswith("Train loss"):
+        title = fig.layout.title.text or ""
+        if title.startswith("Train loss"):
             names.append(tuple(t.name for t in fig.data))
+        if title.startswith("Finite-width error") and not fig.data:
+            error_notes.append(fig.layout.annotations[0].text)
         return update(self, fig)
 
+    study = D.kernel_vs_training
+
+    def spy(**kw):
+        cb = kw.get("partial_callback")
+        if cb is not None:
+            kw["partial_callback"] = lambda r: (parts.append(r), cb(r))
+        return study(**kw)
+
     monkeypatch.setattr(LiveFigure, "update", record)
-    monkeypatch.setattr(KernelDynamicsPanel, "PARTIAL_EVERY_S", 0.0)
-    panel = KernelDynamicsPanel()
-    result = panel.result
-    assert "error" not in panel.status.value and result.finished_widths == result.widths == (32, 512)
+    monkeypatch.setattr(D, "kernel_vs_training", spy)
+    monkeypatch.setattr(D.KernelDynamicsPanel, "PARTIAL_EVERY_S", 0.0)
+    panel = D.KernelDynamicsPanel()
+    final = panel.result
+    assert "error" not in panel.status.value and final.finished_widths == final.widths == (32, 512)
+    assert final.steps_done == {32: 60, 512: 60}
+    assert {p.widths for p in parts} == {(32,), (512,)}
+    for p in parts:
+        (w,) = p.widths
+        k = p.steps_done[w]
+        assert 0 < k < 60 and p.finished_widths == () and p.steps.tolist() == final.steps.tolist()
+        i = int(np.searchsorted(p.steps, k))  # the last step trained
+        assert np.isnan(p.measured_test[w][:, i + 1:]).all() and np.isfinite(p.measured_test[w][:, : i + 1]).all()
+        np.testing.assert_array_equal(p.measured_test[w][:, : i + 1], final.measured_test[w][:, : i + 1])
+        np.testing.assert_array_equal(p.predicted_test[w], final.predicted_test[w])  # from f_0: complete at once
     in_training = [n for n in names if any("trained to step" in x for x in n)]
     # both widths were drawn while training (the second beside the finished first), then the final figure
     assert any("width 32 (measured, trained to step" in " ".join(n) for n in in_training)
     assert any("width 512 (measured, trained to step" in " ".join(n) and "train loss, width 32 (measured)" in n
                for n in in_training)
     assert not any("trained to step" in x for x in names[-1])
+    # while the first width trained, the width-error figure said so (no error "so far" drawn)
+    assert error_notes and all("training" in t for t in error_notes)
