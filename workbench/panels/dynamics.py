@@ -88,10 +88,11 @@ class KernelDynamicsPanel(Panel):
 
     def redraw_time(self) -> None:
         """Instant: the snapshot at the time slider's step, from the stored result (no retraining)."""
-        if self._result is None:
-            return
-        self.figures["functions"].update(P.function_snapshot(self._result, self.step.value))
-        self.figures["losses"].update(P.loss_curves(self._result, step=self.step.value))
+        with self.runner.draw_lock:  # not interleaved with a background draw of the same figures
+            if self._result is None:
+                return
+            self.figures["functions"].update(P.function_snapshot(self._result, self.step.value))
+            self.figures["losses"].update(P.loss_curves(self._result, step=self.step.value))
 
     def update(self) -> None:
         """Instant: the closed form of the new setting (infinite-ensemble mean and band, expected losses);
@@ -99,11 +100,7 @@ class KernelDynamicsPanel(Panel):
         if not self.widths.value:
             raise ValueError("select at least one width")
         kw = self.settings()
-        self._result = kernel_vs_training(**{**kw, "widths": ()})
-        self._set_step_range()
-        self.redraw_time()
-        for name in ("modes", "width_errors"):  # nothing of the old setting stays on screen
-            self.figures[name].update(_waiting(self._titles[name]))
+        theory = kernel_vs_training(**{**kw, "widths": ()})
 
         def chunks():  # width by width (narrow first): the figures gain a width per chunk, and a wide width's
             # curves grow while it trains (a partial result at most every PARTIAL_EVERY_S)
@@ -138,7 +135,15 @@ class KernelDynamicsPanel(Panel):
             self.figures["modes"].update(P.mode_residuals(result))
             self.figures["width_errors"].update(P.width_errors(result))
 
-        self.experiment(tuple(sorted(kw.items())), "NTK vs training", chunks, draw)
+        # the theory drawn and the request made under the draw lock: a stale experiment's partial cannot land between
+        # them (after the request it is stale and no longer drawn)
+        with self.runner.draw_lock:
+            self._result = theory
+            self._set_step_range()
+            self.redraw_time()
+            for name in ("modes", "width_errors"):  # nothing of the old setting stays on screen
+                self.figures[name].update(_waiting(self._titles[name]))
+            self.experiment(tuple(sorted(kw.items())), "NTK vs training", chunks, draw)
 
 
 def _merge_widths(a, b):
