@@ -123,32 +123,27 @@ def advani_saxe_errors(alpha: Any, t: Any, *, teacher_var: float = 1.0, noise_va
     shape = a.shape
     a, tt = a.ravel(), tt.ravel()
     s = init_var + teacher_var
-    mid, half = 1 + a, 2 * np.sqrt(a)
     inf_t = np.isinf(tt)
-    tf = np.where(inf_t, 0.0, tt) / tau
     singular = inf_t & (a == 1.0) & (noise_var > 0)
+    fin = ~inf_t
+    af = a[fin]  # finite times: adaptive quadrature over those entries only
+    mid, half, tf = 1 + af, 2 * np.sqrt(af), tt[fin] / tau
 
     def integrand(phi: float) -> np.ndarray:
         l = mid + half * np.cos(phi)
         w = half ** 2 * np.sin(phi) ** 2 / (2 * np.pi * l)  # rho(l) dl / dphi
-        e1 = np.where(inf_t, 0.0, np.exp(-l * tf))
+        e1 = np.exp(-l * tf)
         with np.errstate(divide="ignore", invalid="ignore"):
-            # (1 - e^{-l t})^2 / l, stable for small l t; its t = inf limit is 1/l
-            g = np.where(inf_t, 1.0 / l, np.expm1(-l * tf) ** 2 / l)
-            g = np.where(singular | (l <= 0), 0.0, g)  # l = 0 only at the alpha = 1 edge: limit 0 (or the peak)
+            # (1 - e^{-l t})^2 / l, stable for small l t; l = 0 only at the alpha = 1 edge, where the limit is 0
+            g = np.where(l <= 0, 0.0, np.expm1(-l * tf) ** 2 / l)
         eg = w * (s * e1 ** 2 + noise_var * g)
-        et = w * e1 ** 2 * (l * s + noise_var) / a
+        et = w * e1 ** 2 * (l * s + noise_var) / af
         return np.concatenate([eg, et])
 
-    m = a.size
-    fin = ~inf_t
-    int_g, int_t = np.zeros(m), np.zeros(m)
-    if fin.any():  # finite times: adaptive quadrature over the finite entries only
-        a_all, mid_all, half_all, tf_all, inf_all, sing_all = a, mid, half, tf, inf_t, singular
-        a, mid, half, tf, inf_t, singular = a[fin], mid[fin], half[fin], tf[fin], inf_t[fin], singular[fin]
+    int_g, int_t = np.zeros(a.size), np.zeros(a.size)
+    if af.size:
         vals, _err = integrate.quad_vec(integrand, 0.0, np.pi, epsrel=epsrel, epsabs=0.0, limit=2000)
-        int_g[fin], int_t[fin] = vals[: fin.sum()], vals[fin.sum():]
-        a, mid, half, tf, inf_t, singular = a_all, mid_all, half_all, tf_all, inf_all, sing_all
+        int_g[fin], int_t[fin] = vals[: af.size], vals[af.size:]
     # t = inf in closed form: e^{-l t} = 0 and int rho(l) / l dl over the Marchenko-Pastur bulk is the N -> inf
     # limit of (1/N) tr E[(X^T X)^+]: 1/(alpha - 1) for alpha > 1 (inverse Wishart mean), alpha/(1 - alpha) for
     # alpha < 1 (the P nonzero eigenvalues, those of X X^T); the quadrature of the 1/l peak at alpha ~ 1 took seconds

@@ -23,8 +23,8 @@ def _seed_mean(a: np.ndarray) -> np.ndarray:
 
 def _in_training(result, width: int) -> str:
     """" (trained to step k)" for a width still in training in a partial result, else ""."""
-    done = getattr(result, "steps_done", {}).get(width)
-    return "" if done is None or done >= result.steps[-1] else f", trained to step {done}"
+    done = result.steps_done[width]
+    return "" if done >= result.steps[-1] else f", trained to step {done}"
 
 
 def _index_of(steps: np.ndarray, step: int) -> int:
@@ -104,7 +104,7 @@ def mode_residuals(result, *, width: int | None = None, num_modes: int = 4, seed
 def width_errors(result) -> go.Figure:
     """Largest relative error of the test predictions over the run against width, with a width^-1/2 guide.
     Only widths whose training has finished are shown (a partial run's error so far would understate it)."""
-    widths = getattr(result, "finished_widths", result.widths)
+    widths = result.finished_widths
     fig = base_figure("Finite-width error of the closed-form prediction", "width", "max_t |f_net - f_NTK| / |f_NTK|",
                       log_x=True, log_y=True)
     if not widths:
