@@ -66,6 +66,21 @@ def test_live_figure_sends_json_and_replaces_it_whole():
     assert "second" in live.outputs[0]["data"]["text/plain"]
 
 
+def test_live_figure_does_not_send_the_figure_it_shows():
+    """An update with the figure shown sends nothing (the browser would render it again); any change is sent."""
+    def fig(y):
+        return go.Figure(go.Scatter(y=np.asarray(y, float)), layout={"title": {"text": "t"}})
+
+    live = LiveFigure(fig([1, 2]))
+    sent = []
+    live.observe(lambda c: sent.append(c["new"]), names="outputs")
+    live.update(fig([1, 2]))
+    assert sent == []
+    live.update(fig([1, 3]))
+    assert len(sent) == 1 and _decode(_shown(live)["data"][0]["y"]) == [1.0, 3.0]
+    assert live.figure.data[0].y.tolist() == [1.0, 3.0]
+
+
 def test_live_figure_and_mimebundle_reject_non_figures():
     with pytest.raises(TypeError, match="must be a plotly.graph_objects.Figure, got dict"):
         LiveFigure().update({"data": []})

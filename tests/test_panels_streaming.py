@@ -46,17 +46,40 @@ def hessian_problem():
     return net, x, y
 
 
-def test_iter_batch_hessian_study_yields_a_study_per_finished_batch_size(hessian_problem):
+def test_iter_batch_hessian_study_yields_a_study_per_draw(hessian_problem):
     net, x, y = hessian_problem
     kw = dict(TINY_HESSIAN, key=jax.random.PRNGKey(0), progress=False)
     partials = list(S.iter_batch_hessian_study(net, x, y, [4, 16], **kw))
-    assert [list(p.result.batch_sizes) for p in partials] == [[4], [4, 16]]
-    assert [p.fraction for p in partials] == [0.5, 1.0] and partials[0].note == "batch size 4"
-    assert [p.result.batch_density.shape[0] for p in partials] == [1, 2]  # a density per finished B
-    # a partial is the one-shot study of the batch sizes done (the draws of a B do not depend on the later ones);
-    # the one-shot function returns the last partial
-    same(partials[0].result, S.batch_hessian_study(net, x, y, [4], **kw))
+    assert [list(p.result.batch_sizes) for p in partials] == [[4], [4], [4, 16], [4, 16]]
+    assert [p.fraction for p in partials] == [0.25, 0.5, 0.75, 1.0]
+    assert [p.note for p in partials[:3]] == ["batch size 4, draw 1/2", "batch size 4", "batch size 16, draw 1/2"]
+    assert [p.result.batch_density.shape[0] for p in partials] == [1, 1, 2, 2]  # a density per B begun
+    # a partial after the last draw of a B is the one-shot study of the batch sizes done (the draws of a B do not
+    # depend on the later ones); the one-shot function returns the last partial, with no NaN
+    same(partials[1].result, S.batch_hessian_study(net, x, y, [4], **kw))
     assert partials[-1].result.fit.batch_size.tolist() == [4, 16]
+    for name in ("batch_top", "frob_sq", "frob_sq_stderr", "noise_top"):
+        assert np.all(np.isfinite(getattr(partials[-1].result, name)))
+    # mid-B: the draws done are the final ones, the draw to come NaN; the fit uses the mean over draws done
+    mid, full = partials[2].result, partials[-1].result
+    np.testing.assert_array_equal(mid.batch_top[:, 0], full.batch_top[:, 0])
+    np.testing.assert_array_equal(mid.batch_top[0], full.batch_top[0])
+    assert np.all(np.isnan(mid.batch_top[1, 1])) and np.isnan(mid.frob_sq[1, 1])
+    np.testing.assert_allclose(mid.noise_var, [full.frob_sq[0].mean() / full.num_params ** 2,
+                                               full.frob_sq[1, 0] / full.num_params ** 2], rtol=1e-12)
+    # the figures take a partial study: the measured mean and error bar over the draws done
+    from workbench.plots.hessian import _mean_std, top_eigenvalue_figure
+
+    fig = top_eigenvalue_figure(mid)
+    (measured,) = [t for t in fig.data if t.name == "measured lambda_max(H_B)"]
+    np.testing.assert_allclose(np.asarray(measured.y, float), np.nanmean(mid.batch_top[:, :, 0], axis=1), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(measured.error_y.array, float),
+                               [np.nanstd(mid.batch_top[0, :, 0], ddof=1), 0.0], rtol=1e-12)
+    a = np.array([[1.0, 2.0, 4.0], [3.0, np.nan, np.nan], [np.nan] * 3])
+    m, sd = _mean_std(a)
+    np.testing.assert_allclose(m[:2], [7 / 3, 3.0])
+    assert np.isnan(m[2])
+    np.testing.assert_allclose(sd, [np.std([1.0, 2.0, 4.0], ddof=1), 0.0, 0.0])
 
 
 def test_hessian_panel_two_quick_moves_during_a_long_experiment_end_in_the_last_value(monkeypatch):

@@ -23,6 +23,7 @@ def panel(tmp_path_factory):
     """One panel that ran one tiny study through its widgets (with a results folder)."""
     results = tmp_path_factory.mktemp("lr_batch_results")
     p = LrBatchPanel(LrBatchConfig(**TINY, results_dir=str(results)), run=False, quadratic_kwargs=QUAD)
+    p.PARTIAL_EVERY_S = 0.0  # every streamed point drawn (the panel's default draws at most every 2 s)
     p.heatmap_titles = []  # every heatmap drawn while the sweep streams
     draw = p.figures["heatmap"].update
     p.figures["heatmap"].update = lambda fig: (p.heatmap_titles.append(fig.layout.title.text), draw(fig))
@@ -79,6 +80,30 @@ def test_sweep_streams_point_by_point_and_ends_with_the_one_call_sweep(panel):
     same(panel.study.sweeps, whole)
     with pytest.raises(ValueError, match="one optimizer"):
         merge_sweeps([whole["sgd"], whole["adam"]])
+
+
+def test_sweep_redraws_are_throttled_and_the_quadratic_drawn_once(panel):
+    """With PARTIAL_EVERY_S longer than the sweep, no partial sweep is drawn (the points still pass the status
+    line), the figures end in the full study, and the noisy-quadratic control is sent once, not per point (the
+    runner draws the last partial and then the final result: the same figures, sent once)."""
+    from tests.test_panels_streaming import same
+    import workbench.training as training
+
+    p = LrBatchPanel(panel.study.config, run=False, quadratic_kwargs=QUAD)
+    p.PARTIAL_EVERY_S = 1e9
+    sent = {"heatmap": [], "quadratic": []}  # the figures sent to the front end (an unchanged one is not sent)
+    for name, log in sent.items():
+        p.figures[name].observe(lambda c, log=log: log.append(c["new"][0]["data"]), names="outputs")
+    statuses = []
+    p.status.observe(lambda c: statuses.append(c["new"]), names="value")
+    with pytest.MonkeyPatch.context() as mp:  # every point loads from the results folder of the fixture's run
+        mp.setattr(training, "train", lambda *a, **k: pytest.fail("a finished point was trained again"))
+        p.refresh()
+        assert p.wait(timeout=120)
+    assert len(sent["heatmap"]) == 1 and "computing" not in p.figures["heatmap"].figure.layout.title.text
+    assert len(sent["quadratic"]) == 1
+    assert any("sweep point sgd, B = 4" in v for v in statuses)  # a skipped draw still says where the sweep is
+    same(p.study.sweeps, panel.study.sweeps)
 
 
 def test_study_theory_curves_direct():

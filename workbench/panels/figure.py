@@ -101,7 +101,8 @@ class LiveFigure(W.Output):
         return self._figure
 
     def update(self, new: go.Figure) -> None:
-        """Show ``new`` instead of the current figure (one message to the front end, no flash)."""
+        """Show ``new`` instead of the current figure (one message to the front end, no flash; none when the figure
+        sent would be the one shown)."""
         if not isinstance(new, go.Figure):
             raise TypeError(f"new must be a plotly.graph_objects.Figure, got {type(new).__name__}")
         if new.layout.uirevision is None:
@@ -120,6 +121,8 @@ class LiveFigure(W.Output):
                     layout.setdefault(name, {}).update(range=rng, autorange=False)
         elif self.view_tracker.view:  # set on a figure with another uirevision: that view is gone
             self.view_tracker.view = {}
+        if self.outputs and self.outputs[0].get("data") == bundle:
+            return  # the same figure: nothing to send (the browser would render it again, on the kernel's cores)
         self.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
 
     def static_html(self) -> str:

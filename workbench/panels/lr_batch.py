@@ -5,6 +5,7 @@ scaling-law calculators (Kaplan's critical batch, the Step Law), which update li
 from __future__ import annotations
 
 import html
+import time
 
 import ipywidgets as W
 import numpy as np
@@ -14,6 +15,7 @@ from workbench import config
 from workbench import lr_batch as lb
 from workbench.experiments import SWEEP_OPTIMIZERS
 from workbench.nets import ACTIVATIONS, PARAMETRIZATIONS
+from workbench.panels.background import checkpoint
 from workbench.panels.base import Panel
 from workbench.panels.figure import LiveFigure
 from workbench.plots.lr_batch import kaplan_figure, loss_heatmap, lr_vs_batch
@@ -67,6 +69,10 @@ def calculators_text(loss: float, b_star: float, inv_alpha_b: float, num_params:
 class LrBatchPanel(Panel):
     """Set the model, data and sweep, press Run: the sweep runs (finished points are kept on disk when a
     results folder is given, so a rerun resumes), then every figure is redrawn. The calculators update live."""
+
+    #: while the sweep runs, its figures are redrawn at most this often (a point of a small batch size takes well
+    #: under a second, and each redraw sends three figures to the browser, which renders them on the same cores)
+    PARTIAL_EVERY_S = 2.0
 
     def __init__(self, cfg: LrBatchConfig | None = None, *, run: bool = True,
                  quadratic_kwargs: dict | None = None) -> None:
@@ -180,16 +186,22 @@ class LrBatchPanel(Panel):
         def chunks():
             quad = known_quad if known_quad is not None else quadratic_study(**self.quadratic_kwargs)
             yield (None, quad), 0.1, "noisy-quadratic control"
-            for study, fraction, note in iter_study(cfg, progress=False):  # one chunk per (optimizer, B) point
-                yield (study, quad), 0.1 + 0.9 * fraction, f"sweep point {note}"
+            last_draw = time.perf_counter()
+            for study, fraction, note in iter_study(cfg, progress=False):  # a partial per (optimizer, B) point
+                done = 0.1 + 0.9 * fraction
+                if fraction < 1.0 and time.perf_counter() - last_draw < self.PARTIAL_EVERY_S:
+                    checkpoint(f"sweep point {note}", done)  # the status line; stops here once superseded
+                    continue
+                yield (study, quad), done, f"sweep point {note}"
+                last_draw = time.perf_counter()
 
         def draw(result, _done: bool) -> None:
             study, quad = result
             if study is None:
                 self._quadratic = quad
                 self.figures["quadratic"].update(quadratic_figure(quad))
-            else:
-                self.show(study, quad)
+            else:  # the quadratic control is drawn once (a cached result brings its own)
+                self.show(study, quad if quad is not self._quadratic else None)
 
         self.experiment(repr(cfg), "lr x batch sweep", chunks, draw)
 
@@ -202,7 +214,8 @@ class LrBatchPanel(Panel):
             self._quadratic = quadratic
             self.figures["quadratic"].update(quadratic_figure(quadratic))
         opts = list(self._study.sweeps)
-        self.heatmap_opt.options = opts
+        if tuple(self.heatmap_opt.options) != tuple(opts):  # a new options list redraws the heatmap on its own
+            self.heatmap_opt.options = opts
         if self.heatmap_opt.value not in opts:
             self.heatmap_opt.value = opts[0]
         figs = study_figures(self._study, self.heatmap_opt.value)

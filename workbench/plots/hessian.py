@@ -52,13 +52,22 @@ def density_figure(study, *, show_rmt: bool = True) -> go.Figure:
 
 
 def _mean_std(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return a.mean(axis=1), (a.std(axis=1, ddof=1) if a.shape[1] > 1 else np.zeros(a.shape[0]))
+    """Mean and sample standard deviation per row over the finite entries (a partial study's draws to come are
+    NaN); the deviation is 0 for a row with one draw done."""
+    a = np.asarray(a, dtype=float)
+    done = np.isfinite(a)
+    count = done.sum(axis=1)
+    mean = np.where(done, a, 0.0).sum(axis=1) / np.maximum(count, 1)
+    sq = np.where(done, (a - mean[:, None]) ** 2, 0.0).sum(axis=1)
+    std = np.sqrt(sq / np.maximum(count - 1, 1))
+    return np.where(count > 0, mean, np.nan), np.where(count > 1, std, 0.0)
 
 
 def noise_excess(study) -> np.ndarray:
-    """Measured top eigenvalue of H_B - H divided by the Wigner edge 2 s sqrt(P), per B < N."""
+    """Measured top eigenvalue of H_B - H divided by the Wigner edge 2 s sqrt(P), per B < N (mean over the draws
+    done)."""
     keep = study.batch_sizes < study.num_data
-    return study.noise_top.mean(axis=1)[keep] / study.wigner_edge[keep]
+    return _mean_std(study.noise_top)[0][keep] / study.wigner_edge[keep]
 
 
 def top_eigenvalue_figure(study) -> go.Figure:

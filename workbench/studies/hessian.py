@@ -303,10 +303,13 @@ def iter_batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: 
                              grid_size: int = 400, progress: bool = True,
                              executor: Any = None) -> Iterator[Partial]:
     """Measure batch-curvature spectra at each batch size and compare with the random-matrix model, yielding a
-    :class:`~workbench.studies.partial.Partial` study once all draws of a batch size are done (batch sizes in
-    the order given): the study of the batch sizes finished so far (fit, prediction and density grid from
-    those), so SLQ densities appear per batch size. The last one is the full study (:func:`batch_hessian_study`).
-    With an ``executor`` the draws run as tasks in any order and only the full study is yielded.
+    :class:`~workbench.studies.partial.Partial` study after every draw (batch sizes in the order given, draws in
+    order): the study of the batch sizes begun so far, the one in progress from its draws done (its rows of
+    ``batch_top``, ``frob_sq``, ``frob_sq_stderr`` and ``noise_top`` NaN for the draws to come; fit, prediction and densities
+    from the draws done), so SLQ densities appear and sharpen draw by draw. Once all draws of a batch size are done,
+    the partial equals the one-shot study of the batch sizes so far. The last one is the full study
+    (:func:`batch_hessian_study`), with no NaN. With an ``executor`` the draws run as tasks in any order and only
+    the full study is yielded.
 
     Args:
       net: an MLP (anything hashable with ``init(key, in_dim)`` and ``apply(params, x)``).
@@ -354,10 +357,11 @@ def iter_batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: 
     full_slq = slq_density(full_op, min(slq_steps, p), max(slq_probes, 2), key=k_probe, grid=2)
 
     nb = len(bs)
-    batch_top = np.zeros((nb, num_batches, top_k))
-    frob = np.zeros((nb, num_batches))
-    frob_se = np.zeros((nb, num_batches))
-    noise_top = np.zeros((nb, num_batches))
+    # NaN until drawn: a partial study shows the draws done of the batch size in progress
+    batch_top = np.full((nb, num_batches, top_k), np.nan)
+    frob = np.full((nb, num_batches), np.nan)
+    frob_se = np.full((nb, num_batches), np.nan)
+    noise_top = np.full((nb, num_batches), np.nan)
     nodes: list[list[np.ndarray]] = [[] for _ in bs]
     weights: list[list[np.ndarray]] = [[] for _ in bs]
     draws = [(i, int(b), j) for i, b in enumerate(bs) for j in range(num_batches)]
@@ -371,9 +375,11 @@ def iter_batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: 
         weights[i].append(r["weights"])
         if "frob" in r:
             frob[i, j], frob_se[i, j], noise_top[i, j] = r["frob"], r["frob_se"], r["noise_top"]
+        else:  # B = N: the batch curvature is the full one, no noise
+            frob[i, j] = frob_se[i, j] = noise_top[i, j] = 0.0
 
     def study(k: int) -> BatchHessianStudy:
-        """The study of the first ``k`` batch sizes (all their draws done)."""
+        """The study of the first ``k`` batch sizes (the last one's undone draws NaN)."""
         return _assemble(bs[:k], p, n, kind, loss, full, full_slq, batch_top[:k].copy(), frob[:k].copy(),
                          frob_se[:k].copy(), noise_top[:k].copy(), nodes[:k], weights[:k], grid_size, trained,
                          time.perf_counter() - start)
@@ -385,8 +391,9 @@ def iter_batch_hessian_study(net: Any, x: jax.Array, y: jax.Array, batch_sizes: 
                 with config.matmul_precision("highest"):  # not held across a yield: the consumer runs in between
                     store(t, _batch_draw(lf, params, x, y, uniform, k_data, i, b, j, **settings))
                 bar.update(1)
-                if j == num_batches - 1 and i < nb - 1 and 0 < bs[: i + 1].min() < n:  # the fit needs a B < N
-                    yield Partial(study(i + 1), (t + 1) / len(draws), f"batch size {b}")
+                if t < len(draws) - 1 and bs[: i + 1].min() < n:  # the fit needs a B < N
+                    note = f"batch size {b}" if j == num_batches - 1 else f"batch size {b}, draw {j + 1}/{num_batches}"
+                    yield Partial(study(i + 1), (t + 1) / len(draws), note)
         finally:
             bar.close()
     else:
@@ -406,8 +413,9 @@ def _assemble(bs: np.ndarray, p: int, n: int, kind: str, loss: str, full: Any, f
     """Fit, prediction and densities from the measured draws of the batch sizes ``bs``."""
     nb = len(bs)
     moments = np.zeros((nb + 1, 2))
-    noise_var = frob.mean(axis=1) / p ** 2
-    fit = rmt.fit_noise_variance(bs, frob.mean(axis=1), p, n)
+    frob_mean = np.nanmean(frob, axis=1)  # over the draws done (a partial study's last row has NaN to come)
+    noise_var = frob_mean / p ** 2
+    fit = rmt.fit_noise_variance(bs, frob_mean, p, n)
     model_sigma2 = max(fit.sigma2, 1e-300) if kind == "hessian" else math.sqrt(max(fit.sigma2, 1e-300))
     lam = np.maximum(full.eigenvalues, 1e-300)
     pred = rmt.batch_hessian_top(lam, p, model_sigma2, bs, n, kind=kind)
