@@ -110,11 +110,11 @@ def _move(page, index: int, kind: str, label: str, limit: float) -> dict:
     status_end = None if done is not None else " | ".join(
         line.strip() for line in page.evaluate(JS_PANEL_STATUS).splitlines() if line.strip())[:400]
     return {"ack": ack, "done": done, "experiment": experiment, "status_at_timeout": status_end,
-            "gap": max(b - a for a, b in zip(marks, marks[1:])) if experiment else None}
+            "gap": max(b - a for a, b in zip(marks, marks[1:])) if experiment else None, "changes": changes}
 
 
 def measure_notebook(browser, base_url: str, notebook: str, moves: int = 3, timeout: float = 900.0,
-                     move_timeout: float = 180.0, emit=print) -> dict:
+                     move_timeout: float = 180.0, emit=print, marks: bool = False) -> dict:
     """Open, run all, time the panel cell's first figure and all figures, then move each live control ``moves``
     times; stops at ``timeout`` seconds for the notebook (rows measured so far are kept and emitted)."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -181,6 +181,9 @@ def measure_notebook(browser, base_url: str, notebook: str, moves: int = 3, time
                  f" done {_fmt(c['done_s'])} s, longest gap between partial results {_fmt(c['max_gap_s'])} s,"
                  f" {c['moves']} moves" + (f", {c['unfinished']} unfinished (status then: "
                                             f"{c['status_at_timeout']!r})" if c["unfinished"] else ""))
+            if marks:  # when each figure change came, per move (where a long gap sits)
+                for r in results:
+                    emit(f"    figure changes at {', '.join(f'{t:.2f}' for t in r['changes'])} s; done {_fmt(r['done'])} s")
         if "timed_out" in row:
             emit(f"  {notebook}: TIMED OUT after {timeout:.0f} s ({row['timed_out']}); next notebook")
         return row
@@ -200,6 +203,7 @@ def main() -> None:
     ap.add_argument("--moves", type=int, default=3, help="moves per control (the medians are over these)")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per notebook before it is cut")
     ap.add_argument("--move-timeout", type=float, default=180.0, help="seconds one control move may take")
+    ap.add_argument("--marks", action="store_true", help="print the times of the figure changes after each move")
     args = ap.parse_args()
     chromium = harness.find_chromium()
     if chromium is None:
@@ -227,7 +231,7 @@ def main() -> None:
                 for n in names:
                     try:
                         rows.append(measure_notebook(browser, server.url, n, moves=args.moves, timeout=args.timeout,
-                                                     move_timeout=args.move_timeout,
+                                                     move_timeout=args.move_timeout, marks=args.marks,
                                                      emit=lambda line: print(line, flush=True)))
                     except Exception as exc:  # one notebook's failure must not lose the others' rows
                         print(f"{n}: FAILED ({type(exc).__name__}: {exc})", flush=True)

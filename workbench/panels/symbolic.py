@@ -69,6 +69,8 @@ class SymbolicPanel(Panel):
         self.price_button.on_click(lambda _b: self._run(self.update_price))
         self.price_message = W.HTML()
         self._last: CheckResult | None = None
+        self._curve: Any = None  # the dense closed-form curve of ``_curve_of`` (a CheckResult)
+        self._curve_of: CheckResult | None = None
         self._table: symbolic.CheckTable | None = None
         self._syncing = False
         self._sync_choices()
@@ -135,7 +137,9 @@ class SymbolicPanel(Panel):
         d = symbolic.get(r.name)
         i = int(self.output.value or 0)
         col = d.point_names.index(d.sweep[0])
-        curve = _dense_curve(d, r)
+        if self._curve_of is not r:  # the closed form on a dense grid, every output at once: the output dropdown
+            self._curve, self._curve_of = _dense_curve(d, r), r  # only picks a column of it
+        curve = self._curve
         new = check_figure(r.points[:, col], r.closed[:, i], r.numeric[:, i], r.tolerances[:, i],
                            sweep_name=d.sweep[0], output_name=d.outputs[i],
                            curve=None if curve is None else (curve[0], curve[1][:, i]),
