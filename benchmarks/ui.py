@@ -83,6 +83,9 @@ def _median(xs: list[float | None]) -> float | None:
 
 def _move(page, index: int, kind: str, label: str, limit: float) -> dict:
     """One move of control ``index``: ack, done, experiment or not, the longest gap between partial results."""
+    # scrolled to first: the clock starts at the key press or selection, as a person's wait does (scrolling the
+    # page of figures back up to the controls is the harness's work, not the panel's)
+    page.locator(f'[data-wb-control="{index}"]').scroll_into_view_if_needed(timeout=10_000)
     before, status = harness._fingerprints(page), page.evaluate(harness.JS_STATUS)
     t0 = time.monotonic()
     harness._change_control(page, index, kind, label)

@@ -91,7 +91,7 @@ class BatchHessianPanel(Panel):
         return self._cache[s]
 
     def partials(self, s: tuple) -> Iterator[Partial]:
-        """The study of setting ``s``, one partial study per finished batch size (the last is the full one)."""
+        """The study of setting ``s``, one partial study per draw (the last is the full one)."""
         depth, width, activation, loss, dataset, kind, bs, steps = s
         x, y, _ = _make_data(dataset, loss, self.num_data)
         w_std = 2 ** 0.5 if activation == "relu" else 1.0
@@ -116,8 +116,8 @@ class BatchHessianPanel(Panel):
         self.summary.value = "<small>" + " &middot; ".join(rows) + "</small>"
 
     def update(self) -> None:
-        """Background: the study of the current setting (cached), drawn per finished batch size (the SLQ densities
-        appear one by one); a newer setting supersedes it between batch sizes."""
+        """Background: the study of the current setting (cached), drawn after every draw (the SLQ densities appear
+        batch size by batch size and sharpen draw by draw); a newer setting supersedes it between draws."""
         s = self.settings()
 
         def chunks():
