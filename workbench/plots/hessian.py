@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
@@ -55,12 +57,11 @@ def _mean_std(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and sample standard deviation per row over the finite entries (a partial study's draws to come are
     NaN); the deviation is 0 for a row with one draw done."""
     a = np.asarray(a, dtype=float)
-    done = np.isfinite(a)
-    count = done.sum(axis=1)
-    mean = np.where(done, a, 0.0).sum(axis=1) / np.maximum(count, 1)
-    sq = np.where(done, (a - mean[:, None]) ** 2, 0.0).sum(axis=1)
-    std = np.sqrt(sq / np.maximum(count - 1, 1))
-    return np.where(count > 0, mean, np.nan), np.where(count > 1, std, 0.0)
+    count = np.isfinite(a).sum(axis=1)
+    with warnings.catch_warnings():  # rows with no draw (mean NaN) or one (no spread): handled below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, std = np.nanmean(a, axis=1), np.nanstd(a, axis=1, ddof=1)
+    return mean, np.where(count > 1, std, 0.0)
 
 
 def noise_excess(study) -> np.ndarray:
