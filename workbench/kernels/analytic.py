@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
+from workbench.host_memory import trim_after_compiling
 from workbench.nets import MLP, activation_name
 from workbench.validation import check_choice, check_finite, check_matrix_rank2, check_positive_int
 from workbench.validation import check_number_array, is_concrete
@@ -370,7 +371,9 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
     Memory: the recursion runs over blocks of ``block_rows`` rows (default: about 2^14 entries per block)
     inside one compiled loop that writes each block into the output in place, so the peak is the
     output plus a few block-sized temporaries (not the ~6 n1 x n2 temporaries of the whole-matrix
-    recursion); the values are those of the whole-matrix recursion (same formulas, entry by entry).
+    recursion); the values are those of the whole-matrix recursion (same formulas, entry by entry). A call
+    that compiles hands the compiler's freed working memory back to the OS before it runs
+    (``workbench.host_memory``), so that its peak is not the compiler's plus the output's.
 
     Example (worked value of ``docs/theory.md``):
       >>> import jax.numpy as jnp
@@ -405,7 +408,8 @@ def infinite_kernels(net: MLP, x1: jax.Array, x2: jax.Array | None = None, *,
         sq = [jnp.sum(x * x, axis=1) for x in (x1, x2) if x is not None]
         order = _choose_order(net, np.concatenate([np.asarray(v) for v in sq]), d)
     shape_net, hyper = _split(net)  # width, w_std and b_std traced: a slider on them does not recompile
-    out, finite = _infinite_jit(shape_net, x1, x2, order, get, block_rows, hyper)
+    with trim_after_compiling():  # the compiler's freed memory goes back before the outputs are allocated
+        out, finite = _infinite_jit(shape_net, x1, x2, order, get, block_rows, hyper)
     if is_concrete(finite) and not bool(finite):
         # finite inputs whose kernel overflows (huge norms, e.g. 1e200) would otherwise be a silent inf/NaN
         scale = float(jnp.max(jnp.abs(x1))) if x2 is None else float(max(jnp.max(jnp.abs(x1)), jnp.max(jnp.abs(x2))))
