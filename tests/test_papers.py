@@ -97,15 +97,12 @@ EXPECTED_FAILING: dict[str, set[str]] = {
     "granziol_2022_lr_batch": {"quadratic: SGD max-stable lr exponent (B <= B*/16)",
                                "net: sgd max-stable lr exponent (B <= 64)"},
     "mok_2022_lga": {"tau(LGA after 10 steps) - max tau(init metrics)", "tau(LGA after 10 steps, test accuracy)"},
-    # P <= 1024: the FC kernel's exponent is pre-asymptotic (0.34 at d = 8, 0.46 at d = 16, against 1/d), so the
-    # local/FC ratio stays below 2 (see the entry's notes)
-    "favero_2021_locality": {"local / FC exponent ratio d=8", "local / FC exponent ratio d=16"},
 }
 
 
 #: entries cheap enough for the default tier (seconds); the others cost minutes each on 2 cores (slow tier)
 CHEAP = {"advani_saxe_2017", "roberts_yaida_kurtosis", "giapitzakis_2025_permutations", "scale_mixtures_nngp",
-         "simon_2023_more_is_better"}
+         "simon_2023_more_is_better", "favero_2021_locality"}
 
 
 @pytest.mark.parametrize("name", [n if n in CHEAP else pytest.param(n, marks=pytest.mark.slow) for n in WRONG])

@@ -52,10 +52,10 @@ def favero_figures(rep) -> list[tuple[str, go.Figure]]:
     """Learning curves (measured with 3-se bars, spectral theory as lines) and the fitted exponents."""
     cv = rep.data["curves"]
     p = np.asarray(cv["p"], float)
-    f1 = base_figure(f"Learning curves, teacher = student GP (filter size s = {cv['s']})", "training points P",
-                     "E_g (posterior variance)", log_x=True, log_y=True)
+    f1 = base_figure(f"Learning curves of a local GP teacher (filter size t = {cv['s']})", "training points P",
+                     "E_g (averaged over teachers)", log_x=True, log_y=True)
     for i, d in enumerate(cv["dims"]):
-        for kind, label, symbol in (("local", f"local s={cv['s']}", "circle"), ("fc", "fully connected", "square")):
+        for kind, label, symbol in (("local", f"local student s={cv['s']}", "circle"), ("fc", "FC student", "square")):
             m, se = _mean_se(cv[f"{kind}_{d}"])
             f1.add_trace(go.Scatter(x=p, y=m, mode="markers", name=f"d={d}: {label}", marker=dict(
                 color=_COLORS[i], symbol=symbol, size=9), error_y=dict(type="data", array=3 * se)))
