@@ -96,7 +96,9 @@ EXPECTED_FAILING: dict[str, set[str]] = {
     # finite runs diverge at the almost-sure (sqrt B) limit, not the mean-square (linear) one; see the entry's notes
     "granziol_2022_lr_batch": {"quadratic: SGD max-stable lr exponent (B <= B*/16)",
                                "net: sgd max-stable lr exponent (B <= 64)"},
-    "mok_2022_lga": {"tau(LGA after 10 steps) - max tau(init metrics)", "tau(LGA after 10 steps, test accuracy)"},
+    # 30 MLPs, one Adam recipe: the TE-NAS condition number ranks best (tau 0.56), LGA after 10 steps 0.40; the
+    # difference is inside the bootstrap noise (see the entry's notes)
+    "mok_2022_lga": {"tau(LGA after 10 steps) - max tau(init metrics)"},
 }
 
 

@@ -43,6 +43,24 @@ def test_lga_is_the_pearson_correlation_of_kernel_and_label_entries():
         mok.label_gradient_alignment(k[:5], labels)
 
 
+def test_family_draws_distinct_networks_from_the_axes_and_is_fixed():
+    nets = mok.family(30)
+    assert len(nets) == 30 and len(set(nets)) == 30 and nets == mok.family(30)  # fixed: part of the benchmark
+    for depth, width, act, w_std, par in nets:
+        assert depth in mok.DEPTHS and width in mok.WIDTHS and act in mok.ACTIVATIONS and par in mok.PARAMETRIZATIONS
+        assert w_std == (2 ** 0.5 if act in ("relu", "gelu") else 1.0)
+    assert mok.family(30, seed=1) != nets
+    # every axis is visited by a 30-network draw (each value of an axis with k values is missed by 30 uniform draws
+    # from 375 combinations with probability < (1 - 1/5)^30 ~ 1e-3; the draw is fixed, so this is a fact, not a risk)
+    for i, axis in enumerate((mok.DEPTHS, mok.WIDTHS, mok.ACTIVATIONS)):
+        assert {n[i] for n in nets} == set(axis)
+    assert {n[4] for n in nets} == set(mok.PARAMETRIZATIONS)
+    size = len(mok.DEPTHS) * len(mok.WIDTHS) * len(mok.ACTIVATIONS) * len(mok.PARAMETRIZATIONS)
+    assert len(set(mok.family(size))) == size
+    with pytest.raises(ValueError, match="size must be <="):
+        mok.family(size + 1)
+
+
 def test_kendall_tau_against_pair_counting_and_bootstrap_spread():
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal(15), rng.standard_normal(15)
