@@ -112,6 +112,8 @@ def test_locality_helpers_reject_bad_input():
         fav.regression_errors(np.eye(10), np.eye(9), [4], 4)
     with pytest.raises(ValueError, match="patch"):
         fav.local_kernel(np.zeros((2, 4)), s=2, patch="gaussian")
+    with pytest.raises(ValueError, match="s must be an integer >= 1"):
+        fav.patch_kernel(np.zeros(3), 0)
 
 
 # ----------------------------------------------------------------------------- yang_2019_tensor_programs_1

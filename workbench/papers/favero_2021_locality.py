@@ -92,6 +92,7 @@ def patch_kernel(u: np.ndarray, s: int, patch: str = "laplace") -> np.ndarray:
     """k_s(u): ``"laplace"`` exp(-sqrt(2 s (1 - u))) (the Laplace kernel of the patches' Euclidean distance) or
     ``"relu_ntk"`` kappa(u), the two-layer relu NTK; u = (1/s) sum_j cos(theta_j - phi_j) in [-1, 1]."""
     check_choice("patch", patch, PATCHES)
+    s = check_positive_int("s", s)
     u = np.clip(np.asarray(u, float), -1.0, 1.0)
     if patch == "laplace":
         return np.exp(-np.sqrt(2.0 * s * (1.0 - u)))

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.stats
+from tqdm.auto import tqdm
 
 from workbench import config
 from workbench.linalg import condition_number
@@ -130,7 +131,7 @@ def run(*, fast: bool, key: int) -> Reproduction:
         x_ntk, y_ntk = data.x_train[:n_ntk], np.asarray(data.y_train[:n_ntk, 0])
         lte = np.asarray(data.y_test[:, 0])
         rows = []
-        for spec in nets:
+        for spec in tqdm(nets, desc="mok_2022_lga: networks trained", leave=False):  # minutes: 5-8 s each
             net = _net(spec)
             res = train_mlp(net, (data.x_train, data.y_train), loss="cross_entropy", reduction="mean",
                             optimizer=OPTIMIZER, lrs=[lr], seeds=tuple(s + 100 * key for s in seeds), num_steps=steps,
