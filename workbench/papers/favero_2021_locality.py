@@ -10,8 +10,9 @@ sums a patch kernel over the d cyclic patches,
 and the fully connected (FC) kernel is the same with s = d (one patch, the whole input). Two patch kernels,
 both functions of u_i = (1/s) sum_{j<s} cos(theta_{i+j} - phi_{i+j}) (``patch``):
 
-* ``"laplace"`` (the entry's, as in the paper's experiments): k(x_i, y_i) = exp(-|x_i - y_i|), the Laplace kernel
-  of the patches' Euclidean distance |x_i - y_i| = sqrt(2 s (1 - u_i)); k(0) = 1;
+* ``"laplace"`` (the entry's; the paper's experiments use Laplace and NTK patch kernels): k(x_i, y_i) =
+  exp(-|x_i - y_i|), the Laplace kernel of the patches' Euclidean distance |x_i - y_i| = sqrt(2 s (1 - u_i));
+  k(0) = 1;
 * ``"relu_ntk"``: kappa(u_i) = u kappa_0(u) + kappa_1(u), the two-layer relu NTK
   (:func:`workbench.kernels.sphere.relu_ntk_two_layer`): the NTK of the one-hidden-layer relu convolution with
   filter size s and a dense readout of every position, :func:`conv_net` on :func:`embed`-ded inputs
@@ -68,7 +69,7 @@ CLAIM = ("Kernel regression with a local (convolutional) kernel of filter size s
          "connected kernel suffers the curse of dimensionality, P^{-alpha_t/d}.")
 #: the cusp exponent of the patch kernels (Fourier coefficients ~ |m|^{-(s + ALPHA)})
 ALPHA = 1.0
-#: the entry's patch kernel (teacher and both students), as in the paper's experiments
+#: the entry's patch kernel (teacher and both students); the paper's experiments use Laplace and NTK patches
 PATCH = "laplace"
 #: the issue's bands: local exponents at two input dimensions within this of each other, and the local
 #: exponent more than RATIO times the fully connected one
