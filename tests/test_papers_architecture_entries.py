@@ -108,6 +108,10 @@ def test_locality_helpers_reject_bad_input():
         fav.local_spectrum(3, 4, 8)
     with pytest.raises(ValueError, match="max\\(ps\\) \\+ num_test"):
         fav.regression_errors(np.eye(10), np.eye(10), [8], 4)
+    with pytest.raises(ValueError, match="at least one"):
+        fav.regression_errors(np.eye(10), np.eye(10), [], 4)
+    with pytest.raises(ValueError, match="P must be an integer >= 1"):
+        fav.regression_errors(np.eye(10), np.eye(10), [0], 4)
     with pytest.raises(ValueError, match="same shape"):
         fav.regression_errors(np.eye(10), np.eye(9), [4], 4)
     with pytest.raises(ValueError, match="patch"):
